@@ -1,0 +1,53 @@
+//! Node configuration: limits, timeouts and buffer sizes, each with a documented default.
+
+use crate::ids::NodeId;
+use std::time::Duration;
+
+/// Default hard limit on a frame body, in bytes (16 MiB).
+pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+/// Default deadline of a call when the caller sets none.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default cap on requests a peer may have running on this node over one connection.
+pub const MAX_INFLIGHT_PER_CONNECTION: usize = 4096;
+/// Default cap on open connections accepted by a listening node.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Default time a new connection has to complete its handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time in-flight calls get to finish on shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Initial capacity of a connection's read buffer, in bytes.
+pub const READ_BUFFER: usize = 64 * 1024;
+
+/// Settings of one [`Node`](crate::Node).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Fixed node id (for servers whose capabilities must survive a restart);
+    /// random when `None`.
+    pub node_id: Option<NodeId>,
+    /// Largest frame body accepted or sent, in bytes.
+    pub max_frame_len: usize,
+    /// Deadline of a call that sets none.
+    pub call_timeout: Duration,
+    /// Requests one connection may have running here at once; more get `Overloaded`.
+    pub max_inflight_per_connection: usize,
+    /// Connections a listening node accepts at once; more wait in the backlog.
+    pub max_connections: usize,
+    /// Time a new connection has to complete its handshake.
+    pub handshake_timeout: Duration,
+    /// Time in-flight calls get to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: None,
+            max_frame_len: MAX_FRAME_LEN,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            max_inflight_per_connection: MAX_INFLIGHT_PER_CONNECTION,
+            max_connections: MAX_CONNECTIONS,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            shutdown_grace: SHUTDOWN_GRACE,
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! The contract between the runtime and `#[remote]`-generated code.
+//!
+//! Server side: a [`ServerProxy`] (skeleton) receives an [`IncomingCall`] whose
+//! arguments are still opaque bytes and decodes them itself. Client side: a
+//! [`RemoteHandle`] sends calls for one capability. A reference type
+//! implements [`RemoteRef`]; it serializes as a capability, which the runtime
+//! turns back into either the real local object (when the reference comes
+//! home) or the one shared proxy for that capability.
+//!
+//! Encoding and decoding run synchronously inside [`with_node`], which tells
+//! reference types which node exports or imports them.
+
+use crate::error::RpcError;
+use crate::ids::{Capability, ComHandle, NodeId};
+use crate::node::{Node, NodeInner};
+use crate::registry::classes::{ClassInfo, class_name};
+use crate::wire::{Payload, ResponseBody};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Skeleton of an exported object: decodes requests and calls the real object.
+pub trait ServerProxy: Send + Sync + 'static {
+    /// Class of the object behind it.
+    fn class(&self) -> &'static ClassInfo;
+    /// Runs one call to completion and produces the response body.
+    fn dispatch(self: Arc<Self>, call: IncomingCall) -> BoxFuture<'static, ResponseBody>;
+}
+
+/// A request as a [`ServerProxy`] sees it: method name and undecoded arguments.
+pub struct IncomingCall {
+    pub(crate) node: Arc<NodeInner>,
+    pub(crate) peer: NodeId,
+    pub(crate) class: &'static ClassInfo,
+    pub(crate) method: String,
+    pub(crate) args: Vec<crate::wire::Payload>,
+}
+
+impl fmt::Debug for IncomingCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IncomingCall")
+            .field("peer", &self.peer)
+            .field("class", &self.class.name)
+            .field("method", &self.method)
+            .field("args", &self.args.len())
+            .finish()
+    }
+}
+
+impl IncomingCall {
+    /// Name of the method called.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The node serving the call.
+    pub fn node(&self) -> Node {
+        Node::from_inner(Arc::clone(&self.node))
+    }
+
+    /// Node that made the call.
+    pub fn peer(&self) -> NodeId {
+        self.peer
+    }
+
+    /// Checks the argument count.
+    ///
+    /// # Errors
+    /// [`RpcError::BadArguments`] naming the method and both counts.
+    pub fn expect_args(&self, n: usize) -> Result<(), RpcError> {
+        if self.args.len() != n {
+            return Err(RpcError::BadArguments {
+                method: self.method.clone(),
+                reason: format!("expected {n} arguments, got {}", self.args.len()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes argument `index`, called `name` in the method's signature.
+    ///
+    /// # Errors
+    /// [`RpcError::BadArguments`] naming the method, the argument and what was wrong.
+    pub fn arg<T: DeserializeOwned>(&self, index: usize, name: &str) -> Result<T, RpcError> {
+        let Some(p) = self.args.get(index) else {
+            return Err(RpcError::BadArguments {
+                method: self.method.clone(),
+                reason: format!("argument `{name}` (#{index}) is missing"),
+            });
+        };
+        decode_payload(&self.node, p, name).map_err(|e| match e {
+            RpcError::Decode { reason, .. } => RpcError::BadArguments {
+                method: self.method.clone(),
+                reason: format!(
+                    "argument `{name}` (#{index}, {}): {reason}",
+                    std::any::type_name::<T>()
+                ),
+            },
+            other => other,
+        })
+    }
+
+    /// The error for a method name the class does not have.
+    pub fn no_such_method(&self) -> RpcError {
+        RpcError::NoSuchMethod {
+            class: self.class.name.to_owned(),
+            method: self.method.clone(),
+        }
+    }
+
+    /// Encodes a method's result as the response body.
+    pub fn reply<T: Serialize, E: Serialize>(&self, result: Result<T, E>) -> ResponseBody {
+        match result {
+            Ok(v) => match encode_payload(&self.node, &v, "result") {
+                Ok(p) => ResponseBody::Out(vec![p]),
+                Err(e) => ResponseBody::System(e),
+            },
+            Err(e) => match encode_payload(&self.node, &e, "error") {
+                Ok(p) => ResponseBody::Application(p),
+                Err(e) => ResponseBody::System(e),
+            },
+        }
+    }
+}
+
+/// What a call returned, before the out argument is decoded.
+#[derive(Debug)]
+pub enum Reply {
+    /// The out arguments (one: the method's result).
+    Out(Vec<Payload>),
+    /// The method's own error, encoded.
+    Application(Payload),
+}
+
+/// Client-side state for one imported capability, shared by every reference to it.
+pub struct RemoteObject {
+    pub(crate) cap: Capability,
+    pub(crate) node: Arc<NodeInner>,
+}
+
+impl fmt::Debug for RemoteObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteObject")
+            .field("cap", &self.cap)
+            .finish()
+    }
+}
+
+impl Drop for RemoteObject {
+    fn drop(&mut self) {
+        self.node.imports.forget_dead(&self.cap.object);
+    }
+}
+
+/// Sends calls to one remote object: the core of every generated client proxy.
+#[derive(Clone)]
+pub struct RemoteHandle {
+    obj: Arc<RemoteObject>,
+    /// Deadline of calls made through this handle; the node default when `None`.
+    timeout: Option<Duration>,
+}
+
+impl fmt::Debug for RemoteHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteHandle")
+            .field("cap", &self.obj.cap)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl RemoteHandle {
+    /// The capability this handle calls.
+    pub fn capability(&self) -> &Capability {
+        &self.obj.cap
+    }
+
+    /// The same handle with another call deadline.
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        RemoteHandle {
+            obj: Arc::clone(&self.obj),
+            timeout: Some(timeout),
+        }
+    }
+
+    /// The deadline calls through this handle get.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(self.obj.node.config.call_timeout)
+    }
+
+    /// The node this handle calls from.
+    pub fn node(&self) -> Node {
+        Node::from_inner(Arc::clone(&self.obj.node))
+    }
+
+    /// True if both handles name the same remote object.
+    pub fn same_object(&self, other: &RemoteHandle) -> bool {
+        Arc::ptr_eq(&self.obj, &other.obj)
+    }
+
+    /// Encodes one argument (exporting any local references it holds).
+    ///
+    /// # Errors
+    /// [`RpcError::Encode`] when the value cannot be encoded.
+    pub fn encode<T: Serialize + ?Sized>(&self, v: &T, what: &str) -> Result<Payload, RpcError> {
+        encode_payload(&self.obj.node, v, what)
+    }
+
+    /// Decodes a value that came back from the call (importing references it holds).
+    ///
+    /// # Errors
+    /// [`RpcError::Decode`], or the typed error of a reference that could not be resolved.
+    pub fn decode<T: DeserializeOwned>(&self, p: &Payload, what: &str) -> Result<T, RpcError> {
+        decode_payload(&self.obj.node, p, what)
+    }
+
+    /// Decodes the single out argument of a successful call.
+    ///
+    /// # Errors
+    /// [`RpcError::Decode`] when there is not exactly one or it has the wrong type.
+    pub fn decode_out<T: DeserializeOwned>(
+        &self,
+        out: Vec<Payload>,
+        method: &str,
+    ) -> Result<T, RpcError> {
+        match <[Payload; 1]>::try_from(out) {
+            Ok([p]) => self.decode(&p, &format!("result of `{method}`")),
+            Err(out) => Err(RpcError::Decode {
+                what: format!("result of `{method}`"),
+                reason: format!("expected 1 out argument, got {}", out.len()),
+            }),
+        }
+    }
+
+    /// Calls `method` with encoded `args`.
+    ///
+    /// # Errors
+    /// Any [`RpcError`]: transport, deadline, or a system error from the remote runtime.
+    ///
+    /// # Cancel safety
+    /// Dropping the future sends a cancel to the remote node.
+    pub async fn call(&self, method: &str, args: Vec<Payload>) -> Result<Reply, RpcError> {
+        let node = &self.obj.node;
+        let conn = node.conn_to(&self.obj.cap.home).await?;
+        let body = conn
+            .call(
+                self.obj.cap.clone(),
+                crate::transport::connection::arg_list(method, args),
+                self.timeout(),
+            )
+            .await?;
+        match body {
+            ResponseBody::Out(out) => Ok(Reply::Out(out)),
+            ResponseBody::Application(p) => Ok(Reply::Application(p)),
+            ResponseBody::System(e) => Err(e),
+        }
+    }
+}
+
+/// Implemented by every `#[remote]` reference type (`{Trait}Ref`).
+pub trait RemoteRef: Sized + Clone + Send + Sync + 'static {
+    /// The class this reference type speaks.
+    const CLASS: &'static ClassInfo;
+
+    /// Wraps a handle to a remote object of this class.
+    #[doc(hidden)]
+    fn from_remote(handle: RemoteHandle) -> Self;
+
+    /// Rebuilds a reference from an export's local handle, if it is of this class.
+    #[doc(hidden)]
+    fn from_local_any(local: &(dyn Any + Send + Sync)) -> Option<Self>;
+
+    /// The handle, if this reference points to another node.
+    fn remote_handle(&self) -> Option<&RemoteHandle>;
+}
+
+thread_local! {
+    /// Node on whose behalf values are being encoded or decoded on this thread.
+    static CURRENT: RefCell<Option<Arc<NodeInner>>> = const { RefCell::new(None) };
+    /// Typed error of the last reference that failed to decode, so that it
+    /// survives serde's string-only custom errors.
+    static REF_ERROR: RefCell<Option<RpcError>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `node` as the current node for reference encoding and decoding.
+pub(crate) fn with_node<R>(node: &Arc<NodeInner>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Arc<NodeInner>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|c| *c.borrow_mut() = self.0.take());
+        }
+    }
+    let prev = CURRENT.with(|c| c.borrow_mut().replace(Arc::clone(node)));
+    let _restore = Restore(prev);
+    f()
+}
+
+fn current_node() -> Result<Arc<NodeInner>, RpcError> {
+    CURRENT
+        .with(|c| c.borrow().clone())
+        .ok_or_else(|| RpcError::Encode {
+            what: "remote reference".into(),
+            reason: "remote references can only be encoded and decoded by the rpc runtime".into(),
+        })
+}
+
+fn take_ref_error() -> Option<RpcError> {
+    REF_ERROR.with(|e| e.borrow_mut().take())
+}
+
+/// Encodes `v` as CBOR on behalf of `node`.
+pub(crate) fn encode_payload<T: Serialize + ?Sized>(
+    node: &Arc<NodeInner>,
+    v: &T,
+    what: &str,
+) -> Result<Payload, RpcError> {
+    let mut buf = Vec::new();
+    take_ref_error();
+    let r = with_node(node, || ciborium::into_writer(v, &mut buf));
+    match r {
+        Ok(()) => Ok(Payload(buf)),
+        Err(e) => Err(take_ref_error().unwrap_or_else(|| RpcError::Encode {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        })),
+    }
+}
+
+/// Decodes CBOR bytes on behalf of `node`.
+pub(crate) fn decode_payload<T: DeserializeOwned>(
+    node: &Arc<NodeInner>,
+    p: &Payload,
+    what: &str,
+) -> Result<T, RpcError> {
+    take_ref_error();
+    let mut rest = &p.0[..];
+    let r = with_node(node, || ciborium::from_reader::<T, _>(&mut rest));
+    match r {
+        Ok(v) if rest.is_empty() => Ok(v),
+        Ok(_) => Err(RpcError::Decode {
+            what: what.to_owned(),
+            reason: format!("{} trailing bytes", rest.len()),
+        }),
+        Err(e) => Err(take_ref_error().unwrap_or_else(|| RpcError::Decode {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        })),
+    }
+}
+
+fn stash_de<E: serde::de::Error>(e: RpcError) -> E {
+    let msg = e.to_string();
+    REF_ERROR.with(|slot| *slot.borrow_mut() = Some(e));
+    E::custom(msg)
+}
+
+fn stash_ser<E: serde::ser::Error>(e: RpcError) -> E {
+    let msg = e.to_string();
+    REF_ERROR.with(|slot| *slot.borrow_mut() = Some(e));
+    E::custom(msg)
+}
+
+/// Serializes a local object as a capability, exporting it from the current node.
+///
+/// `key` is the object's address; `make` builds its server proxy and local handle
+/// the first time it is exported.
+pub fn serialize_local<S: Serializer>(
+    s: S,
+    key: usize,
+    class: &'static ClassInfo,
+    make: impl FnOnce() -> (Arc<dyn ServerProxy>, Box<dyn Any + Send + Sync>),
+) -> Result<S::Ok, S::Error> {
+    let node = current_node().map_err(stash_ser)?;
+    let id = node.exports.export(key, class, None, make);
+    Capability {
+        object: id,
+        class: class.id,
+        version: class.version,
+        home: node.com_handle(),
+    }
+    .serialize(s)
+}
+
+/// Serializes a remote reference as its capability.
+pub fn serialize_remote<S: Serializer>(s: S, h: &RemoteHandle) -> Result<S::Ok, S::Error> {
+    h.capability().serialize(s)
+}
+
+/// Deserializes a capability into a reference of type `R` on the current node.
+pub fn deserialize_ref<'de, D: Deserializer<'de>, R: RemoteRef>(d: D) -> Result<R, D::Error> {
+    let cap = Capability::deserialize(d)?;
+    let node = current_node().map_err(stash_de)?;
+    resolve::<R>(&node, cap).map_err(stash_de)
+}
+
+/// Turns a capability into a reference: the real object if it lives on `node`,
+/// the shared proxy otherwise.
+pub(crate) fn resolve<R: RemoteRef>(node: &Arc<NodeInner>, cap: Capability) -> Result<R, RpcError> {
+    let want = R::CLASS;
+    if cap.class != want.id {
+        return Err(RpcError::WrongClass {
+            expected: want.name.to_owned(),
+            found: class_name(cap.class),
+        });
+    }
+    if cap.version != want.version {
+        return Err(RpcError::VersionMismatch {
+            class: want.name.to_owned(),
+            local: want.version.0,
+            remote: cap.version.0,
+        });
+    }
+    if cap.home.node == node.id {
+        let export = node
+            .exports
+            .get(&cap.object)
+            .ok_or(RpcError::NoSuchObject { object: cap.object })?;
+        return R::from_local_any(&*export.local).ok_or_else(|| RpcError::WrongClass {
+            expected: want.name.to_owned(),
+            found: export.class.name.to_owned(),
+        });
+    }
+    let obj = node.imports.get_or_insert(cap.object, || {
+        Arc::new(RemoteObject {
+            cap,
+            node: Arc::clone(node),
+        })
+    });
+    Ok(R::from_remote(RemoteHandle { obj, timeout: None }))
+}
+
+/// The ComHandle a node puts into the capabilities it exports.
+impl NodeInner {
+    pub(crate) fn com_handle(&self) -> ComHandle {
+        ComHandle {
+            node: self.id,
+            addr: self.listen_addr(),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Distributed objects for Rust, in the manner of Java RMI: annotate a trait
+//! with [`remote`], export an object, look it up from another node, call it as
+//! if it were local, and pass references around (callbacks included).
+//!
+//! # Layout
+//! - [`ids`]: node, object and class ids; the [`Capability`] naming a remote object.
+//! - [`error`]: [`RpcError`], the one error type, also sent over the wire.
+//! - [`wire`]: the pure protocol (frames, envelope); no I/O.
+//! - `transport`: the only code touching sockets: one multiplexed connection per peer.
+//! - [`registry`]: classes (link-time, via `inventory`), exports, imports.
+//! - [`dispatch`]: what `#[remote]`-generated code targets (skeletons, handles, references).
+//! - [`node`]: the runtime: listen, connect, serve, shut down.
+//! - [`config`]: limits and timeouts.
+//!
+//! # Example
+//! ```no_run
+//! use rpc_core::{remote, Node, Config, RpcError};
+//!
+//! #[remote]
+//! pub trait Greeter {
+//!     async fn greet(&self, name: String) -> Result<String, RpcError>;
+//! }
+//!
+//! struct Hello;
+//! impl Greeter for Hello {
+//!     async fn greet(&self, name: String) -> Result<String, RpcError> {
+//!         Ok(format!("hello, {name}"))
+//!     }
+//! }
+//!
+//! # async fn demo() -> Result<(), RpcError> {
+//! let server = Node::new(Config::default());
+//! let addr = server.listen("127.0.0.1:0").await.expect("bind");
+//! server.bind_bootstrap("greeter", &GreeterRef::new(Hello))?;
+//!
+//! let client = Node::new(Config::default());
+//! let greeter: GreeterRef = client.lookup(&addr.to_string(), "greeter").await?;
+//! assert_eq!(greeter.greet("ada".into()).await?, "hello, ada");
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod ids;
+pub mod node;
+pub mod registry;
+pub(crate) mod transport;
+pub mod wire;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use config::Config;
+pub use dispatch::{RemoteHandle, RemoteRef};
+pub use error::{Result, RpcError};
+pub use ids::{Capability, ClassId, ClassVersion, ComHandle, NodeId, ObjectId};
+pub use node::{Node, NodeStats};
+pub use registry::classes::{ClassInfo, class_registry};
+pub use rpc_macros::remote;

@@ -1,0 +1,606 @@
+//! The node runtime: listens, connects, serves requests to exported objects and
+//! routes calls of proxies to their home nodes. One connection between two
+//! nodes carries calls both ways, so a node that does not listen can still be
+//! called back over the connections it opened.
+
+use crate::config::Config;
+use crate::dispatch::{self, BoxFuture, IncomingCall, RemoteRef, ServerProxy};
+use crate::error::RpcError;
+use crate::ids::{Capability, ComHandle, NodeId, ObjectId};
+use crate::registry::classes::ClassInfo;
+use crate::registry::exports::ExportTable;
+use crate::registry::imports::ImportTable;
+use crate::transport::connection::{self, Connection, Handler, LocalHello};
+use crate::wire::{Payload, Request, ResponseBody};
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+/// Object id of the bootstrap registry every node exports (the equivalent of
+/// the RMI registry): the one well-known id, from which all others are found.
+pub const BOOTSTRAP_OBJECT: ObjectId = ObjectId(Uuid::nil());
+
+/// Class of the bootstrap registry.
+pub static BOOTSTRAP_CLASS: ClassInfo = ClassInfo::new(
+    "rpc.Bootstrap",
+    "lookup(name: String) -> Option<Capability>",
+    &["lookup"],
+);
+
+/// Counts a node reports about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeStats {
+    /// Objects exported (including the bootstrap registry).
+    pub exports: usize,
+    /// Live proxies to other nodes' objects.
+    pub imports: usize,
+    /// Open connections.
+    pub connections: usize,
+    /// Peer requests running on this node.
+    pub inflight_requests: usize,
+    /// Calls of this node waiting for answers.
+    pub pending_calls: usize,
+}
+
+/// Shared state of a node.
+pub(crate) struct NodeInner {
+    /// This node's identity.
+    pub(crate) id: NodeId,
+    /// Limits and timeouts.
+    pub(crate) config: Config,
+    /// Address we accept connections on, once listening.
+    listen: RwLock<Option<String>>,
+    /// Objects we export.
+    pub(crate) exports: ExportTable,
+    /// Proxies we hold.
+    pub(crate) imports: ImportTable,
+    /// Open connections by peer; short lookups only, never held across an await.
+    conns: Mutex<HashMap<NodeId, Arc<Connection>>>,
+    /// Serializes dialing so that concurrent first calls to one peer share one connection.
+    dial: tokio::sync::Mutex<()>,
+    /// Names in the bootstrap registry.
+    bootstrap: RwLock<HashMap<String, Capability>>,
+    /// Tasks running peer requests; waited for on shutdown.
+    tasks: TaskTracker,
+    /// Cancelled when the node shuts down: stops accept loops.
+    stop: CancellationToken,
+    /// Set once shutdown starts: new requests are refused.
+    stopping: AtomicBool,
+}
+
+/// A running node: export objects, call others. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.inner.id)
+            .field("listen", &self.inner.listen_addr())
+            .finish()
+    }
+}
+
+impl Node {
+    /// A node with `config`. It makes outgoing connections at once; call
+    /// [`Node::serve`] to also accept them.
+    pub fn new(config: Config) -> Node {
+        let inner = Arc::new(NodeInner {
+            id: config.node_id.unwrap_or_else(NodeId::random),
+            config,
+            listen: RwLock::new(None),
+            exports: ExportTable::default(),
+            imports: ImportTable::default(),
+            conns: Mutex::new(HashMap::new()),
+            dial: tokio::sync::Mutex::new(()),
+            bootstrap: RwLock::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
+            stopping: AtomicBool::new(false),
+        });
+        let boot: Arc<dyn ServerProxy> = Arc::new(Bootstrap {
+            node: Arc::downgrade(&inner),
+        });
+        let key = Arc::as_ptr(&boot) as *const () as usize;
+        inner
+            .exports
+            .export(key, &BOOTSTRAP_CLASS, Some(BOOTSTRAP_OBJECT), || {
+                (boot, Box::new(()))
+            });
+        Node { inner }
+    }
+
+    pub(crate) fn from_inner(inner: Arc<NodeInner>) -> Node {
+        Node { inner }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// This node's configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Where this node can be reached, as put into its capabilities.
+    pub fn com_handle(&self) -> ComHandle {
+        self.inner.com_handle()
+    }
+
+    /// Accepts connections on `listener` until shutdown, on a background task.
+    /// Returns the address it listens on.
+    ///
+    /// # Errors
+    /// When the listener's local address cannot be read.
+    pub fn serve(&self, listener: TcpListener) -> std::io::Result<SocketAddr> {
+        let addr = listener.local_addr()?;
+        *self.inner.listen.write() = Some(addr.to_string());
+        tokio::spawn(Arc::clone(&self.inner).run_accept(listener));
+        Ok(addr)
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and serves on it.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn listen(&self, addr: &str) -> std::io::Result<SocketAddr> {
+        let l = TcpListener::bind(addr).await?;
+        self.serve(l)
+    }
+
+    /// Opens (or reuses) a connection to the node at `addr` and returns its id.
+    ///
+    /// # Errors
+    /// [`RpcError::Unreachable`] when no connection can be made.
+    pub async fn connect(&self, addr: &str) -> Result<NodeId, RpcError> {
+        Ok(self.inner.connect_addr(addr).await?.peer)
+    }
+
+    /// Binds `r` under `name` in this node's bootstrap registry, exporting it.
+    ///
+    /// # Errors
+    /// [`RpcError::Encode`] if the reference cannot be exported.
+    pub fn bind_bootstrap<R: RemoteRef + serde::Serialize>(
+        &self,
+        name: &str,
+        r: &R,
+    ) -> Result<Capability, RpcError> {
+        let cap = self.capability_of(r)?;
+        self.inner
+            .bootstrap
+            .write()
+            .insert(name.to_owned(), cap.clone());
+        Ok(cap)
+    }
+
+    /// Looks `name` up in the bootstrap registry of the node at `addr`.
+    ///
+    /// # Errors
+    /// [`RpcError::NotBound`] when the name is not bound there;
+    /// [`RpcError::WrongClass`] or [`RpcError::VersionMismatch`] when it is bound
+    /// to another interface; transport errors.
+    pub async fn lookup<R: RemoteRef>(&self, addr: &str, name: &str) -> Result<R, RpcError> {
+        let conn = self.inner.connect_addr(addr).await?;
+        let target = Capability {
+            object: BOOTSTRAP_OBJECT,
+            class: BOOTSTRAP_CLASS.id,
+            version: BOOTSTRAP_CLASS.version,
+            home: ComHandle {
+                node: conn.peer,
+                addr: conn.peer_listen.clone(),
+            },
+        };
+        let arg = dispatch::encode_payload(&self.inner, name, "name")?;
+        let body = conn
+            .call(
+                target,
+                connection::arg_list("lookup", vec![arg]),
+                self.inner.config.call_timeout,
+            )
+            .await?;
+        let out = match body {
+            ResponseBody::Out(out) => out,
+            ResponseBody::System(e) => return Err(e),
+            ResponseBody::Application(_) => {
+                return Err(RpcError::protocol(
+                    "bootstrap returned an application error",
+                ));
+            }
+        };
+        let [p] = <[Payload; 1]>::try_from(out)
+            .map_err(|_| RpcError::protocol("bootstrap lookup returned no result"))?;
+        let cap: Option<Capability> = dispatch::decode_payload(&self.inner, &p, "capability")?;
+        let cap = cap.ok_or_else(|| RpcError::NotBound {
+            name: name.to_owned(),
+        })?;
+        self.resolve(cap)
+    }
+
+    /// Turns a capability into a typed reference (the local object if it lives here).
+    ///
+    /// # Errors
+    /// [`RpcError::WrongClass`] / [`RpcError::VersionMismatch`] when the
+    /// capability is of another interface; [`RpcError::NoSuchObject`] for an
+    /// unknown local object.
+    pub fn resolve<R: RemoteRef>(&self, cap: Capability) -> Result<R, RpcError> {
+        dispatch::resolve::<R>(&self.inner, cap)
+    }
+
+    /// The capability of a reference, exporting it from this node if it is local.
+    ///
+    /// # Errors
+    /// [`RpcError::Encode`] if it cannot be encoded.
+    pub fn capability_of<R: serde::Serialize>(&self, r: &R) -> Result<Capability, RpcError> {
+        let p = dispatch::encode_payload(&self.inner, r, "reference")?;
+        let mut rest = &p.0[..];
+        ciborium::from_reader(&mut rest).map_err(|e| RpcError::Encode {
+            what: "reference".into(),
+            reason: format!("not a remote reference: {e}"),
+        })
+    }
+
+    /// Stops exporting the object with this id; its capability stops working.
+    pub fn unexport(&self, id: &ObjectId) -> bool {
+        *id != BOOTSTRAP_OBJECT && self.inner.exports.remove(id)
+    }
+
+    /// Current counts of exports, proxies, connections and calls.
+    pub fn stats(&self) -> NodeStats {
+        let conns: Vec<_> = self.inner.conns.lock().values().cloned().collect();
+        NodeStats {
+            exports: self.inner.exports.len(),
+            imports: self.inner.imports.len(),
+            connections: conns.len(),
+            inflight_requests: conns.iter().map(|c| c.inflight_requests()).sum(),
+            pending_calls: conns.iter().map(|c| c.pending_calls()).sum(),
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, refuse new requests, let running ones
+    /// finish within the configured grace period, then close every connection.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.stopping.store(true, Ordering::SeqCst);
+        inner.stop.cancel();
+        inner.tasks.close();
+        if tokio::time::timeout(inner.config.shutdown_grace, inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = inner.tasks.len(),
+                "shutdown grace period over; abandoning running calls"
+            );
+        }
+        let conns: Vec<_> = inner.conns.lock().drain().map(|(_, c)| c).collect();
+        for c in conns {
+            c.close(RpcError::Shutdown);
+        }
+        inner.exports.clear();
+    }
+}
+
+impl NodeInner {
+    pub(crate) fn listen_addr(&self) -> Option<String> {
+        self.listen.read().clone()
+    }
+
+    fn local_hello(&self) -> LocalHello {
+        LocalHello {
+            node: self.id,
+            listen: self.listen_addr(),
+        }
+    }
+
+    async fn run_accept(self: Arc<Self>, listener: TcpListener) {
+        let limit = Arc::new(Semaphore::new(self.config.max_connections));
+        loop {
+            // Backpressure: wait for a free connection slot before accepting.
+            let permit = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                p = Arc::clone(&limit).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let (mut stream, from) = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                r = listener.accept() => match r {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let node = Arc::clone(&self);
+            tokio::spawn(async move {
+                let hello = node.local_hello();
+                let max = node.config.max_frame_len;
+                let r = tokio::time::timeout(
+                    node.config.handshake_timeout,
+                    connection::handshake_accept(&mut stream, &hello, max),
+                )
+                .await;
+                let peer = match r {
+                    Ok(Ok(h)) => h,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%from, error = %e, "handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%from, "handshake timed out");
+                        return;
+                    }
+                };
+                let conn = Connection::start(
+                    stream,
+                    node.id,
+                    &peer,
+                    max,
+                    Arc::clone(&node) as Arc<dyn Handler>,
+                );
+                conn.hold_permit(permit);
+                tracing::debug!(%from, peer = ?peer.node, "accepted connection");
+                node.register(conn);
+            });
+        }
+    }
+
+    fn register(&self, conn: Arc<Connection>) {
+        if let Some(old) = self.conns.lock().insert(conn.peer, conn) {
+            // Keep the old one running for calls already on it; new calls use the new one.
+            tracing::debug!(peer = ?old.peer, "second connection to the same peer");
+        }
+    }
+
+    /// Connection to the node at `addr`, dialing if there is none.
+    pub(crate) async fn connect_addr(
+        self: &Arc<Self>,
+        addr: &str,
+    ) -> Result<Arc<Connection>, RpcError> {
+        if let Some(c) = self.find_by_addr(addr) {
+            return Ok(c);
+        }
+        let _g = self.dial.lock().await;
+        if let Some(c) = self.find_by_addr(addr) {
+            return Ok(c);
+        }
+        self.dial_addr(addr).await
+    }
+
+    fn find_by_addr(&self, addr: &str) -> Option<Arc<Connection>> {
+        self.conns
+            .lock()
+            .values()
+            .find(|c| c.peer_listen.as_deref() == Some(addr) && !c.is_closed())
+            .cloned()
+    }
+
+    async fn dial_addr(self: &Arc<Self>, addr: &str) -> Result<Arc<Connection>, RpcError> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(RpcError::Shutdown);
+        }
+        let unreachable = |reason: String| RpcError::Unreachable {
+            peer: addr.to_owned(),
+            reason,
+        };
+        let timeout = self.config.handshake_timeout;
+        let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Err(_) => return Err(unreachable("connect timed out".into())),
+        };
+        let hello = self.local_hello();
+        let peer = match tokio::time::timeout(
+            timeout,
+            connection::handshake_connect(&mut stream, &hello, self.config.max_frame_len),
+        )
+        .await
+        {
+            Ok(Ok(h)) => h,
+            Ok(Err(e @ RpcError::Protocol { .. })) => return Err(e),
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Err(_) => return Err(unreachable("handshake timed out".into())),
+        };
+        let mut peer = peer;
+        // Remember the peer by the address we reached it at, whatever it announces.
+        peer.listen = Some(addr.to_owned());
+        let conn = Connection::start(
+            stream,
+            self.id,
+            &peer,
+            self.config.max_frame_len,
+            Arc::clone(self) as Arc<dyn Handler>,
+        );
+        self.register(Arc::clone(&conn));
+        Ok(conn)
+    }
+
+    /// Connection to the node `home` names: an open one to that node id, or a
+    /// new one to its address.
+    pub(crate) async fn conn_to(
+        self: &Arc<Self>,
+        home: &ComHandle,
+    ) -> Result<Arc<Connection>, RpcError> {
+        if let Some(c) = self.conns.lock().get(&home.node)
+            && !c.is_closed()
+        {
+            return Ok(Arc::clone(c));
+        }
+        let Some(addr) = &home.addr else {
+            return Err(RpcError::Unreachable {
+                peer: format!("{:?}", home.node),
+                reason: "the node does not listen and has no connection to this node".into(),
+            });
+        };
+        let conn = self.connect_addr(addr).await?;
+        if conn.peer != home.node {
+            return Err(RpcError::Unreachable {
+                peer: addr.clone(),
+                reason: format!(
+                    "node at that address is {:?}, not {:?} (restarted?)",
+                    conn.peer, home.node
+                ),
+            });
+        }
+        Ok(conn)
+    }
+
+    /// Runs one peer request and answers it.
+    async fn serve(self: Arc<Self>, conn: Arc<Connection>, req: Request) {
+        let call_id = req.ipc.call_id;
+        let mut guard = AnswerOnPanic {
+            conn: &conn,
+            call_id,
+            answered: false,
+        };
+        let body = self.run_request(&conn, req).await;
+        guard.answered = true;
+        conn.respond(call_id, body);
+    }
+
+    async fn run_request(self: &Arc<Self>, conn: &Arc<Connection>, req: Request) -> ResponseBody {
+        let target = req.rpc.target;
+        let Some(export) = self.exports.get(&target.object) else {
+            return ResponseBody::System(RpcError::NoSuchObject {
+                object: target.object,
+            });
+        };
+        if export.class.id != target.class {
+            return ResponseBody::System(RpcError::WrongClass {
+                expected: crate::registry::classes::class_name(target.class),
+                found: export.class.name.to_owned(),
+            });
+        }
+        if export.class.version != target.version {
+            return ResponseBody::System(RpcError::VersionMismatch {
+                class: export.class.name.to_owned(),
+                local: target.version.0,
+                remote: export.class.version.0,
+            });
+        }
+        let method = req.args.method;
+        let call = IncomingCall {
+            node: Arc::clone(self),
+            peer: conn.peer,
+            class: export.class,
+            method: method.clone(),
+            args: req.args.args,
+        };
+        let fut = Arc::clone(&export.server).dispatch(call);
+        drop(export);
+        match req.rpc.deadline_ms {
+            Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), fut).await {
+                Ok(body) => body,
+                Err(_) => ResponseBody::System(RpcError::DeadlineExceeded {
+                    method,
+                    after_ms: ms,
+                }),
+            },
+            None => fut.await,
+        }
+    }
+}
+
+/// Answers a call whose method panicked, so that the caller does not wait for
+/// its deadline. A cancelled call (task aborted) is not answered: its caller
+/// is gone.
+struct AnswerOnPanic<'a> {
+    conn: &'a Arc<Connection>,
+    call_id: u64,
+    answered: bool,
+}
+
+impl Drop for AnswerOnPanic<'_> {
+    fn drop(&mut self) {
+        if !self.answered && std::thread::panicking() {
+            self.conn.respond(
+                self.call_id,
+                ResponseBody::System(RpcError::Remote {
+                    message: "the remote method panicked".into(),
+                }),
+            );
+        }
+    }
+}
+
+impl Handler for NodeInner {
+    fn on_request(self: Arc<Self>, conn: &Arc<Connection>, req: Request) {
+        let call_id = req.ipc.call_id;
+        if self.stopping.load(Ordering::SeqCst) {
+            conn.respond(call_id, ResponseBody::System(RpcError::Shutdown));
+            return;
+        }
+        if !conn.reserve_inflight(call_id, self.config.max_inflight_per_connection) {
+            conn.respond(
+                call_id,
+                ResponseBody::System(RpcError::Overloaded {
+                    reason: format!(
+                        "more than {} calls running for this connection",
+                        self.config.max_inflight_per_connection
+                    ),
+                }),
+            );
+            return;
+        }
+        let node = Arc::clone(&self);
+        let c = Arc::clone(conn);
+        let task = self.tasks.spawn(async move {
+            let c2 = Arc::clone(&c);
+            node.serve(c, req).await;
+            c2.untrack_inflight(call_id);
+        });
+        conn.set_inflight_handle(call_id, task.abort_handle());
+    }
+
+    fn on_closed(&self, conn: &Arc<Connection>, reason: &RpcError) {
+        tracing::debug!(peer = ?conn.peer, %reason, "connection closed");
+        let mut m = self.conns.lock();
+        if m.get(&conn.peer).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            m.remove(&conn.peer);
+        }
+    }
+}
+
+/// The bootstrap registry's skeleton, hand-written because rpc-core cannot use
+/// its own macro for a class that must exist before any other.
+struct Bootstrap {
+    node: std::sync::Weak<NodeInner>,
+}
+
+impl ServerProxy for Bootstrap {
+    fn class(&self) -> &'static ClassInfo {
+        &BOOTSTRAP_CLASS
+    }
+
+    fn dispatch(self: Arc<Self>, call: IncomingCall) -> BoxFuture<'static, ResponseBody> {
+        Box::pin(async move {
+            if call.method() != "lookup" {
+                return ResponseBody::System(call.no_such_method());
+            }
+            let name: String = match call.expect_args(1).and_then(|()| call.arg(0, "name")) {
+                Ok(n) => n,
+                Err(e) => return ResponseBody::System(e),
+            };
+            let cap = self
+                .node
+                .upgrade()
+                .and_then(|n| n.bootstrap.read().get(&name).cloned());
+            call.reply::<_, ()>(Ok(cap))
+        })
+    }
+}

@@ -1,0 +1,46 @@
+//! The client capability registry: capability -> the one shared client proxy
+//! state for it, so that every reference to a remote object on this node shares
+//! one proxy.
+
+use crate::dispatch::RemoteObject;
+use crate::ids::ObjectId;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+/// Proxies of one node, held weakly: a proxy lives as long as references to it.
+#[derive(Default)]
+pub(crate) struct ImportTable {
+    /// Guards the map for short lookups and inserts only.
+    map: Mutex<HashMap<ObjectId, Weak<RemoteObject>>>,
+}
+
+impl ImportTable {
+    /// The live proxy for `id`, or a new one made by `make`.
+    pub(crate) fn get_or_insert(
+        &self,
+        id: ObjectId,
+        make: impl FnOnce() -> Arc<RemoteObject>,
+    ) -> Arc<RemoteObject> {
+        let mut m = self.map.lock();
+        if let Some(live) = m.get(&id).and_then(Weak::upgrade) {
+            return live;
+        }
+        let new = make();
+        m.insert(id, Arc::downgrade(&new));
+        new
+    }
+
+    /// Forgets `id` if its proxy is gone (called when the last reference drops).
+    pub(crate) fn forget_dead(&self, id: &ObjectId) {
+        let mut m = self.map.lock();
+        if m.get(id).is_some_and(|w| w.strong_count() == 0) {
+            m.remove(id);
+        }
+    }
+
+    /// Number of live proxies.
+    pub(crate) fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+}

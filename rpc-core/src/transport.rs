@@ -1,0 +1,3 @@
+//! Tokio I/O: the only code that touches sockets.
+
+pub(crate) mod connection;

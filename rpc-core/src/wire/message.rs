@@ -1,0 +1,223 @@
+//! The envelope: every frame body is one [`Message`].
+//!
+//! Requests carry an IPC header, an RPC header and an argument list whose first
+//! element is the method name and second the argument count; the arguments
+//! themselves stay opaque CBOR (one byte string each) until the target class's
+//! dispatcher decodes them, so the envelope never needs user types.
+
+use crate::error::RpcError;
+use crate::ids::{CallId, Capability, NodeId};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// Version of this wire protocol; peers with another version are refused at handshake.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One encoded value (an argument, a result or an application error) as CBOR bytes.
+///
+/// Travels as a CBOR byte string, never as an array of integers.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Payload({} bytes)", self.0.len())
+    }
+}
+
+/// A frame body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Message {
+    /// First frame in each direction: who is speaking, and which protocol.
+    #[serde(rename = "hello")]
+    Hello(Hello),
+    /// A call to an object on the receiving node.
+    #[serde(rename = "req")]
+    Request(Request),
+    /// The answer to an earlier request of the receiving node.
+    #[serde(rename = "resp")]
+    Response(Response),
+    /// The caller no longer wants the answer to this call: stop the work.
+    #[serde(rename = "cancel")]
+    Cancel(IpcHeader),
+    /// The sender is closing the connection because of this error.
+    #[serde(rename = "close")]
+    Close(RpcError),
+}
+
+/// Handshake frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the sender.
+    pub version: u32,
+    /// The sender's node id.
+    pub node: NodeId,
+    /// The sender's listening address, if it accepts connections.
+    pub listen: Option<String>,
+}
+
+/// What a frame is, repeated in its IPC header as the seed's layout has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageKind {
+    /// A request.
+    #[serde(rename = "q")]
+    Request,
+    /// A response.
+    #[serde(rename = "r")]
+    Response,
+    /// A cancellation.
+    #[serde(rename = "c")]
+    Cancel,
+}
+
+/// Inter-process header: routing and call matching.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpcHeader {
+    /// Kind of message.
+    pub kind: MessageKind,
+    /// Call id chosen by the caller; the response repeats it.
+    pub call_id: CallId,
+    /// Node that sent this frame.
+    pub sender: NodeId,
+    /// Node this frame is for.
+    pub receiver: NodeId,
+}
+
+/// RPC header of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestHeader {
+    /// The object called, with the class and version the caller's stub speaks.
+    pub target: Capability,
+    /// Method number: present for layout compatibility with the seed, never used.
+    pub method_id: u32,
+    /// Time the caller still waits for an answer, in milliseconds.
+    pub deadline_ms: Option<u64>,
+}
+
+/// A request frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Routing.
+    pub ipc: IpcHeader,
+    /// Target and deadline.
+    pub rpc: RequestHeader,
+    /// Method name, argument count, then the arguments.
+    pub args: ArgList,
+}
+
+/// `[method name, argument count, arg0, arg1, ...]` on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgList {
+    /// Name of the method to invoke.
+    pub method: String,
+    /// The encoded arguments; their count travels as the list's second element.
+    pub args: Vec<Payload>,
+}
+
+impl Serialize for ArgList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.args.len() + 2))?;
+        seq.serialize_element(&self.method)?;
+        seq.serialize_element(&(self.args.len() as u64))?;
+        for a in &self.args {
+            seq.serialize_element(a)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ArgList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ArgList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("[method name, argument count, arguments...]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ArgList, A::Error> {
+                let method: String = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("argument list lacks the method name"))?;
+                let count: u64 = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::custom("argument list lacks the argument count"))?;
+                // Do not trust the count for allocation; it is checked against
+                // what actually arrived.
+                let mut args = Vec::new();
+                while let Some(a) = seq.next_element::<Payload>()? {
+                    args.push(a);
+                }
+                if args.len() as u64 != count {
+                    return Err(de::Error::custom(format!(
+                        "argument count says {count} but {} arguments follow",
+                        args.len()
+                    )));
+                }
+                Ok(ArgList { method, args })
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// Whether a response holds out arguments or an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseType {
+    /// Out arguments follow.
+    #[serde(rename = "ok")]
+    Valid,
+    /// An error follows.
+    #[serde(rename = "err")]
+    Error,
+}
+
+/// RPC header of a response: only the response type, as in the seed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseHeader {
+    /// Valid or error.
+    pub response_type: ResponseType,
+}
+
+/// What a response carries after its headers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ResponseBody {
+    /// The out arguments of a successful call.
+    #[serde(rename = "out")]
+    Out(Vec<Payload>),
+    /// The method ran and returned its own error value (encoded with the method's error type).
+    #[serde(rename = "app")]
+    Application(Payload),
+    /// The runtime could not run the call, or the call failed in the runtime.
+    #[serde(rename = "sys")]
+    System(RpcError),
+}
+
+/// A response frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Routing; the call id is the request's.
+    pub ipc: IpcHeader,
+    /// Valid or error.
+    pub rpc: ResponseHeader,
+    /// Out arguments or error.
+    pub body: ResponseBody,
+}
+
+impl Response {
+    /// Builds a response whose header agrees with its body.
+    pub fn new(ipc: IpcHeader, body: ResponseBody) -> Self {
+        let response_type = match body {
+            ResponseBody::Out(_) => ResponseType::Valid,
+            _ => ResponseType::Error,
+        };
+        Response {
+            ipc,
+            rpc: ResponseHeader { response_type },
+            body,
+        }
+    }
+}

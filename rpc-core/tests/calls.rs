@@ -1,0 +1,163 @@
+//! Two and three nodes in one process: by-value calls, application errors,
+//! callbacks over the caller's own connection, references coming home and
+//! handed to a third node, and many concurrent calls on one connection.
+
+mod common;
+
+use common::*;
+use rpc_core::{Config, Node, RpcError};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+#[tokio::test]
+async fn by_value_calls_and_application_errors() {
+    let (_server, addr, _) = calc_server().await;
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    assert!(!calc.is_local());
+    assert_eq!(calc.add(2, 40).await.unwrap(), 42);
+    assert_eq!(calc.echo("héllo".into()).await.unwrap(), "héllo");
+    // The user's own error type arrives as itself, not as a transport error.
+    assert_eq!(calc.div(1, 0).await.unwrap_err(), CalcError::DivByZero);
+    assert_eq!(calc.div(9, 3).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn same_capability_shares_one_proxy() {
+    let (_server, addr, _) = calc_server().await;
+    let client = Node::new(Config::default());
+    let a: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let b: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let (ha, hb) = (a.client_proxy().unwrap(), b.client_proxy().unwrap());
+    assert!(ha.handle().same_object(hb.handle()));
+    assert_eq!(client.stats().imports, 1);
+}
+
+#[tokio::test]
+async fn callback_into_a_client_that_does_not_listen() {
+    let (_server, addr, _) = calc_server().await;
+    let client = Node::new(Config::default());
+    assert!(client.com_handle().addr.is_none());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let counter = Arc::new(Counter::default());
+    calc.subscribe(ListenerRef::new(Arc::clone(&counter)))
+        .await
+        .unwrap();
+    assert_eq!(calc.notify_all(5).await.unwrap(), 1);
+    assert_eq!(calc.notify_all(7).await.unwrap(), 1);
+    assert_eq!(counter.total.load(Ordering::SeqCst), 12);
+    assert_eq!(counter.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn same_local_object_exported_once() {
+    let (_server, addr, _) = calc_server().await;
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let l = ListenerRef::new(Arc::new(Counter::default()));
+    let before = client.stats().exports;
+    calc.subscribe(l.clone()).await.unwrap();
+    calc.subscribe(l.clone()).await.unwrap();
+    assert_eq!(client.stats().exports, before + 1);
+    assert_eq!(
+        client.capability_of(&l).unwrap(),
+        client.capability_of(&l).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn references_inside_option_and_vec() {
+    let (_server, addr, _) = calc_server().await;
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let ls: Vec<ListenerRef> = (0..3)
+        .map(|_| ListenerRef::new(Arc::new(Counter::default())))
+        .collect();
+    assert_eq!(calc.count_listeners(Some(ls)).await.unwrap(), 3);
+    assert_eq!(calc.count_listeners(None).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_reference_that_comes_home_is_the_real_object() {
+    let (_server, addr, _) = calc_server().await;
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    // The server's own object, sent back to it, resolves to itself locally.
+    assert!(calc.is_home(calc.clone()).await.unwrap());
+    // A client object sent to the server is a proxy there.
+    let mine = CalcRef::new(CalcImpl::new().0);
+    assert!(!calc.is_home(mine.clone()).await.unwrap());
+    // A result reference: a new object on the server, a proxy here.
+    let child = calc.make_child().await.unwrap();
+    assert!(!child.is_local());
+    assert_eq!(child.add(1, 1).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn three_node_handoff_calls_the_home_node_directly() {
+    // B owns the object; A looks it up and hands it to C; C calls B itself.
+    let (b, b_addr, _) = calc_server().await;
+    let (c, c_addr, _) = calc_server().await;
+    let a = Node::new(Config::default());
+    let on_b: CalcRef = a.lookup(&b_addr, "calc").await.unwrap();
+    let on_c: CalcRef = a.lookup(&c_addr, "calc").await.unwrap();
+    assert_eq!(c.stats().connections, 1); // only A so far
+    assert_eq!(on_c.relay(on_b, 20, 22).await.unwrap(), 42);
+    // C opened its own connection to B.
+    assert_eq!(c.stats().connections, 2);
+    assert_eq!(b.stats().connections, 2);
+}
+
+#[tokio::test]
+async fn thousand_concurrent_calls_on_one_connection() {
+    let (_server, addr, _) = calc_server().await;
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let calls = (0..1000i64).map(|i| {
+        let c = calc.clone();
+        async move { (i, c.add(i, i * 1000).await) }
+    });
+    let results = futures::future::join_all(calls).await;
+    for (i, r) in results {
+        assert_eq!(r.unwrap(), i + i * 1000);
+    }
+    assert_eq!(client.stats().connections, 1);
+    assert_eq!(client.stats().pending_calls, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_the_multi_thread_runtime() {
+    let (_server, addr, _) = calc_server().await;
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..16i64 {
+        let c = calc.clone();
+        set.spawn(async move {
+            for i in 0..200 {
+                assert_eq!(c.add(t, i).await.unwrap(), t + i);
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_method_is_a_remote_error_and_the_server_goes_on() {
+    let (_server, addr, _) = calc_server().await;
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    assert!(matches!(calc.boom().await, Err(RpcError::Remote { .. })));
+    assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn local_references_call_the_object_directly() {
+    // Location transparency: the same code against a local object.
+    let calc = CalcRef::new(CalcImpl::new().0);
+    assert!(calc.is_local());
+    assert_eq!(calc.add(2, 3).await.unwrap(), 5);
+    assert_eq!(calc.div(1, 0).await.unwrap_err(), CalcError::DivByZero);
+}

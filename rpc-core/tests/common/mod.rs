@@ -1,0 +1,155 @@
+//! Test interfaces and objects shared by the integration tests.
+#![allow(dead_code, missing_docs, unreachable_pub)] // each test file uses a different subset
+
+use rpc_core::{Config, Node, RpcError, remote};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+pub enum CalcError {
+    #[error("division by zero")]
+    DivByZero,
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+}
+
+#[remote(name = "test.Calc")]
+pub trait Calc {
+    async fn add(&self, a: i64, b: i64) -> Result<i64, CalcError>;
+    async fn div(&self, a: i64, b: i64) -> Result<i64, CalcError>;
+    async fn echo(&self, s: String) -> Result<String, RpcError>;
+    async fn sleep(&self, ms: u64) -> Result<(), RpcError>;
+    async fn subscribe(&self, l: ListenerRef) -> Result<(), RpcError>;
+    async fn notify_all(&self, v: i64) -> Result<u32, RpcError>;
+    async fn relay(&self, other: CalcRef, a: i64, b: i64) -> Result<i64, CalcError>;
+    async fn is_home(&self, c: CalcRef) -> Result<bool, RpcError>;
+    async fn count_listeners(&self, l: Option<Vec<ListenerRef>>) -> Result<usize, RpcError>;
+    async fn make_child(&self) -> Result<CalcRef, RpcError>;
+    async fn boom(&self) -> Result<(), RpcError>;
+}
+
+/// Same class name, other signatures: a stub of another version.
+#[remote(name = "test.Calc")]
+pub trait CalcV2 {
+    async fn add(&self, a: i64, b: i64, c: i64) -> Result<i64, CalcError>;
+}
+
+#[remote(name = "test.Listener")]
+pub trait Listener {
+    async fn notify(&self, v: i64) -> Result<(), RpcError>;
+}
+
+/// Records what the server side saw.
+#[derive(Default)]
+pub struct Probe {
+    pub started: Notify,
+    pub cancelled: AtomicBool,
+    pub cancel_seen: Notify,
+}
+
+pub struct CalcImpl {
+    pub listeners: parking_lot::Mutex<Vec<ListenerRef>>,
+    pub probe: Arc<Probe>,
+}
+
+impl CalcImpl {
+    pub fn new() -> (Self, Arc<Probe>) {
+        let probe = Arc::new(Probe::default());
+        (
+            CalcImpl {
+                listeners: parking_lot::Mutex::new(Vec::new()),
+                probe: Arc::clone(&probe),
+            },
+            probe,
+        )
+    }
+}
+
+struct DropFlag(Arc<Probe>, bool);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.cancelled.store(true, Ordering::SeqCst);
+            self.0.cancel_seen.notify_one();
+        }
+    }
+}
+
+impl Calc for CalcImpl {
+    async fn add(&self, a: i64, b: i64) -> Result<i64, CalcError> {
+        Ok(a + b)
+    }
+    async fn div(&self, a: i64, b: i64) -> Result<i64, CalcError> {
+        if b == 0 {
+            return Err(CalcError::DivByZero);
+        }
+        Ok(a / b)
+    }
+    async fn echo(&self, s: String) -> Result<String, RpcError> {
+        Ok(s)
+    }
+    async fn sleep(&self, ms: u64) -> Result<(), RpcError> {
+        let mut flag = DropFlag(Arc::clone(&self.probe), false);
+        self.probe.started.notify_one();
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        flag.1 = true;
+        Ok(())
+    }
+    async fn subscribe(&self, l: ListenerRef) -> Result<(), RpcError> {
+        self.listeners.lock().push(l);
+        Ok(())
+    }
+    async fn notify_all(&self, v: i64) -> Result<u32, RpcError> {
+        let ls: Vec<_> = self.listeners.lock().clone();
+        for l in &ls {
+            l.notify(v).await?;
+        }
+        Ok(ls.len() as u32)
+    }
+    async fn relay(&self, other: CalcRef, a: i64, b: i64) -> Result<i64, CalcError> {
+        other.add(a, b).await
+    }
+    async fn is_home(&self, c: CalcRef) -> Result<bool, RpcError> {
+        Ok(c.is_local())
+    }
+    async fn count_listeners(&self, l: Option<Vec<ListenerRef>>) -> Result<usize, RpcError> {
+        Ok(l.map_or(0, |v| v.len()))
+    }
+    async fn make_child(&self) -> Result<CalcRef, RpcError> {
+        Ok(CalcRef::new(CalcImpl::new().0))
+    }
+    async fn boom(&self) -> Result<(), RpcError> {
+        panic!("boom");
+    }
+}
+
+#[derive(Default)]
+pub struct Counter {
+    pub total: AtomicI64,
+    pub calls: AtomicI64,
+}
+
+impl Listener for Arc<Counter> {
+    async fn notify(&self, v: i64) -> Result<(), RpcError> {
+        self.total.fetch_add(v, Ordering::SeqCst);
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A listening node exporting a `CalcImpl` as "calc".
+pub async fn calc_server() -> (Node, String, Arc<Probe>) {
+    calc_server_with(Config::default()).await
+}
+
+pub async fn calc_server_with(config: Config) -> (Node, String, Arc<Probe>) {
+    let node = Node::new(config);
+    let addr = node.listen("127.0.0.1:0").await.expect("bind");
+    let (calc, probe) = CalcImpl::new();
+    node.bind_bootstrap("calc", &CalcRef::new(calc))
+        .expect("bind");
+    (node, addr.to_string(), probe)
+}

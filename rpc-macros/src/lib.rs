@@ -1,0 +1,58 @@
+//! The `#[remote]` attribute. Users reach it through `rpc_core::remote`.
+//!
+//! Stages, one module each: [`args`] (attribute arguments) -> [`validate`]
+//! (every unsupported shape, with a span on the user's tokens) -> [`model`]
+//! (the trait as data) -> [`expand`] (generated items).
+
+use proc_macro::TokenStream;
+
+mod args;
+mod expand;
+mod model;
+mod naming;
+mod validate;
+
+/// Turns a trait of `async fn` methods into a remote interface.
+///
+/// For `#[remote] pub trait Calc { ... }` it generates:
+/// - the trait itself, with `Send + Sync + 'static` added and each `async fn`
+///   turned into `fn ... -> impl Future<Output = ...> + Send` (implement it
+///   with plain `async fn`);
+/// - `CalcRef`: a reference to a local or remote `Calc`; implements `Calc`,
+///   `Clone`, `Debug`, and serializes as a capability;
+/// - `CalcClientProxy`: the stub that sends calls, also implementing `Calc`;
+/// - `CalcServerProxy`: the skeleton that decodes calls for a local object;
+/// - the class registration (class id from the name, version from the method
+///   signatures).
+///
+/// Every method takes `&self`, owned serde arguments, and returns
+/// `Result<T, E>` where `E: From<rpc_core::RpcError> + serde`.
+/// `#[remote(name = "db.Cell")]` sets the wire name of the class (default: the trait name).
+#[proc_macro_attribute]
+pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let original: proc_macro2::TokenStream = item.clone().into();
+    let out = match run(attr.into(), item.into()) {
+        Ok(ts) => ts,
+        Err(err) => {
+            // Emit the error and the untouched trait, so that the user's other
+            // code keeps resolving and they see one error, not twenty.
+            let e = err.to_compile_error();
+            quote::quote! { #original #e }
+        }
+    };
+    if std::env::var_os("RPC_MACROS_DEBUG").is_some() {
+        eprintln!("{out}");
+    }
+    out.into()
+}
+
+fn run(
+    attr: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let args: args::RemoteArgs = syn::parse2(attr)?;
+    let item: syn::ItemTrait = syn::parse2(item)?;
+    validate::check(&item)?;
+    let model = model::RemoteTrait::new(&item, &args);
+    Ok(expand::expand(&model))
+}

@@ -1,0 +1,100 @@
+//! The validated trait as data, borrowing the user's syn nodes so that
+//! generated code keeps their spans.
+
+use crate::args::RemoteArgs;
+use crate::validate::result_types;
+use quote::ToTokens;
+use syn::{FnArg, Ident, ItemTrait, Pat, ReturnType, TraitItem, Type, Visibility};
+
+/// One remote trait.
+pub(crate) struct RemoteTrait<'a> {
+    /// The user's trait, as written.
+    pub(crate) item: &'a ItemTrait,
+    pub(crate) vis: &'a Visibility,
+    pub(crate) ident: &'a Ident,
+    /// Wire name of the class.
+    pub(crate) class_name: String,
+    pub(crate) methods: Vec<RemoteMethod<'a>>,
+}
+
+/// One method.
+pub(crate) struct RemoteMethod<'a> {
+    pub(crate) ident: &'a Ident,
+    pub(crate) args: Vec<(Ident, &'a Type)>,
+    pub(crate) ok: &'a Type,
+    pub(crate) err: &'a Type,
+    pub(crate) attrs: &'a [syn::Attribute],
+}
+
+impl<'a> RemoteTrait<'a> {
+    /// Builds the model; `item` must have passed [`crate::validate::check`].
+    pub(crate) fn new(item: &'a ItemTrait, args: &RemoteArgs) -> Self {
+        let methods = item
+            .items
+            .iter()
+            .filter_map(|ti| match ti {
+                TraitItem::Fn(f) => Some(f),
+                _ => None,
+            })
+            .filter_map(|f| {
+                let args = f
+                    .sig
+                    .inputs
+                    .iter()
+                    .skip(1)
+                    .filter_map(|a| match a {
+                        FnArg::Typed(pt) => match &*pt.pat {
+                            Pat::Ident(pi) => Some((pi.ident.clone(), &*pt.ty)),
+                            _ => None,
+                        },
+                        FnArg::Receiver(_) => None,
+                    })
+                    .collect();
+                let ReturnType::Type(_, ret) = &f.sig.output else {
+                    return None;
+                };
+                let (ok, err) = result_types(ret)?;
+                Some(RemoteMethod {
+                    ident: &f.sig.ident,
+                    args,
+                    ok,
+                    err,
+                    attrs: &f.attrs,
+                })
+            })
+            .collect();
+        RemoteTrait {
+            item,
+            vis: &item.vis,
+            ident: &item.ident,
+            class_name: args
+                .name
+                .as_ref()
+                .map(|l| l.value())
+                .unwrap_or_else(|| item.ident.to_string()),
+            methods,
+        }
+    }
+
+    /// Canonical text of all signatures; its digest is the class version.
+    pub(crate) fn signature(&self) -> String {
+        let mut s = String::new();
+        for m in &self.methods {
+            s.push_str(&m.ident.to_string());
+            s.push('(');
+            // Argument names are not part of the wire contract; their types are.
+            for (i, (_, ty)) in m.args.iter().enumerate() {
+                if i > 0 {
+                    s.push_str(", ");
+                }
+                s.push_str(&ty.to_token_stream().to_string());
+            }
+            s.push_str(&format!(
+                ") -> Result<{}, {}>;",
+                m.ok.to_token_stream(),
+                m.err.to_token_stream()
+            ));
+        }
+        s
+    }
+}
