@@ -283,6 +283,22 @@ pub trait RemoteRef: Sized + Clone + Send + Sync + 'static {
     fn remote_handle(&self) -> Option<&RemoteHandle>;
 }
 
+tokio::task_local! {
+    /// The node whose request the current task is serving.
+    static CALLER: NodeId;
+}
+
+/// The node that made the request the current task is serving, if any: lets a
+/// server method tie what it does (a lease, a binding) to its caller.
+pub fn caller() -> Option<NodeId> {
+    CALLER.try_with(|n| *n).ok()
+}
+
+/// Runs `fut` as serving a request of `peer`.
+pub(crate) async fn as_caller<F: Future>(peer: NodeId, fut: F) -> F::Output {
+    CALLER.scope(peer, fut).await
+}
+
 thread_local! {
     /// Node on whose behalf values are being encoded or decoded on this thread.
     static CURRENT: RefCell<Option<Arc<NodeInner>>> = const { RefCell::new(None) };

@@ -31,9 +31,12 @@ pub const BOOTSTRAP_OBJECT: ObjectId = ObjectId(Uuid::nil());
 /// Class of the bootstrap registry.
 pub static BOOTSTRAP_CLASS: ClassInfo = ClassInfo::new(
     "rpc.Bootstrap",
-    "lookup(name: String) -> Option<Capability>",
-    &["lookup"],
+    "lookup(String) -> Option<Capability>; create(String) -> Option<Capability>;",
+    &["lookup", "create"],
 );
+
+/// Makes a new exported instance of one class and returns its capability.
+type Factory = Arc<dyn Fn(&Node) -> Result<Capability, RpcError> + Send + Sync>;
 
 /// Counts a node reports about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -68,6 +71,8 @@ pub(crate) struct NodeInner {
     dial: tokio::sync::Mutex<()>,
     /// Names in the bootstrap registry.
     bootstrap: RwLock<HashMap<String, Capability>>,
+    /// Class factories by class name, for class-based creation.
+    factories: RwLock<HashMap<String, Factory>>,
     /// Tasks running peer requests; waited for on shutdown.
     tasks: TaskTracker,
     /// Cancelled when the node shuts down: stops accept loops.
@@ -104,6 +109,7 @@ impl Node {
             conns: Mutex::new(HashMap::new()),
             dial: tokio::sync::Mutex::new(()),
             bootstrap: RwLock::new(HashMap::new()),
+            factories: RwLock::new(HashMap::new()),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
             stopping: AtomicBool::new(false),
@@ -185,6 +191,29 @@ impl Node {
         Ok(cap)
     }
 
+    /// Offers class `R` for class-based creation: a peer's [`Node::create`] gets
+    /// a new object made by `make`, exported from this node.
+    pub fn register_factory<R, F>(&self, make: F)
+    where
+        R: RemoteRef + serde::Serialize,
+        F: Fn() -> R + Send + Sync + 'static,
+    {
+        let f: Factory = Arc::new(move |node: &Node| node.capability_of(&make()));
+        self.inner
+            .factories
+            .write()
+            .insert(R::CLASS.name.to_owned(), f);
+    }
+
+    /// Asks the node at `addr` for a new instance of class `R` (class-based RPC).
+    ///
+    /// # Errors
+    /// [`RpcError::NotBound`] when that node offers no such class; transport errors.
+    pub async fn create<R: RemoteRef>(&self, addr: &str) -> Result<R, RpcError> {
+        let cap = self.bootstrap_call(addr, "create", R::CLASS.name).await?;
+        self.resolve(cap)
+    }
+
     /// Looks `name` up in the bootstrap registry of the node at `addr`.
     ///
     /// # Errors
@@ -192,6 +221,16 @@ impl Node {
     /// [`RpcError::WrongClass`] or [`RpcError::VersionMismatch`] when it is bound
     /// to another interface; transport errors.
     pub async fn lookup<R: RemoteRef>(&self, addr: &str, name: &str) -> Result<R, RpcError> {
+        let cap = self.bootstrap_call(addr, "lookup", name).await?;
+        self.resolve(cap)
+    }
+
+    async fn bootstrap_call(
+        &self,
+        addr: &str,
+        method: &str,
+        name: &str,
+    ) -> Result<Capability, RpcError> {
         let conn = self.inner.connect_addr(addr).await?;
         let target = Capability {
             object: BOOTSTRAP_OBJECT,
@@ -206,7 +245,7 @@ impl Node {
         let body = conn
             .call(
                 target,
-                connection::arg_list("lookup", vec![arg]),
+                connection::arg_list(method, vec![arg]),
                 self.inner.config.call_timeout,
             )
             .await?;
@@ -222,10 +261,9 @@ impl Node {
         let [p] = <[Payload; 1]>::try_from(out)
             .map_err(|_| RpcError::protocol("bootstrap lookup returned no result"))?;
         let cap: Option<Capability> = dispatch::decode_payload(&self.inner, &p, "capability")?;
-        let cap = cap.ok_or_else(|| RpcError::NotBound {
+        cap.ok_or_else(|| RpcError::NotBound {
             name: name.to_owned(),
-        })?;
-        self.resolve(cap)
+        })
     }
 
     /// Turns a capability into a typed reference (the local object if it lives here).
@@ -501,7 +539,7 @@ impl NodeInner {
             method: method.clone(),
             args: req.args.args,
         };
-        let fut = Arc::clone(&export.server).dispatch(call);
+        let fut = dispatch::as_caller(conn.peer, Arc::clone(&export.server).dispatch(call));
         drop(export);
         match req.rpc.deadline_ms {
             Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), fut).await {
@@ -589,18 +627,27 @@ impl ServerProxy for Bootstrap {
 
     fn dispatch(self: Arc<Self>, call: IncomingCall) -> BoxFuture<'static, ResponseBody> {
         Box::pin(async move {
-            if call.method() != "lookup" {
-                return ResponseBody::System(call.no_such_method());
-            }
             let name: String = match call.expect_args(1).and_then(|()| call.arg(0, "name")) {
                 Ok(n) => n,
                 Err(e) => return ResponseBody::System(e),
             };
-            let cap = self
-                .node
-                .upgrade()
-                .and_then(|n| n.bootstrap.read().get(&name).cloned());
-            call.reply::<_, ()>(Ok(cap))
+            let Some(node) = self.node.upgrade() else {
+                return ResponseBody::System(RpcError::Shutdown);
+            };
+            match call.method() {
+                "lookup" => {
+                    let cap = node.bootstrap.read().get(&name).cloned();
+                    call.reply::<_, ()>(Ok(cap))
+                }
+                "create" => {
+                    let factory = node.factories.read().get(&name).cloned();
+                    match factory.map(|f| f(&Node::from_inner(node))).transpose() {
+                        Ok(cap) => call.reply::<_, ()>(Ok(cap)),
+                        Err(e) => ResponseBody::System(e),
+                    }
+                }
+                _ => ResponseBody::System(call.no_such_method()),
+            }
         })
     }
 }

@@ -161,3 +161,21 @@ async fn local_references_call_the_object_directly() {
     assert_eq!(calc.add(2, 3).await.unwrap(), 5);
     assert_eq!(calc.div(1, 0).await.unwrap_err(), CalcError::DivByZero);
 }
+
+#[tokio::test]
+async fn class_based_creation_makes_a_new_object_on_the_offering_node() {
+    let (server, addr, _) = calc_server().await;
+    server.register_factory(|| CalcRef::new(CalcImpl::new().0));
+    let client = Node::new(Config::default());
+    let before = server.stats().exports;
+    let a: CalcRef = client.create(&addr).await.unwrap();
+    let b: CalcRef = client.create(&addr).await.unwrap();
+    assert_ne!(a.capability().unwrap(), b.capability().unwrap());
+    assert_eq!(a.add(1, 2).await.unwrap(), 3);
+    assert_eq!(server.stats().exports, before + 2);
+    // A class nobody offers.
+    assert!(matches!(
+        client.create::<ListenerRef>(&addr).await,
+        Err(RpcError::NotBound { .. })
+    ));
+}
