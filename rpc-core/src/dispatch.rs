@@ -165,6 +165,9 @@ impl Drop for RemoteObject {
 #[derive(Clone)]
 pub struct RemoteHandle {
     obj: Arc<RemoteObject>,
+    /// Class of the stub using the handle: its id and version go into every
+    /// request, so the home node checks the caller's view, not the capability's.
+    class: &'static ClassInfo,
     /// Deadline of calls made through this handle; the node default when `None`.
     timeout: Option<Duration>,
 }
@@ -188,6 +191,7 @@ impl RemoteHandle {
     pub fn with_timeout(&self, timeout: Duration) -> Self {
         RemoteHandle {
             obj: Arc::clone(&self.obj),
+            class: self.class,
             timeout: Some(timeout),
         }
     }
@@ -251,9 +255,14 @@ impl RemoteHandle {
     pub async fn call(&self, method: &str, args: Vec<Payload>) -> Result<Reply, RpcError> {
         let node = &self.obj.node;
         let conn = node.conn_to(&self.obj.cap.home).await?;
+        let target = Capability {
+            class: self.class.id,
+            version: self.class.version,
+            ..self.obj.cap.clone()
+        };
         let body = conn
             .call(
-                self.obj.cap.clone(),
+                target,
                 crate::transport::connection::arg_list(method, args),
                 self.timeout(),
             )
@@ -451,7 +460,11 @@ pub(crate) fn resolve<R: RemoteRef>(node: &Arc<NodeInner>, cap: Capability) -> R
             node: Arc::clone(node),
         })
     });
-    Ok(R::from_remote(RemoteHandle { obj, timeout: None }))
+    Ok(R::from_remote(RemoteHandle {
+        obj,
+        class: want,
+        timeout: None,
+    }))
 }
 
 /// The ComHandle a node puts into the capabilities it exports.

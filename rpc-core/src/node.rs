@@ -339,6 +339,7 @@ impl NodeInner {
         LocalHello {
             node: self.id,
             listen: self.listen_addr(),
+            max_frame: self.config.max_frame_len,
         }
     }
 

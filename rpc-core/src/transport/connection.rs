@@ -67,8 +67,10 @@ pub(crate) struct Connection {
     pub(crate) peer_listen: Option<String>,
     /// Our node id, written into every IPC header.
     local: NodeId,
-    /// Largest frame body we accept or send.
+    /// Largest frame body we accept.
     max_frame: usize,
+    /// Largest frame body we send: the smaller of both sides' limits.
+    max_send: usize,
     writer: Writer,
     next_call: AtomicU64,
     /// Our calls waiting for a response; the reader task completes them and
@@ -99,6 +101,7 @@ impl std::fmt::Debug for Connection {
 pub(crate) struct LocalHello {
     pub(crate) node: NodeId,
     pub(crate) listen: Option<String>,
+    pub(crate) max_frame: usize,
 }
 
 fn io_reason(e: &io::Error) -> String {
@@ -143,6 +146,7 @@ fn hello_msg(local: &LocalHello) -> Message {
         version: PROTOCOL_VERSION,
         node: local.node,
         listen: local.listen.clone(),
+        max_frame: local.max_frame as u64,
     })
 }
 
@@ -200,6 +204,7 @@ impl Connection {
             peer_listen: peer.listen.clone(),
             local,
             max_frame,
+            max_send: max_frame.min(usize::try_from(peer.max_frame).unwrap_or(usize::MAX)),
             writer: Writer {
                 sock: wr,
                 state: Mutex::new(WriteState::default()),
@@ -350,7 +355,7 @@ impl Connection {
     /// Encodes and sends one message.
     pub(crate) fn send(&self, msg: &Message) -> Result<(), RpcError> {
         let mut frame = Vec::with_capacity(128);
-        wire::encode_frame(msg, &mut frame, self.max_frame).map_err(|e| match e {
+        wire::encode_frame(msg, &mut frame, self.max_send).map_err(|e| match e {
             FrameError::TooLarge { len, max } => RpcError::Encode {
                 what: "message".into(),
                 reason: format!("frame of {len} bytes exceeds the limit of {max} bytes"),
@@ -467,6 +472,9 @@ impl Connection {
 
     fn closed_error(&self, sent: bool) -> RpcError {
         let reason = match &*self.closed.lock() {
+            Some(
+                RpcError::ConnectionLost { reason, .. } | RpcError::Unreachable { reason, .. },
+            ) => reason.clone(),
             Some(e) => e.to_string(),
             None => "connection closed".into(),
         };
@@ -496,11 +504,15 @@ impl Connection {
         self.writer.state.lock().closed = true;
         self.writer.wake.notify_one();
         let pending: Vec<_> = self.pending.lock().drain().collect();
-        for (_, tx) in pending {
-            let _ = tx.send(Err(RpcError::ConnectionLost {
+        let lost = match &reason {
+            RpcError::ConnectionLost { .. } => reason.clone(),
+            other => RpcError::ConnectionLost {
                 peer: self.peer_name(),
-                reason: reason.to_string(),
-            }));
+                reason: other.to_string(),
+            },
+        };
+        for (_, tx) in pending {
+            let _ = tx.send(Err(lost.clone()));
         }
         let running: Vec<_> = self.inflight.lock().drain().collect();
         for h in running.into_iter().filter_map(|(_, h)| h) {

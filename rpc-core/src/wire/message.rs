@@ -58,6 +58,9 @@ pub struct Hello {
     pub node: NodeId,
     /// The sender's listening address, if it accepts connections.
     pub listen: Option<String>,
+    /// Largest frame body the sender accepts, in bytes; the peer refuses
+    /// locally to send more instead of having the connection closed on it.
+    pub max_frame: u64,
 }
 
 /// What a frame is, repeated in its IPC header as the seed's layout has it.

@@ -1,0 +1,128 @@
+//! Deadlines, cancellation, connection loss and graceful shutdown.
+
+mod common;
+
+use common::*;
+use rpc_core::{Config, Node, RpcError};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const BOUND: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn deadline_exceeded_and_the_server_stops_the_work() {
+    let (_s, addr, probe) = calc_server().await;
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let t0 = Instant::now();
+    let err = calc
+        .with_timeout(Duration::from_millis(100))
+        .sleep(60_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::DeadlineExceeded { .. }), "{err:?}");
+    assert!(t0.elapsed() < BOUND);
+    tokio::time::timeout(BOUND, probe.cancel_seen.notified())
+        .await
+        .expect("server saw the cancel");
+    assert!(probe.cancelled.load(Ordering::SeqCst));
+    assert_eq!(client.stats().pending_calls, 0);
+}
+
+#[tokio::test]
+async fn dropping_the_call_future_cancels_on_the_server() {
+    let (server, addr, probe) = calc_server().await;
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let c = calc.clone();
+    let task = tokio::spawn(async move { c.sleep(60_000).await });
+    tokio::time::timeout(BOUND, probe.started.notified())
+        .await
+        .expect("call started");
+    assert_eq!(server.stats().inflight_requests, 1);
+    task.abort();
+    tokio::time::timeout(BOUND, probe.cancel_seen.notified())
+        .await
+        .expect("server saw the cancel");
+    assert!(probe.cancelled.load(Ordering::SeqCst));
+    // And the connection goes on working.
+    assert_eq!(calc.add(1, 1).await.unwrap(), 2);
+    assert_eq!(server.stats().inflight_requests, 0);
+}
+
+#[tokio::test]
+async fn calls_in_flight_fail_at_once_when_the_connection_is_lost() {
+    let (server, addr, probe) = calc_server_with(Config {
+        shutdown_grace: Duration::from_millis(50),
+        ..Config::default()
+    })
+    .await;
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let c = calc.clone();
+    let call = tokio::spawn(async move { c.sleep(60_000).await });
+    tokio::time::timeout(BOUND, probe.started.notified())
+        .await
+        .expect("call started");
+    let t0 = Instant::now();
+    server.shutdown().await;
+    let err = tokio::time::timeout(BOUND, call)
+        .await
+        .expect("failed before its deadline")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(err, RpcError::ConnectionLost { .. }),
+        "{err:?} after {:?}",
+        t0.elapsed()
+    );
+    // The next call cannot reach the node: not sent.
+    let err = calc.echo("x".into()).await.unwrap_err();
+    assert!(err.is_not_sent(), "{err:?}");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_running_calls_finish() {
+    let (server, addr, probe) = calc_server_with(Config {
+        shutdown_grace: Duration::from_secs(5),
+        ..Config::default()
+    })
+    .await;
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let c = calc.clone();
+    let call = tokio::spawn(async move { c.sleep(300).await });
+    tokio::time::timeout(BOUND, probe.started.notified())
+        .await
+        .expect("call started");
+    let s = server.clone();
+    let stop = tokio::spawn(async move { s.shutdown().await });
+    // The running call completes normally.
+    tokio::time::timeout(BOUND, call)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(BOUND, stop).await.unwrap().unwrap();
+    // New connections are refused once it is down.
+    let other = Node::new(Config::default());
+    assert!(other.lookup::<CalcRef>(&addr, "calc").await.is_err());
+}
+
+#[tokio::test]
+async fn requests_after_shutdown_started_are_refused() {
+    let (server, addr, probe) = calc_server().await;
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let c = calc.clone();
+    let running = tokio::spawn(async move { c.sleep(500).await });
+    tokio::time::timeout(BOUND, probe.started.notified())
+        .await
+        .expect("call started");
+    let s = server.clone();
+    let stop = tokio::spawn(async move { s.shutdown().await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(calc.echo("x".into()).await.unwrap_err(), RpcError::Shutdown);
+    running.await.unwrap().unwrap();
+    stop.await.unwrap();
+}
