@@ -314,6 +314,16 @@ thread_local! {
     /// Typed error of the last reference that failed to decode, so that it
     /// survives serde's string-only custom errors.
     static REF_ERROR: RefCell<Option<RpcError>> = const { RefCell::new(None) };
+    /// Object id the next new export on this thread must use (see `Node::export_as`).
+    static FIXED_ID: RefCell<Option<crate::ids::ObjectId>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` so that a local object it exports for the first time gets `id`.
+pub(crate) fn with_fixed_id<R>(id: crate::ids::ObjectId, f: impl FnOnce() -> R) -> R {
+    FIXED_ID.with(|c| *c.borrow_mut() = Some(id));
+    let r = f();
+    FIXED_ID.with(|c| *c.borrow_mut() = None);
+    r
 }
 
 /// Runs `f` with `node` as the current node for reference encoding and decoding.
@@ -405,7 +415,8 @@ pub fn serialize_local<S: Serializer>(
     make: impl FnOnce() -> (Arc<dyn ServerProxy>, Box<dyn Any + Send + Sync>),
 ) -> Result<S::Ok, S::Error> {
     let node = current_node().map_err(stash_ser)?;
-    let id = node.exports.export(key, class, None, make);
+    let fixed = FIXED_ID.with(|c| c.borrow_mut().take());
+    let id = node.exports.export(key, class, fixed, make);
     Capability {
         object: id,
         class: class.id,

@@ -35,6 +35,9 @@ pub static BOOTSTRAP_CLASS: ClassInfo = ClassInfo::new(
     &["lookup", "create"],
 );
 
+/// Re-creates an object that is not exported (yet): see [`Node::set_resolver`].
+type Resolver = Arc<dyn Fn(&Node, ObjectId) -> bool + Send + Sync>;
+
 /// Makes a new exported instance of one class and returns its capability.
 type Factory = Arc<dyn Fn(&Node) -> Result<Capability, RpcError> + Send + Sync>;
 
@@ -71,12 +74,16 @@ pub(crate) struct NodeInner {
     dial: tokio::sync::Mutex<()>,
     /// Names in the bootstrap registry.
     bootstrap: RwLock<HashMap<String, Capability>>,
+    /// Called for requests to unknown object ids; may export the object on demand.
+    resolver: RwLock<Option<Resolver>>,
     /// Class factories by class name, for class-based creation.
     factories: RwLock<HashMap<String, Factory>>,
     /// Tasks running peer requests; waited for on shutdown.
     tasks: TaskTracker,
     /// Cancelled when the node shuts down: stops accept loops.
     stop: CancellationToken,
+    /// Accept loops, awaited on shutdown so that the port is free when it returns.
+    acceptors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Set once shutdown starts: new requests are refused.
     stopping: AtomicBool,
 }
@@ -110,9 +117,11 @@ impl Node {
             dial: tokio::sync::Mutex::new(()),
             bootstrap: RwLock::new(HashMap::new()),
             factories: RwLock::new(HashMap::new()),
+            resolver: RwLock::new(None),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
             stopping: AtomicBool::new(false),
+            acceptors: Mutex::new(Vec::new()),
         });
         let boot: Arc<dyn ServerProxy> = Arc::new(Bootstrap {
             node: Arc::downgrade(&inner),
@@ -153,7 +162,8 @@ impl Node {
     pub fn serve(&self, listener: TcpListener) -> std::io::Result<SocketAddr> {
         let addr = listener.local_addr()?;
         *self.inner.listen.write() = Some(addr.to_string());
-        tokio::spawn(Arc::clone(&self.inner).run_accept(listener));
+        let task = tokio::spawn(Arc::clone(&self.inner).run_accept(listener));
+        self.inner.acceptors.lock().push(task);
         Ok(addr)
     }
 
@@ -289,6 +299,28 @@ impl Node {
         })
     }
 
+    /// Exports `r` under the fixed object id `id` (unless that object is exported
+    /// already, under whatever id it has). With a fixed node id
+    /// ([`Config::node_id`]) this gives capabilities that survive a restart.
+    ///
+    /// # Errors
+    /// [`RpcError::Encode`] if `r` is not a reference type.
+    pub fn export_as<R: RemoteRef + serde::Serialize>(
+        &self,
+        r: &R,
+        id: ObjectId,
+    ) -> Result<Capability, RpcError> {
+        dispatch::with_fixed_id(id, || self.capability_of(r))
+    }
+
+    /// Installs the hook called when a request names an object id that is not
+    /// exported. It returns true after exporting that object (with
+    /// [`Node::export_as`]); the request then proceeds. Used for objects whose
+    /// identity lives in storage and that are exported lazily after a restart.
+    pub fn set_resolver(&self, f: impl Fn(&Node, ObjectId) -> bool + Send + Sync + 'static) {
+        *self.inner.resolver.write() = Some(Arc::new(f));
+    }
+
     /// Stops exporting the object with this id; its capability stops working.
     pub fn unexport(&self, id: &ObjectId) -> bool {
         *id != BOOTSTRAP_OBJECT && self.inner.exports.remove(id)
@@ -312,6 +344,10 @@ impl Node {
         let inner = &self.inner;
         inner.stopping.store(true, Ordering::SeqCst);
         inner.stop.cancel();
+        let acceptors: Vec<_> = inner.acceptors.lock().drain(..).collect();
+        for a in acceptors {
+            let _ = a.await;
+        }
         inner.tasks.close();
         if tokio::time::timeout(inner.config.shutdown_grace, inner.tasks.wait())
             .await
@@ -514,7 +550,19 @@ impl NodeInner {
 
     async fn run_request(self: &Arc<Self>, conn: &Arc<Connection>, req: Request) -> ResponseBody {
         let target = req.rpc.target;
-        let Some(export) = self.exports.get(&target.object) else {
+        let export = match self.exports.get(&target.object) {
+            Some(e) => Some(e),
+            None => {
+                let resolver = self.resolver.read().clone();
+                match resolver {
+                    Some(f) if f(&Node::from_inner(Arc::clone(self)), target.object) => {
+                        self.exports.get(&target.object)
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let Some(export) = export else {
             return ResponseBody::System(RpcError::NoSuchObject {
                 object: target.object,
             });

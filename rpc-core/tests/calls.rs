@@ -179,3 +179,48 @@ async fn class_based_creation_makes_a_new_object_on_the_offering_node() {
         Err(RpcError::NotBound { .. })
     ));
 }
+
+#[tokio::test]
+async fn fixed_ids_and_the_resolver_keep_capabilities_across_a_restart() {
+    use rpc_core::{NodeId, ObjectId};
+    let node_id = NodeId::random();
+    let obj_id = ObjectId::random();
+    let config = || Config {
+        node_id: Some(node_id),
+        shutdown_grace: std::time::Duration::from_millis(10),
+        ..Config::default()
+    };
+    let first = Node::new(config());
+    let addr = first.listen("127.0.0.1:0").await.unwrap().to_string();
+    let cap = first
+        .export_as(&CalcRef::new(CalcImpl::new().0), obj_id)
+        .unwrap();
+    assert_eq!(cap.object, obj_id);
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.resolve(cap).unwrap();
+    assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+    first.shutdown().await;
+
+    // Same node id, same address; the object is exported again only on demand.
+    let second = Node::new(config());
+    second.listen(&addr).await.unwrap();
+    second.set_resolver(move |node, id| {
+        id == obj_id && node.export_as(&CalcRef::new(CalcImpl::new().0), id).is_ok()
+    });
+    // The first call after the restart may find the old connection dead.
+    let mut result = calc.add(2, 3).await;
+    if let Err(CalcError::Rpc(e)) = &result
+        && e.is_transport()
+    {
+        result = calc.add(2, 3).await;
+    }
+    assert_eq!(result.unwrap(), 5);
+    // Other ids stay unknown.
+    let mut guessed = calc.capability().unwrap().clone();
+    guessed.object = ObjectId::random();
+    let g: CalcRef = client.resolve(guessed).unwrap();
+    assert!(matches!(
+        g.add(1, 1).await,
+        Err(CalcError::Rpc(RpcError::NoSuchObject { .. }))
+    ));
+}
