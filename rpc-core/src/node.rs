@@ -360,7 +360,7 @@ impl Node {
         }
         let conns: Vec<_> = inner.conns.lock().drain().map(|(_, c)| c).collect();
         for c in conns {
-            c.close(RpcError::Shutdown);
+            c.close(&RpcError::Shutdown);
         }
         inner.exports.clear();
     }

@@ -1,5 +1,7 @@
 //! Bad input gets a typed error, and the server keeps serving everyone else.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;

@@ -2,6 +2,8 @@
 //! callbacks over the caller's own connection, references coming home and
 //! handed to a third node, and many concurrent calls on one connection.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;

@@ -1,5 +1,7 @@
 //! Deadlines, cancellation, connection loss and graceful shutdown.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;

@@ -267,7 +267,7 @@ impl Connection {
             while off < out.len() {
                 match self.writer.sock.try_write(&out[off..]) {
                     Ok(0) => {
-                        self.close(RpcError::ConnectionLost {
+                        self.close(&RpcError::ConnectionLost {
                             peer: self.peer_name(),
                             reason: "peer stopped reading".into(),
                         });
@@ -286,7 +286,7 @@ impl Connection {
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        self.close(RpcError::ConnectionLost {
+                        self.close(&RpcError::ConnectionLost {
                             peer: self.peer_name(),
                             reason: io_reason(&e),
                         });
@@ -326,7 +326,7 @@ impl Connection {
                 let mut off = 0;
                 while off < buf.len() {
                     if let Err(e) = self.writer.sock.writable().await {
-                        self.close(RpcError::ConnectionLost {
+                        self.close(&RpcError::ConnectionLost {
                             peer: self.peer_name(),
                             reason: io_reason(&e),
                         });
@@ -340,7 +340,7 @@ impl Connection {
                                 io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                             ) => {}
                         Err(e) => {
-                            self.close(RpcError::ConnectionLost {
+                            self.close(&RpcError::ConnectionLost {
                                 peer: self.peer_name(),
                                 reason: io_reason(&e),
                             });
@@ -493,7 +493,7 @@ impl Connection {
 
     /// Closes the connection: fails pending calls, aborts the peer's running
     /// requests and the I/O tasks. Idempotent.
-    pub(crate) fn close(&self, reason: RpcError) {
+    pub(crate) fn close(&self, reason: &RpcError) {
         {
             let mut c = self.closed.lock();
             if c.is_some() {
@@ -504,7 +504,7 @@ impl Connection {
         self.writer.state.lock().closed = true;
         self.writer.wake.notify_one();
         let pending: Vec<_> = self.pending.lock().drain().collect();
-        let lost = match &reason {
+        let lost = match reason {
             RpcError::ConnectionLost { .. } => reason.clone(),
             other => RpcError::ConnectionLost {
                 peer: self.peer_name(),
@@ -525,7 +525,7 @@ impl Connection {
     }
 
     /// Sends `Close(err)` (best effort) and closes.
-    fn fail(&self, err: RpcError) {
+    fn fail(&self, err: &RpcError) {
         let _ = self.send(&Message::Close(err.clone()));
         self.close(err);
     }
@@ -539,7 +539,7 @@ impl Connection {
             c.clone().unwrap_or(reason)
         };
         handler.on_closed(&self, &reason);
-        self.close(reason);
+        self.close(&reason);
     }
 
     async fn read_loop(
@@ -555,7 +555,7 @@ impl Connection {
                     Ok(Some((msg, used))) => {
                         buf.advance(used);
                         if let Err(e) = self.on_message(msg, handler) {
-                            self.fail(e.clone());
+                            self.fail(&e);
                             return e;
                         }
                     }
@@ -563,7 +563,7 @@ impl Connection {
                     Err(e) => {
                         let err = RpcError::protocol(e.to_string());
                         tracing::warn!(peer = ?self.peer, error = %err, "closing connection");
-                        self.fail(err.clone());
+                        self.fail(&err);
                         return err;
                     }
                 }

@@ -1,5 +1,6 @@
 //! Test interfaces and objects shared by the integration tests.
 #![allow(dead_code, missing_docs, unreachable_pub)] // each test file uses a different subset
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use rpc_core::{Config, Node, RpcError, remote};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,128 @@
+//! Nodes in separate processes: the test executable re-runs itself as a child
+//! node (selected by an environment variable), which prints `listening ADDR`
+//! and serves until its standard input closes.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use common::*;
+use rpc_core::{Config, Node};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+const CHILD_ENV: &str = "RPC_CORE_TEST_CHILD";
+
+/// Body of the child process; does nothing in a normal test run.
+#[test]
+fn child_node() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (_node, addr, _) = calc_server().await;
+        println!("listening {addr}");
+        // Serve until the parent closes our stdin (or dies).
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {}
+        })
+        .await
+        .unwrap();
+    });
+}
+
+/// A child node process, killed when dropped.
+struct ChildNode {
+    child: Child,
+    addr: String,
+}
+
+impl ChildNode {
+    fn start() -> ChildNode {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_node", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        // Read on a thread so that a silent child fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The test harness may print `test child_node ... ` on the same line.
+                if let Some(i) = line.find("listening ") {
+                    let _ = tx.send(line[i + "listening ".len()..].trim().to_owned());
+                    return;
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = child.kill();
+                panic!("child node did not print its address: {e}");
+            }
+        };
+        ChildNode { child, addr }
+    }
+}
+
+impl Drop for ChildNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn by_value_and_callback_across_processes() {
+    let server = ChildNode::start();
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&server.addr, "calc").await.unwrap();
+    assert_eq!(calc.add(40, 2).await.unwrap(), 42);
+    assert_eq!(calc.div(1, 0).await.unwrap_err(), CalcError::DivByZero);
+    // Callback into this process, which does not listen.
+    let counter = Arc::new(Counter::default());
+    calc.subscribe(ListenerRef::new(Arc::clone(&counter)))
+        .await
+        .unwrap();
+    assert_eq!(calc.notify_all(3).await.unwrap(), 1);
+    assert_eq!(counter.total.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn three_node_handoff_across_processes() {
+    let b = ChildNode::start();
+    let c = ChildNode::start();
+    let a = Node::new(Config::default());
+    let on_b: CalcRef = a.lookup(&b.addr, "calc").await.unwrap();
+    let on_c: CalcRef = a.lookup(&c.addr, "calc").await.unwrap();
+    // C receives B's reference from A and calls B directly.
+    assert_eq!(on_c.relay(on_b, 20, 22).await.unwrap(), 42);
+}
+
+#[tokio::test]
+async fn a_killed_peer_fails_calls_in_flight_at_once() {
+    let mut server = ChildNode::start();
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&server.addr, "calc").await.unwrap();
+    let c = calc.clone();
+    let call = tokio::spawn(async move { c.sleep(60_000).await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    server.child.kill().unwrap();
+    let err = tokio::time::timeout(std::time::Duration::from_secs(5), call)
+        .await
+        .expect("failed long before its deadline")
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is_transport(), "{err:?}");
+}
