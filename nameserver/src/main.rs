@@ -1,0 +1,102 @@
+//! `nameserver`: runs a name server on `--listen HOST:PORT`, prints
+//! `listening HOST:PORT` (the real port) as its first line of standard output,
+//! logs to standard error (`RUST_LOG`), and stops gracefully on ctrl-c or
+//! SIGTERM.
+
+use clap::Parser;
+use nameserver::server::{self, ServerConfig};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Name server of the distributed object system: a tree of naming contexts
+/// (one per node), a class registry, and bindings that vanish when their node
+/// stops renewing its lease.
+#[derive(Debug, Parser)]
+#[command(name = "nameserver", version)]
+struct Args {
+    /// Address to listen on, HOST:PORT; port 0 picks a free port (printed as
+    /// `listening HOST:PORT` on standard output).
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    listen: String,
+
+    /// Lease time in milliseconds: the entries of a node that stops renewing
+    /// disappear this long after its last renewal.
+    #[arg(long, env = "NAMESERVER_LEASE_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    lease_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let listener = match TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("nameserver: could not listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("nameserver: could not read the listening address: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "listening {addr}")
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        // Whoever started us reads this line; without it they cannot go on.
+        eprintln!("nameserver: could not write to standard output");
+        return ExitCode::FAILURE;
+    }
+    drop(out);
+
+    let config = ServerConfig {
+        lease: Duration::from_millis(args.lease_ms),
+        ..ServerConfig::default()
+    };
+    match server::run(listener, config, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nameserver: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on ctrl-c or, on unix, SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; ctrl-c only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
