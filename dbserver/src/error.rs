@@ -8,8 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::value::{Value, ValueType};
 
-// TODO(rpc): add Rpc(rpc_core::RpcError) + From impl when rpc-core lands
-
 /// Everything a store operation can fail with.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DbError {
@@ -83,4 +81,27 @@ pub enum DbError {
         /// Message of the underlying failure.
         reason: String,
     },
+    /// The object was a part of a table that has been dropped since (the name
+    /// may have been re-created: that is another table).
+    #[error("table `{table}` no longer exists")]
+    NoLongerExists {
+        /// Name the dropped table had.
+        table: String,
+    },
+    /// An import could not read its source table (it broke the paging contract).
+    #[error("import failed: {reason}")]
+    ImportFailed {
+        /// What was wrong with the source.
+        reason: String,
+    },
+    /// The object does not offer this operation (for example, watching a cell
+    /// of a client-side in-memory table).
+    #[error("unsupported operation: {what}")]
+    Unsupported {
+        /// The operation that was refused.
+        what: String,
+    },
+    /// The remote call itself failed: transport, deadline, no such object.
+    #[error(transparent)]
+    Rpc(#[from] rpc_core::RpcError),
 }

@@ -1,8 +1,14 @@
-//! The database server library: an embedded, crash-safe table store today,
-//! and the remote objects that expose it over RPC later. Everything here is
-//! synchronous; async callers run store operations on a blocking thread.
+//! The database server: an embedded, crash-safe table store ([`store`]) and
+//! the remote objects that expose it ([`api`]: Database -> Table -> Cell), a
+//! client-side in-memory table ([`memtable`]) and the server runtime
+//! ([`server`]). Store operations are synchronous; the remote objects run
+//! them on blocking threads.
 
+pub mod api;
 pub mod error;
+pub mod memtable;
+mod objects;
+pub mod server;
 pub mod store;
 pub mod value;
 

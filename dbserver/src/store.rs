@@ -34,6 +34,28 @@ const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("
 /// User table name -> CBOR-encoded [`TableMeta`].
 const CATALOG: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("catalog");
+/// Persistent identities of the server (node id, database object id): name -> uuid.
+const IDENTITY: TableDefinition<'static, &'static str, u128> = TableDefinition::new("identity");
+/// Dropped table id -> CBOR-encoded [`TableMeta`] it had, so that a reference
+/// to it can say "no longer exists" after a restart instead of "unknown".
+const DROPPED: TableDefinition<'static, u128, &'static [u8]> = TableDefinition::new("dropped");
+/// Object id of a cell reference -> CBOR-encoded [`CellAddr`].
+const OBJECTS: TableDefinition<'static, u128, &'static [u8]> = TableDefinition::new("objects");
+/// `"{table id}/{row}/{column}"` -> object id: the reverse of [`OBJECTS`], so
+/// one cell always gets the same object id.
+const OBJECT_INDEX: TableDefinition<'static, &'static str, u128> =
+    TableDefinition::new("object_index");
+
+/// Where a cell lives: the persisted target of a cell's object id.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CellAddr {
+    /// Id of the table ([`TableMeta::id`]).
+    pub table: Uuid,
+    /// Row id.
+    pub row: u64,
+    /// Column name.
+    pub column: String,
+}
 
 /// One column of a table.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -144,6 +166,10 @@ impl Store {
             // Creating the fixed tables up front lets read transactions
             // assume they exist.
             txn.open_table(CATALOG).storage()?;
+            txn.open_table(IDENTITY).storage()?;
+            txn.open_table(DROPPED).storage()?;
+            txn.open_table(OBJECTS).storage()?;
+            txn.open_table(OBJECT_INDEX).storage()?;
             let mut meta = txn.open_table(META).storage()?;
             let version = meta.get("format_version").storage()?.map(|v| v.value());
             match version {
@@ -203,6 +229,10 @@ impl Store {
             catalog.remove(name).storage()?;
             let rows_name = meta.rows_table_name();
             txn.delete_table(rows_def(&rows_name)).storage()?;
+            txn.open_table(DROPPED)
+                .storage()?
+                .insert(meta.id.as_u128(), encode(&meta)?.as_slice())
+                .storage()?;
             Ok(())
         })
     }
@@ -365,6 +395,103 @@ impl Store {
                 out.push((id.value(), decode_row(&meta, bytes.value())?));
             }
             Ok(out)
+        })
+    }
+
+    /// Appends several rows in one transaction: either all of them are
+    /// inserted (ids returned in order) or, if any row is rejected, none.
+    pub fn insert_many(&self, table: &str, rows: &[Vec<Value>]) -> Result<Vec<u64>, DbError> {
+        self.write(|txn| {
+            let mut catalog = txn.open_table(CATALOG).storage()?;
+            let mut meta = lookup(&catalog, table)?;
+            let rows_name = meta.rows_table_name();
+            let mut stored = txn.open_table(rows_def(&rows_name)).storage()?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in rows {
+                meta.check_row(row)?;
+                let id = meta.next_row;
+                meta.next_row = id.checked_add(1).ok_or_else(|| DbError::Storage {
+                    reason: format!("row ids of table `{table}` are exhausted"),
+                })?;
+                stored.insert(id, encode(row)?.as_slice()).storage()?;
+                ids.push(id);
+            }
+            catalog.insert(table, encode(&meta)?.as_slice()).storage()?;
+            Ok(ids)
+        })
+    }
+
+    /// The persistent identity called `key`, made up (random) and stored the
+    /// first time it is asked for.
+    pub fn identity(&self, key: &str) -> Result<Uuid, DbError> {
+        let found = self.read(|txn| {
+            let t = txn.open_table(IDENTITY).storage()?;
+            Ok(t.get(key).storage()?.map(|v| v.value()))
+        })?;
+        if let Some(id) = found {
+            return Ok(Uuid::from_u128(id));
+        }
+        self.write(|txn| {
+            let mut t = txn.open_table(IDENTITY).storage()?;
+            let existing = t.get(key).storage()?.map(|v| v.value());
+            let id = match existing {
+                Some(id) => id,
+                None => {
+                    let id = Uuid::new_v4().as_u128();
+                    t.insert(key, id).storage()?;
+                    id
+                }
+            };
+            Ok(Uuid::from_u128(id))
+        })
+    }
+
+    /// The catalog entry a dropped table had, if `id` names a dropped table.
+    pub fn dropped_table(&self, id: Uuid) -> Result<Option<TableMeta>, DbError> {
+        self.read(|txn| {
+            let t = txn.open_table(DROPPED).storage()?;
+            t.get(id.as_u128())
+                .storage()?
+                .map(|v| decode(v.value()))
+                .transpose()
+        })
+    }
+
+    /// The object id of the cell at `addr`: random, made and stored the first
+    /// time it is asked for, the same ever after.
+    pub fn cell_object_id(&self, addr: &CellAddr) -> Result<Uuid, DbError> {
+        let key = format!("{}/{}/{}", addr.table.simple(), addr.row, addr.column);
+        let found = self.read(|txn| {
+            let t = txn.open_table(OBJECT_INDEX).storage()?;
+            Ok(t.get(key.as_str()).storage()?.map(|v| v.value()))
+        })?;
+        if let Some(id) = found {
+            return Ok(Uuid::from_u128(id));
+        }
+        self.write(|txn| {
+            let mut index = txn.open_table(OBJECT_INDEX).storage()?;
+            let existing = index.get(key.as_str()).storage()?.map(|v| v.value());
+            if let Some(id) = existing {
+                return Ok(Uuid::from_u128(id));
+            }
+            let id = Uuid::new_v4().as_u128();
+            index.insert(key.as_str(), id).storage()?;
+            txn.open_table(OBJECTS)
+                .storage()?
+                .insert(id, encode(addr)?.as_slice())
+                .storage()?;
+            Ok(Uuid::from_u128(id))
+        })
+    }
+
+    /// The cell an object id made by [`Store::cell_object_id`] names.
+    pub fn cell_object(&self, id: Uuid) -> Result<Option<CellAddr>, DbError> {
+        self.read(|txn| {
+            let t = txn.open_table(OBJECTS).storage()?;
+            t.get(id.as_u128())
+                .storage()?
+                .map(|v| decode(v.value()))
+                .transpose()
         })
     }
 
@@ -1037,5 +1164,56 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), 100);
         assert_eq!(store.count("people").unwrap(), 100);
+    }
+
+    #[test]
+    fn identities_and_cell_object_ids_are_persistent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, cell_id, addr, gone) = {
+            let store = Store::open(dir.path()).unwrap();
+            let meta = store.create_table("people", people_columns()).unwrap();
+            let node = store.identity("node").unwrap();
+            assert_eq!(store.identity("node").unwrap(), node);
+            assert_ne!(store.identity("other").unwrap(), node);
+            let addr = CellAddr {
+                table: meta.id,
+                row: 1,
+                column: "age".into(),
+            };
+            let cell_id = store.cell_object_id(&addr).unwrap();
+            assert_eq!(store.cell_object_id(&addr).unwrap(), cell_id);
+            let other = CellAddr {
+                column: "name".into(),
+                ..addr
+            };
+            assert_ne!(store.cell_object_id(&other).unwrap(), cell_id);
+            let gone = store.create_table("gone", vec![]).unwrap();
+            store.drop_table("gone").unwrap();
+            (node, cell_id, addr, gone)
+        };
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.identity("node").unwrap(), node);
+        assert_eq!(store.cell_object(cell_id).unwrap(), Some(addr.clone()));
+        assert_eq!(store.cell_object_id(&addr).unwrap(), cell_id);
+        assert_eq!(store.cell_object(Uuid::new_v4()).unwrap(), None);
+        assert_eq!(store.dropped_table(gone.id).unwrap(), Some(gone));
+        assert_eq!(store.dropped_table(addr.table).unwrap(), None);
+    }
+
+    #[test]
+    fn insert_many_is_all_or_nothing() {
+        let (_dir, store) = open_people();
+        let ids = store
+            .insert_many("people", &[person("a", 1), person("b", 2)])
+            .unwrap();
+        assert_eq!(ids, vec![1, 2]);
+        let mut bad = person("c", 3);
+        bad[1] = Value::Text("x".into());
+        assert!(matches!(
+            store.insert_many("people", &[person("d", 4), bad]),
+            Err(DbError::TypeMismatch { .. })
+        ));
+        assert_eq!(store.count("people").unwrap(), 2);
+        assert_eq!(store.insert("people", &person("e", 5)).unwrap(), 3);
     }
 }

@@ -1,0 +1,110 @@
+//! `dbserver`: serves a database directory over RPC.
+//!
+//! Prints `listening HOST:PORT` as the first line of standard output once it
+//! accepts connections; logs go to standard error (`RUST_LOG`). Stops
+//! gracefully on Ctrl-C or SIGTERM.
+
+use clap::Parser;
+use dbserver::server::DbServer;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The database server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Directory of the store (created if missing).
+    #[arg(long)]
+    data: PathBuf,
+    /// Name server address. NOT USED YET: takes effect when the name server
+    /// integration lands; until then the database is only in this node's
+    /// bootstrap registry, as `db`.
+    #[arg(long)]
+    nameserver: Option<String>,
+    /// Name of this server's context in the name server. NOT USED YET (see
+    /// `--nameserver`).
+    #[arg(long, default_value = "dbserver")]
+    name: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dbserver: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dbserver: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    if args.nameserver.is_some() {
+        tracing::warn!(
+            name = %args.name,
+            "--nameserver/--name are not used yet: the name server integration has not landed; \
+             clients find the database in this node's bootstrap registry as `db`"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let server = DbServer::start(listener, &args.data)
+        .await
+        .map_err(|e| e.to_string())?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening {}", server.addr())
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("cannot write to stdout: {e}"))?;
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Waits for Ctrl-C or (on Unix) SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

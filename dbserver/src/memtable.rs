@@ -1,0 +1,273 @@
+//! A client-side, in-memory [`Table`]: a client builds one, wraps it in a
+//! [`TableRef`] and hands it to the server, which reads it through callbacks
+//! (for example [`Table::import`] pages through its `scan`). It checks rows
+//! against its columns like the server does; it does not support watchers.
+
+use crate::api::{
+    Cell, CellListenerRef, CellRef, Column, DbError, Table, TableInfo, TableListenerRef, TableRef,
+    Value, read_all,
+};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Rows per `scan` call when this table imports from another one.
+const IMPORT_PAGE: u32 = crate::api::SCAN_PAGE;
+
+/// An in-memory table. Clones share the same rows.
+#[derive(Clone, Debug)]
+pub struct MemTable {
+    inner: Arc<Mutex<State>>,
+}
+
+#[derive(Debug)]
+struct State {
+    name: String,
+    columns: Vec<Column>,
+    rows: BTreeMap<u64, Vec<Value>>,
+    next_row: u64,
+}
+
+impl State {
+    fn check_row(&self, values: &[Value]) -> Result<(), DbError> {
+        if values.len() != self.columns.len() {
+            return Err(DbError::WrongColumnCount {
+                table: self.name.clone(),
+                expected: self.columns.len(),
+                found: values.len(),
+            });
+        }
+        for (col, v) in self.columns.iter().zip(values) {
+            self.check_value(col, v)?;
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, col: &Column, v: &Value) -> Result<(), DbError> {
+        match v.value_type() {
+            Some(found) if !col.ty.accepts(v) => Err(DbError::TypeMismatch {
+                table: self.name.clone(),
+                column: col.name.clone(),
+                expected: col.ty,
+                found,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn column(&self, column: &str) -> Result<usize, DbError> {
+        self.columns
+            .iter()
+            .position(|c| c.name == column)
+            .ok_or_else(|| DbError::NoSuchColumn {
+                table: self.name.clone(),
+                column: column.to_owned(),
+            })
+    }
+
+    fn row_mut(&mut self, row: u64) -> Result<&mut Vec<Value>, DbError> {
+        let table = self.name.clone();
+        self.rows
+            .get_mut(&row)
+            .ok_or(DbError::NoSuchRow { table, row })
+    }
+
+    fn insert(&mut self, values: Vec<Value>) -> u64 {
+        let id = self.next_row;
+        self.next_row += 1;
+        self.rows.insert(id, values);
+        id
+    }
+}
+
+impl MemTable {
+    /// An empty table.
+    pub fn new(name: impl Into<String>, columns: Vec<Column>) -> MemTable {
+        MemTable {
+            inner: Arc::new(Mutex::new(State {
+                name: name.into(),
+                columns,
+                rows: BTreeMap::new(),
+                next_row: 1,
+            })),
+        }
+    }
+
+    /// A table holding `rows` (ids 1, 2, ...).
+    ///
+    /// # Errors
+    /// When a row does not fit the columns.
+    pub fn with_rows(
+        name: impl Into<String>,
+        columns: Vec<Column>,
+        rows: Vec<Vec<Value>>,
+    ) -> Result<MemTable, DbError> {
+        let t = MemTable::new(name, columns);
+        {
+            let mut s = t.inner.lock();
+            for r in &rows {
+                s.check_row(r)?;
+            }
+            for r in rows {
+                s.insert(r);
+            }
+        }
+        Ok(t)
+    }
+
+    /// All rows, in id order.
+    pub fn rows(&self) -> Vec<(u64, Vec<Value>)> {
+        let s = self.inner.lock();
+        s.rows.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+}
+
+fn unsupported(what: &str) -> DbError {
+    DbError::Unsupported {
+        what: format!("{what} on an in-memory table"),
+    }
+}
+
+impl Table for MemTable {
+    async fn info(&self) -> Result<TableInfo, DbError> {
+        let s = self.inner.lock();
+        Ok(TableInfo {
+            name: s.name.clone(),
+            columns: s.columns.clone(),
+        })
+    }
+
+    async fn insert(&self, values: Vec<Value>) -> Result<u64, DbError> {
+        let mut s = self.inner.lock();
+        s.check_row(&values)?;
+        Ok(s.insert(values))
+    }
+
+    async fn get_row(&self, row: u64) -> Result<Vec<Value>, DbError> {
+        self.inner.lock().row_mut(row).cloned()
+    }
+
+    async fn cell(&self, row: u64, column: String) -> Result<CellRef, DbError> {
+        let idx = {
+            let mut s = self.inner.lock();
+            let idx = s.column(&column)?;
+            s.row_mut(row)?;
+            idx
+        };
+        Ok(CellRef::new(MemCell {
+            table: Arc::clone(&self.inner),
+            row,
+            idx,
+        }))
+    }
+
+    async fn update(&self, row: u64, values: Vec<Value>) -> Result<(), DbError> {
+        let mut s = self.inner.lock();
+        s.check_row(&values)?;
+        *s.row_mut(row)? = values;
+        Ok(())
+    }
+
+    async fn delete(&self, row: u64) -> Result<(), DbError> {
+        let mut s = self.inner.lock();
+        s.row_mut(row)?;
+        s.rows.remove(&row);
+        Ok(())
+    }
+
+    async fn count(&self) -> Result<u64, DbError> {
+        Ok(self.inner.lock().rows.len() as u64)
+    }
+
+    async fn scan(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<Value>)>, DbError> {
+        let s = self.inner.lock();
+        let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        Ok(s.rows
+            .range((start, std::ops::Bound::Unbounded))
+            .take(limit as usize)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect())
+    }
+
+    async fn watch(&self, _listener: TableListenerRef) -> Result<(), DbError> {
+        Err(unsupported("watch"))
+    }
+
+    async fn import(&self, source: TableRef) -> Result<u64, DbError> {
+        let rows = read_all(&source, IMPORT_PAGE).await?;
+        let mut s = self.inner.lock();
+        for (_, r) in &rows {
+            s.check_row(r)?;
+        }
+        let n = rows.len() as u64;
+        for (_, r) in rows {
+            s.insert(r);
+        }
+        Ok(n)
+    }
+}
+
+/// One cell of a [`MemTable`].
+struct MemCell {
+    table: Arc<Mutex<State>>,
+    row: u64,
+    idx: usize,
+}
+
+impl MemCell {
+    fn modify(&self, f: impl FnOnce(&Value) -> Result<Value, DbError>) -> Result<(), DbError> {
+        let mut s = self.table.lock();
+        let col = s
+            .columns
+            .get(self.idx)
+            .cloned()
+            .ok_or_else(|| DbError::Storage {
+                reason: format!("column index {} out of range", self.idx),
+            })?;
+        let current = s
+            .row_mut(self.row)?
+            .get(self.idx)
+            .cloned()
+            .unwrap_or(Value::Null);
+        let new = f(&current)?;
+        s.check_value(&col, &new)?;
+        if let Some(slot) = s.row_mut(self.row)?.get_mut(self.idx) {
+            *slot = new;
+        }
+        Ok(())
+    }
+}
+
+impl Cell for MemCell {
+    async fn get(&self) -> Result<Value, DbError> {
+        let mut s = self.table.lock();
+        Ok(s.row_mut(self.row)?
+            .get(self.idx)
+            .cloned()
+            .unwrap_or(Value::Null))
+    }
+
+    async fn set(&self, v: Value) -> Result<(), DbError> {
+        self.modify(|_| Ok(v))
+    }
+
+    async fn compare_and_set(&self, expected: Value, new: Value) -> Result<(), DbError> {
+        self.modify(|current| {
+            if current.identical(&expected) {
+                Ok(new)
+            } else {
+                Err(DbError::CasFailed {
+                    current: current.clone(),
+                })
+            }
+        })
+    }
+
+    async fn watch(&self, _listener: CellListenerRef) -> Result<(), DbError> {
+        Err(unsupported("watch"))
+    }
+}

@@ -1,0 +1,586 @@
+//! The server-side remote objects over the [`Store`]: one [`DatabaseObj`], one
+//! [`TableObj`] per table and one [`CellObj`] per cell handed out.
+//!
+//! Identity: a table's object id is its store id, a cell's object id is a
+//! random id persisted in the store the first time the cell is handed out (see
+//! [`Store::cell_object_id`]), so both survive a restart; [`Shared::resolve`]
+//! re-exports them on demand after one.
+//!
+//! Concurrency: every store call runs on a blocking thread under `lock`, shared
+//! for reads, exclusive for writes and catalog changes. redb serializes write
+//! transactions anyway, so the exclusive lock costs no concurrency, and it
+//! gives two guarantees: a table cannot be dropped (and its name re-created)
+//! between the "is this still my table" check and the operation, and watchers
+//! are notified in commit order. Notification only queues the change (it never
+//! waits for a listener); each watcher has its own delivery task.
+
+use crate::api::{
+    CellListener, CellListenerRef, CellRef, Database, DatabaseRef, Table, TableChange, TableInfo,
+    TableListener, TableListenerRef, TableRef,
+};
+use crate::error::DbError;
+use crate::store::{CellAddr, Column, Store, TableMeta};
+use crate::value::Value;
+use parking_lot::{Mutex, RwLock};
+use rpc_core::{Node, ObjectId};
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// Changes a watcher may have queued before it counts as dead and is dropped.
+const WATCH_QUEUE: usize = 1024;
+
+/// Rows requested per callback when importing a table.
+const IMPORT_PAGE: u32 = crate::api::SCAN_PAGE;
+
+/// Identifies one cell for watchers: table id, row, column.
+type CellKey = (Uuid, u64, String);
+
+/// State shared by all objects of one server.
+pub(crate) struct Shared {
+    /// The storage.
+    store: Store,
+    /// The node exporting the objects.
+    node: Node,
+    /// Shared for reads, exclusive for writes (see the module docs).
+    lock: RwLock<()>,
+    /// Live table objects by table id; the exports keep them alive.
+    tables: Mutex<HashMap<Uuid, Weak<TableObj>>>,
+    /// Live cell objects by object id; the exports keep them alive.
+    cells: Mutex<HashMap<Uuid, Weak<CellObj>>>,
+    /// Registered watchers.
+    hub: Mutex<Hub>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Queues of the watchers; each queue is drained by its own delivery task.
+#[derive(Default)]
+struct Hub {
+    tables: HashMap<Uuid, Vec<mpsc::Sender<TableChange>>>,
+    cells: HashMap<CellKey, Vec<mpsc::Sender<Value>>>,
+}
+
+/// Queues `msg` for every watcher in `list`; drops those that are gone or hopelessly behind.
+fn offer<M: Clone>(list: &mut Vec<mpsc::Sender<M>>, msg: &M) {
+    list.retain(|tx| match tx.try_send(msg.clone()) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::warn!("dropping a watcher that is {WATCH_QUEUE} changes behind");
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    });
+}
+
+impl Hub {
+    fn table_changed(&mut self, table: Uuid, change: &TableChange) {
+        if let Some(list) = self.tables.get_mut(&table) {
+            offer(list, change);
+            if list.is_empty() {
+                self.tables.remove(&table);
+            }
+        }
+    }
+
+    fn cell_changed(&mut self, key: &CellKey, value: &Value) {
+        if let Some(list) = self.cells.get_mut(key) {
+            offer(list, value);
+            if list.is_empty() {
+                self.cells.remove(key);
+            }
+        }
+    }
+
+    /// After a row is deleted: its cells have no values to report any more.
+    fn row_deleted(&mut self, table: Uuid, row: u64) {
+        self.cells.retain(|k, _| !(k.0 == table && k.1 == row));
+    }
+
+    /// After a table is dropped: tell its watchers, then forget every watcher of it.
+    fn table_dropped(&mut self, table: Uuid) {
+        self.table_changed(table, &TableChange::Dropped);
+        self.tables.remove(&table);
+        self.cells.retain(|k, _| k.0 != table);
+    }
+}
+
+/// Starts the delivery task of one table watcher.
+fn table_watcher(listener: TableListenerRef) -> mpsc::Sender<TableChange> {
+    let (tx, mut rx) = mpsc::channel::<TableChange>(WATCH_QUEUE);
+    tokio::spawn(async move {
+        while let Some(change) = rx.recv().await {
+            if let Err(e) = listener.changed(change).await {
+                tracing::debug!(error = %e, "table watcher failed; dropping it");
+                break;
+            }
+        }
+    });
+    tx
+}
+
+/// Starts the delivery task of one cell watcher.
+fn cell_watcher(listener: CellListenerRef) -> mpsc::Sender<Value> {
+    let (tx, mut rx) = mpsc::channel::<Value>(WATCH_QUEUE);
+    tokio::spawn(async move {
+        while let Some(value) = rx.recv().await {
+            if let Err(e) = listener.changed(value).await {
+                tracing::debug!(error = %e, "cell watcher failed; dropping it");
+                break;
+            }
+        }
+    });
+    tx
+}
+
+/// Runs `f` on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, DbError> + Send + 'static,
+) -> Result<T, DbError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DbError::Storage {
+            reason: format!("store task failed: {e}"),
+        })?
+}
+
+impl Shared {
+    /// State over `store` for objects exported by `node`.
+    pub(crate) fn new(store: Store, node: Node) -> Arc<Shared> {
+        Arc::new(Shared {
+            store,
+            node,
+            lock: RwLock::new(()),
+            tables: Mutex::new(HashMap::new()),
+            cells: Mutex::new(HashMap::new()),
+            hub: Mutex::new(Hub::default()),
+        })
+    }
+
+    /// The database object, exported under `id`.
+    pub(crate) fn database(self: &Arc<Self>, id: ObjectId) -> Result<DatabaseRef, DbError> {
+        let db = DatabaseRef::new(DatabaseObj {
+            shared: Arc::clone(self),
+        });
+        self.node.export_as(&db, id)?;
+        Ok(db)
+    }
+
+    /// The one table object of `meta`'s table, exported under the table's id.
+    fn table_ref(self: &Arc<Self>, meta: TableMeta) -> Result<TableRef, DbError> {
+        let id = meta.id;
+        let obj = {
+            let mut tables = self.tables.lock();
+            match tables.get(&id).and_then(Weak::upgrade) {
+                Some(obj) => obj,
+                None => {
+                    let obj = Arc::new(TableObj {
+                        shared: Arc::clone(self),
+                        meta: Arc::new(meta),
+                    });
+                    tables.retain(|_, w| w.strong_count() > 0);
+                    tables.insert(id, Arc::downgrade(&obj));
+                    obj
+                }
+            }
+        };
+        let r = TableRef::from_arc(obj);
+        // Exported here (not when the reference is first sent) so that it gets its fixed id.
+        self.node.export_as(&r, ObjectId(id))?;
+        Ok(r)
+    }
+
+    /// The one cell object with object id `id`, exported under that id.
+    fn cell_ref(
+        self: &Arc<Self>,
+        id: Uuid,
+        table: Arc<TableMeta>,
+        row: u64,
+        column: String,
+    ) -> Result<CellRef, DbError> {
+        let obj = {
+            let mut cells = self.cells.lock();
+            match cells.get(&id).and_then(Weak::upgrade) {
+                Some(obj) => obj,
+                None => {
+                    let obj = Arc::new(CellObj {
+                        shared: Arc::clone(self),
+                        table,
+                        row,
+                        column,
+                    });
+                    cells.retain(|_, w| w.strong_count() > 0);
+                    cells.insert(id, Arc::downgrade(&obj));
+                    obj
+                }
+            }
+        };
+        let r = CellRef::from_arc(obj);
+        self.node.export_as(&r, ObjectId(id))?;
+        Ok(r)
+    }
+
+    /// The catalog entry of a live or dropped table.
+    fn any_table(&self, id: Uuid) -> Result<Option<TableMeta>, DbError> {
+        match self.store.table_by_id(id)? {
+            Some(meta) => Ok(Some(meta)),
+            None => self.store.dropped_table(id),
+        }
+    }
+
+    /// The resolver hook: re-exports the table or cell object `id` names, if
+    /// the store knows it (after a restart, or after its export was dropped).
+    /// A dropped table's objects are exported too and answer `NoLongerExists`.
+    ///
+    /// Runs on the connection's task: the store reads it makes are short
+    /// read transactions.
+    pub(crate) fn resolve(self: &Arc<Self>, id: ObjectId) -> bool {
+        let r = (|| -> Result<bool, DbError> {
+            if let Some(meta) = self.any_table(id.0)? {
+                self.table_ref(meta)?;
+                return Ok(true);
+            }
+            let Some(addr) = self.store.cell_object(id.0)? else {
+                return Ok(false);
+            };
+            let Some(meta) = self.any_table(addr.table)? else {
+                return Ok(false);
+            };
+            self.cell_ref(id.0, Arc::new(meta), addr.row, addr.column)?;
+            Ok(true)
+        })();
+        match r {
+            Ok(found) => {
+                tracing::debug!(object = %id, found, "resolved an object on demand");
+                found
+            }
+            Err(e) => {
+                tracing::warn!(object = %id, error = %e, "could not resolve an object");
+                false
+            }
+        }
+    }
+
+    /// Fails with `NoLongerExists` unless `meta`'s table is still in the catalog
+    /// (a re-created name is another table). Call under `lock`.
+    fn check_alive(&self, meta: &TableMeta) -> Result<(), DbError> {
+        let gone = || DbError::NoLongerExists {
+            table: meta.name.clone(),
+        };
+        match self.store.table(&meta.name) {
+            Ok(m) if m.id == meta.id => Ok(()),
+            Ok(_) | Err(DbError::NoSuchTable { .. }) => Err(gone()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `f` on a blocking thread under the lock (exclusive if `write`),
+    /// after checking that `meta`'s table still exists.
+    async fn on_table<T: Send + 'static>(
+        self: &Arc<Self>,
+        meta: &Arc<TableMeta>,
+        write: bool,
+        f: impl FnOnce(&Shared, &TableMeta) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let shared = Arc::clone(self);
+        let meta = Arc::clone(meta);
+        blocking(move || {
+            let run = || {
+                shared.check_alive(&meta)?;
+                f(&shared, &meta)
+            };
+            if write {
+                let _g = shared.lock.write();
+                run()
+            } else {
+                let _g = shared.lock.read();
+                run()
+            }
+        })
+        .await
+    }
+}
+
+/// The database object.
+pub(crate) struct DatabaseObj {
+    shared: Arc<Shared>,
+}
+
+impl Database for DatabaseObj {
+    async fn create_table(&self, name: String, columns: Vec<Column>) -> Result<TableRef, DbError> {
+        let shared = Arc::clone(&self.shared);
+        let meta = blocking(move || {
+            let _g = shared.lock.write();
+            shared.store.create_table(&name, columns)
+        })
+        .await?;
+        self.shared.table_ref(meta)
+    }
+
+    async fn open_table(&self, name: String) -> Result<TableRef, DbError> {
+        let shared = Arc::clone(&self.shared);
+        let meta = blocking(move || shared.store.table(&name)).await?;
+        self.shared.table_ref(meta)
+    }
+
+    async fn drop_table(&self, name: String) -> Result<(), DbError> {
+        let shared = Arc::clone(&self.shared);
+        blocking(move || {
+            let _g = shared.lock.write();
+            let meta = shared.store.table(&name)?;
+            shared.store.drop_table(&name)?;
+            shared.hub.lock().table_dropped(meta.id);
+            tracing::info!(table = %name, "table dropped");
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_tables(&self) -> Result<Vec<TableInfo>, DbError> {
+        let shared = Arc::clone(&self.shared);
+        let metas = blocking(move || shared.store.list_tables()).await?;
+        Ok(metas
+            .into_iter()
+            .map(|m| TableInfo {
+                name: m.name,
+                columns: m.columns,
+            })
+            .collect())
+    }
+}
+
+/// One table of the store.
+pub(crate) struct TableObj {
+    shared: Arc<Shared>,
+    /// The table's catalog entry (name, id and columns never change).
+    meta: Arc<TableMeta>,
+}
+
+impl TableObj {
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Shared, &TableMeta) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        self.shared.on_table(&self.meta, false, f).await
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Shared, &TableMeta) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        self.shared.on_table(&self.meta, true, f).await
+    }
+}
+
+impl Table for TableObj {
+    async fn info(&self) -> Result<TableInfo, DbError> {
+        self.read(|_, m| {
+            Ok(TableInfo {
+                name: m.name.clone(),
+                columns: m.columns.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn insert(&self, values: Vec<Value>) -> Result<u64, DbError> {
+        self.write(move |s, m| {
+            let row = s.store.insert(&m.name, &values)?;
+            s.hub
+                .lock()
+                .table_changed(m.id, &TableChange::Inserted { row, values });
+            Ok(row)
+        })
+        .await
+    }
+
+    async fn get_row(&self, row: u64) -> Result<Vec<Value>, DbError> {
+        self.read(move |s, m| s.store.get_row(&m.name, row)).await
+    }
+
+    async fn cell(&self, row: u64, column: String) -> Result<CellRef, DbError> {
+        let (id, column) = self
+            .read(move |s, m| {
+                // Checks that the row and the column exist.
+                s.store.get_cell(&m.name, row, &column)?;
+                let id = s.store.cell_object_id(&CellAddr {
+                    table: m.id,
+                    row,
+                    column: column.clone(),
+                })?;
+                Ok((id, column))
+            })
+            .await?;
+        self.shared
+            .cell_ref(id, Arc::clone(&self.meta), row, column)
+    }
+
+    async fn update(&self, row: u64, values: Vec<Value>) -> Result<(), DbError> {
+        self.write(move |s, m| {
+            s.store.update_row(&m.name, row, &values)?;
+            let mut hub = s.hub.lock();
+            for (col, v) in m.columns.iter().zip(&values) {
+                hub.cell_changed(&(m.id, row, col.name.clone()), v);
+            }
+            hub.table_changed(m.id, &TableChange::Updated { row, values });
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, row: u64) -> Result<(), DbError> {
+        self.write(move |s, m| {
+            s.store.delete_row(&m.name, row)?;
+            let mut hub = s.hub.lock();
+            hub.row_deleted(m.id, row);
+            hub.table_changed(m.id, &TableChange::Deleted { row });
+            Ok(())
+        })
+        .await
+    }
+
+    async fn count(&self) -> Result<u64, DbError> {
+        self.read(|s, m| s.store.count(&m.name)).await
+    }
+
+    async fn scan(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<Value>)>, DbError> {
+        // A page is one message: the frame limit bounds it anyway.
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        self.read(move |s, m| s.store.scan(&m.name, after, limit))
+            .await
+    }
+
+    async fn watch(&self, listener: TableListenerRef) -> Result<(), DbError> {
+        // Registered under the lock, so that the watcher sees every change
+        // committed after this call returns and none from before.
+        let tx = table_watcher(listener);
+        self.read(move |s, m| {
+            s.hub.lock().tables.entry(m.id).or_default().push(tx);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn import(&self, source: TableRef) -> Result<u64, DbError> {
+        // Pulled completely before anything is written: the import is all or
+        // nothing, and importing a table into itself terminates.
+        let rows = crate::api::read_all(&source, IMPORT_PAGE).await?;
+        let rows: Vec<Vec<Value>> = rows.into_iter().map(|(_, v)| v).collect();
+        tracing::debug!(table = %self.meta.name, rows = rows.len(), "importing");
+        self.write(move |s, m| {
+            let ids = s.store.insert_many(&m.name, &rows)?;
+            let mut hub = s.hub.lock();
+            for (row, values) in ids.iter().zip(rows) {
+                hub.table_changed(m.id, &TableChange::Inserted { row: *row, values });
+            }
+            Ok(ids.len() as u64)
+        })
+        .await
+    }
+}
+
+/// One cell of a table.
+pub(crate) struct CellObj {
+    shared: Arc<Shared>,
+    table: Arc<TableMeta>,
+    row: u64,
+    column: String,
+}
+
+impl CellObj {
+    /// Sets the cell through `f` (which writes it) and notifies the watchers.
+    async fn write_cell(
+        &self,
+        f: impl FnOnce(&Store, &TableMeta, u64, &str) -> Result<(), DbError> + Send + 'static,
+        value: Value,
+    ) -> Result<(), DbError> {
+        let (row, column) = (self.row, self.column.clone());
+        self.shared
+            .on_table(&self.table, true, move |s, m| {
+                f(&s.store, m, row, &column)?;
+                let mut hub = s.hub.lock();
+                hub.cell_changed(&(m.id, row, column.clone()), &value);
+                hub.table_changed(m.id, &TableChange::CellSet { row, column, value });
+                Ok(())
+            })
+            .await
+    }
+}
+
+impl crate::api::Cell for CellObj {
+    async fn get(&self) -> Result<Value, DbError> {
+        let (row, column) = (self.row, self.column.clone());
+        self.shared
+            .on_table(&self.table, false, move |s, m| {
+                s.store.get_cell(&m.name, row, &column)
+            })
+            .await
+    }
+
+    async fn set(&self, v: Value) -> Result<(), DbError> {
+        let value = v.clone();
+        self.write_cell(
+            move |store, m, row, column| store.set_cell(&m.name, row, column, v),
+            value,
+        )
+        .await
+    }
+
+    async fn compare_and_set(&self, expected: Value, new: Value) -> Result<(), DbError> {
+        let value = new.clone();
+        self.write_cell(
+            move |store, m, row, column| {
+                store.compare_and_set(&m.name, row, column, &expected, new)
+            },
+            value,
+        )
+        .await
+    }
+
+    async fn watch(&self, listener: CellListenerRef) -> Result<(), DbError> {
+        let tx = cell_watcher(listener);
+        let (row, column) = (self.row, self.column.clone());
+        self.shared
+            .on_table(&self.table, false, move |s, m| {
+                // The row must still exist.
+                s.store.get_cell(&m.name, row, &column)?;
+                s.hub
+                    .lock()
+                    .cells
+                    .entry((m.id, row, column))
+                    .or_default()
+                    .push(tx);
+                Ok(())
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_or_closed_queue_drops_the_watcher() {
+        let (tx_ok, mut rx_ok) = mpsc::channel::<u8>(4);
+        let (tx_closed, rx_closed) = mpsc::channel::<u8>(4);
+        drop(rx_closed);
+        let (tx_full, _rx_full) = mpsc::channel::<u8>(1);
+        tx_full.try_send(0).unwrap();
+        let mut list = vec![tx_ok, tx_closed, tx_full];
+        offer(&mut list, &7);
+        assert_eq!(list.len(), 1);
+        assert_eq!(rx_ok.try_recv().unwrap(), 7);
+    }
+}

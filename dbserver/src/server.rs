@@ -1,0 +1,139 @@
+//! Running a database server: open the store, start a node with the server's
+//! persistent node id, export the database under its persistent object id,
+//! bind it as `"db"` in the node's bootstrap registry, serve until shutdown.
+//!
+//! Registration in the name server (as `dbserver/db`) is not done here yet: it
+//! comes with the name server integration, as a `register_with_nameserver`
+//! step after [`DbServer::start`] (the binary accepts `--nameserver`/`--name`
+//! already and warns that they are not used).
+
+use crate::api::DatabaseRef;
+use crate::error::DbError;
+use crate::objects::Shared;
+use crate::store::Store;
+use rpc_core::{Config, Node, NodeId, ObjectId};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Name of the database in the node's bootstrap registry.
+pub const BOOTSTRAP_NAME: &str = "db";
+
+/// Store identity key of the server's node id.
+const NODE_ID_KEY: &str = "node";
+/// Store identity key of the database object's id.
+const DATABASE_ID_KEY: &str = "database";
+
+/// How long [`DbServer::shutdown`] waits for the store to be closed.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// A running database server.
+#[derive(Debug)]
+pub struct DbServer {
+    node: Node,
+    addr: SocketAddr,
+    database: DatabaseRef,
+    shared: Weak<Shared>,
+}
+
+impl DbServer {
+    /// Opens (or creates) the store in `data_dir` and serves it on `listener`.
+    ///
+    /// The node id and the database's object id are kept in the store, so
+    /// capabilities of the database, its tables and cells stay valid across
+    /// restarts on the same address.
+    ///
+    /// # Errors
+    /// When the store cannot be opened or the listener's address cannot be read.
+    pub async fn start(listener: TcpListener, data_dir: &Path) -> Result<DbServer, DbError> {
+        let dir = data_dir.to_owned();
+        let (store, node_id, db_id) = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&dir)?;
+            let node_id = store.identity(NODE_ID_KEY)?;
+            let db_id = store.identity(DATABASE_ID_KEY)?;
+            Ok::<_, DbError>((store, node_id, db_id))
+        })
+        .await
+        .map_err(|e| DbError::Storage {
+            reason: format!("opening the store failed: {e}"),
+        })??;
+        let node = Node::new(Config {
+            node_id: Some(NodeId(node_id)),
+            ..Config::default()
+        });
+        let shared = Shared::new(store, node.clone());
+        let weak = Arc::downgrade(&shared);
+        node.set_resolver(move |_node, id| weak.upgrade().is_some_and(|s| s.resolve(id)));
+        let database = shared.database(ObjectId(db_id))?;
+        // Exported before serving, so that the first request finds it.
+        let addr = node.serve(listener).map_err(|e| DbError::Storage {
+            reason: format!("cannot read the listening address: {e}"),
+        })?;
+        node.bind_bootstrap(BOOTSTRAP_NAME, &database)?;
+        tracing::info!(%addr, node = %node.id(), data = %data_dir.display(), "database server started");
+        Ok(DbServer {
+            node,
+            addr,
+            database,
+            shared: Arc::downgrade(&shared),
+        })
+    }
+
+    /// The address the server accepts connections on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The database object (a local reference).
+    pub fn database(&self) -> &DatabaseRef {
+        &self.database
+    }
+
+    /// Graceful shutdown: stops accepting, lets running calls finish (within
+    /// the node's grace period), then waits until the store is closed, so
+    /// that another server may open the same data directory at once.
+    pub async fn shutdown(self) {
+        let DbServer {
+            node,
+            database,
+            shared,
+            ..
+        } = self;
+        node.shutdown().await;
+        drop(database);
+        drop(node);
+        let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+        while shared.strong_count() > 0 {
+            if tokio::time::Instant::now() > deadline {
+                tracing::warn!("store still in use after shutdown");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::info!("database server stopped");
+    }
+}
+
+/// Serves the store in `data_dir` on `listener` until `shutdown` completes,
+/// then shuts down gracefully.
+///
+/// # Errors
+/// When the server cannot start (see [`DbServer::start`]).
+pub async fn run(
+    listener: TcpListener,
+    data_dir: &Path,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DbError> {
+    let server = DbServer::start(listener, data_dir).await?;
+    shutdown.await;
+    server.shutdown().await;
+    Ok(())
+}
