@@ -20,7 +20,17 @@ impl Parse for RemoteArgs {
             let la = input.lookahead1();
             if la.peek(kw::name) {
                 let k: kw::name = input.parse()?;
-                input.parse::<Token![=]>()?;
+                // At the end of the arguments syn would point at the whole
+                // attribute; point at what is there instead.
+                let Some(eq) = input.parse::<Option<Token![=]>>()? else {
+                    return Err(syn::Error::new(k.span, "expected `name = \"...\"`"));
+                };
+                if input.is_empty() {
+                    return Err(syn::Error::new(
+                        eq.spans[0],
+                        "expected a string literal after `=`: `name = \"...\"`",
+                    ));
+                }
                 let lit: LitStr = input.parse()?;
                 if name.is_some() {
                     return Err(syn::Error::new(k.span, "`name` given twice"));

@@ -3,6 +3,7 @@
 //! what to write instead. All errors are collected before returning.
 
 use crate::naming::RESERVED_METHODS;
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemTrait, Pat, PathArguments, ReturnType, TraitItem, Type};
 
@@ -16,23 +17,40 @@ impl Errors {
             None => self.0 = Some(e),
         }
     }
+
+    /// Like [`Errors::push`], but underlines all of `tokens`, not only their
+    /// first token (on stable, `Spanned::span` cannot join spans).
+    fn push_spanned(&mut self, tokens: impl ToTokens, msg: impl std::fmt::Display) {
+        let e = syn::Error::new_spanned(tokens, msg);
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+}
+
+/// Where a type appears; selects the wording of its errors.
+#[derive(Clone, Copy)]
+enum Position {
+    Argument,
+    Result,
 }
 
 /// Checks the whole trait, returning every problem found at once.
 pub(crate) fn check(item: &ItemTrait) -> syn::Result<()> {
     let mut errs = Errors(None);
     if !item.generics.params.is_empty() {
-        errs.push(
-            item.generics.span(),
+        errs.push_spanned(
+            &item.generics,
             "remote traits cannot be generic; use concrete types",
         );
     }
     if let Some(w) = &item.generics.where_clause {
-        errs.push(w.span(), "remote traits cannot have a where clause");
+        errs.push_spanned(w, "remote traits cannot have a where clause");
     }
     if !item.supertraits.is_empty() {
-        errs.push(
-            item.supertraits.span(),
+        errs.push_spanned(
+            &item.supertraits,
             "remote traits cannot have supertraits; `Send + Sync + 'static` are added for you",
         );
     }
@@ -45,8 +63,8 @@ pub(crate) fn check(item: &ItemTrait) -> syn::Result<()> {
     for ti in &item.items {
         match ti {
             TraitItem::Fn(f) => check_method(f, &mut errs),
-            other => errs.push(
-                other.span(),
+            other => errs.push_spanned(
+                other,
                 "remote traits may only contain `async fn` methods; remove this item",
             ),
         }
@@ -71,32 +89,32 @@ fn check_method(f: &syn::TraitItemFn, errs: &mut Errors) {
             ),
         );
     }
-    if sig.asyncness.is_none() {
+    if let Some(c) = &sig.constness {
+        // Also covers the missing `async`: `const async fn` is not Rust.
+        errs.push(c.span, "remote methods cannot be `const`: write `async fn`");
+    } else if sig.asyncness.is_none() {
         errs.push(
             sig.fn_token.span,
             "remote methods must be `async fn`: write `async fn`",
         );
     }
-    if let Some(c) = &sig.constness {
-        errs.push(c.span, "remote methods cannot be `const`");
-    }
     if let Some(u) = &sig.unsafety {
         errs.push(u.span, "remote methods cannot be `unsafe`");
     }
     if let Some(a) = &sig.abi {
-        errs.push(a.span(), "remote methods cannot have an ABI");
+        errs.push_spanned(a, "remote methods cannot have an ABI");
     }
     if let Some(v) = &sig.variadic {
-        errs.push(v.span(), "remote methods cannot be variadic");
+        errs.push_spanned(v, "remote methods cannot be variadic");
     }
     if !sig.generics.params.is_empty() {
-        errs.push(
-            sig.generics.span(),
+        errs.push_spanned(
+            &sig.generics,
             "remote methods cannot be generic or take lifetimes; use concrete owned types",
         );
     }
     if let Some(w) = &sig.generics.where_clause {
-        errs.push(w.span(), "remote methods cannot have a where clause");
+        errs.push_spanned(w, "remote methods cannot have a where clause");
     }
     if let Some(body) = &f.default {
         errs.push(
@@ -110,15 +128,15 @@ fn check_method(f: &syn::TraitItemFn, errs: &mut Errors) {
             let by_shared_ref =
                 r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none();
             if !by_shared_ref {
-                errs.push(
-                    r.span(),
+                errs.push_spanned(
+                    r,
                     "remote methods take `&self` (not `self`, `&mut self` or a typed receiver)",
                 );
             } else if let Some((_, Some(lt))) = &r.reference {
-                errs.push(lt.span(), "remove the lifetime: write `&self`");
+                errs.push_spanned(lt, "remove the lifetime: write `&self`");
             }
         }
-        Some(other) => errs.push(other.span(), "remote methods must take `&self` first"),
+        Some(other) => errs.push_spanned(other, "remote methods must take `&self` first"),
         None => errs.push(sig.ident.span(), "remote methods must take `&self`"),
     }
     for arg in inputs {
@@ -126,37 +144,75 @@ fn check_method(f: &syn::TraitItemFn, errs: &mut Errors) {
             FnArg::Typed(pt) => {
                 match &*pt.pat {
                     Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {}
-                    other => errs.push(
-                        other.span(),
+                    other => errs.push_spanned(
+                        other,
                         "remote method arguments must be plain names (`x: T`), not patterns",
                     ),
                 }
-                check_arg_type(&pt.ty, errs);
+                check_type(&pt.ty, Position::Argument, true, errs);
             }
-            FnArg::Receiver(r) => errs.push(r.span(), "`self` must be the first argument"),
+            FnArg::Receiver(r) => errs.push_spanned(r, "`self` must be the first argument"),
         }
     }
     check_return(&sig.output, sig.ident.span(), errs);
 }
 
-fn check_arg_type(ty: &Type, errs: &mut Errors) {
+/// Rejects types that cannot cross the wire. References, `impl Trait` and
+/// function pointers are rejected wherever they appear (`Vec<&str>` included:
+/// arguments and results must be `DeserializeOwned`); trait objects only at the
+/// top level, since `Box<dyn Trait>` can be serde (for example with `typetag`).
+fn check_type(ty: &Type, pos: Position, top: bool, errs: &mut Errors) {
     match ty {
-        Type::Reference(r) => errs.push(
-            r.span(),
-            "remote method arguments must be owned (for example `String` instead of `&str`, `Vec<T>` instead of `&[T]`)",
+        Type::Reference(r) => errs.push_spanned(
+            r,
+            match pos {
+                Position::Argument => {
+                    "remote method arguments must be owned (for example `String` instead of `&str`, `Vec<T>` instead of `&[T]`)"
+                }
+                Position::Result => {
+                    "remote method results must be owned (for example `String` instead of `&str`, `Vec<T>` instead of `&[T]`)"
+                }
+            },
         ),
-        Type::ImplTrait(i) => errs.push(
-            i.span(),
-            "remote method arguments cannot be `impl Trait`; use a concrete type or a `#[remote]` reference type",
+        Type::ImplTrait(i) => errs.push_spanned(
+            i,
+            match pos {
+                Position::Argument => {
+                    "remote method arguments cannot be `impl Trait`; use a concrete type or a `#[remote]` reference type"
+                }
+                Position::Result => {
+                    "remote method results cannot be `impl Trait`; use a concrete type or a `#[remote]` reference type"
+                }
+            },
         ),
-        Type::BareFn(b) => errs.push(
-            b.span(),
+        Type::BareFn(b) => errs.push_spanned(
+            b,
             "functions cannot cross the wire; pass a `#[remote]` reference (a callback object) instead",
         ),
-        Type::TraitObject(t) => errs.push(
-            t.span(),
+        Type::TraitObject(t) if top => errs.push_spanned(
+            t,
             "trait objects cannot cross the wire; use a `#[remote]` reference type",
         ),
+        Type::Paren(p) => check_type(&p.elem, pos, top, errs),
+        Type::Group(g) => check_type(&g.elem, pos, top, errs),
+        Type::Tuple(t) => {
+            for elem in &t.elems {
+                check_type(elem, pos, false, errs);
+            }
+        }
+        Type::Array(a) => check_type(&a.elem, pos, false, errs),
+        Type::Slice(s) => check_type(&s.elem, pos, false, errs),
+        Type::Path(p) => {
+            for seg in &p.path.segments {
+                if let PathArguments::AngleBracketed(ab) = &seg.arguments {
+                    for arg in &ab.args {
+                        if let GenericArgument::Type(t) = arg {
+                            check_type(t, pos, false, errs);
+                        }
+                    }
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -192,10 +248,10 @@ fn check_return(out: &ReturnType, name_span: proc_macro2::Span, errs: &mut Error
         ReturnType::Default => errs.push(name_span, MSG),
         ReturnType::Type(_, ty) => match result_types(ty) {
             Some((ok, err)) => {
-                check_arg_type(ok, errs);
-                check_arg_type(err, errs);
+                check_type(ok, Position::Result, true, errs);
+                check_type(err, Position::Result, true, errs);
             }
-            None => errs.push(ty.span(), MSG),
+            None => errs.push_spanned(ty, MSG),
         },
     }
 }

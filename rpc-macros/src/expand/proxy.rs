@@ -72,26 +72,33 @@ pub(crate) fn client_proxy(t: &RemoteTrait<'_>) -> TokenStream {
             quote! { __h.encode(&#n, #what)? }
         });
         let err_what = format!("error of `{method_str}`");
-        // Points a missing `From<RpcError>` at the user's error type.
-        let assert_from = quote_spanned! {err.span()=>
-            const _: fn() = || {
-                fn __rpc_requires_from_rpc_error<__E: ::core::convert::From<::rpc_core::__private::RpcError>>() {}
-                __rpc_requires_from_rpc_error::<#err>();
-            };
+        // The one conversion from RpcError, spanned at the user's error type so
+        // that a missing `From<RpcError>` is reported there, once.
+        let from = quote_spanned! {err.span()=>
+            <#err as ::core::convert::From<::rpc_core::__private::RpcError>>::from
         };
         quote! {
             #[doc(hidden)]
             async fn #helper(&self, #(#args),*) -> ::core::result::Result<#ok, #err> {
-                #assert_from
                 let __h = &self.handle;
-                let __args = ::std::vec![#(#encode),*];
-                match __h.call(#method_str, __args).await? {
-                    ::rpc_core::__private::Reply::Out(__out) => {
-                        ::core::result::Result::Ok(__h.decode_out::<#ok>(__out, #method_str)?)
-                    }
-                    ::rpc_core::__private::Reply::Application(__p) => {
-                        ::core::result::Result::Err(__h.decode::<#err>(&__p, #err_what)?)
-                    }
+                let __r: ::core::result::Result<
+                    ::core::result::Result<#ok, #err>,
+                    ::rpc_core::__private::RpcError,
+                > = async {
+                    let __args = ::std::vec![#(#encode),*];
+                    ::core::result::Result::Ok(match __h.call(#method_str, __args).await? {
+                        ::rpc_core::__private::Reply::Out(__out) => {
+                            ::core::result::Result::Ok(__h.decode_out::<#ok>(__out, #method_str)?)
+                        }
+                        ::rpc_core::__private::Reply::Application(__p) => {
+                            ::core::result::Result::Err(__h.decode::<#err>(&__p, #err_what)?)
+                        }
+                    })
+                }
+                .await;
+                match __r {
+                    ::core::result::Result::Ok(__v) => __v,
+                    ::core::result::Result::Err(__e) => ::core::result::Result::Err(#from(__e)),
                 }
             }
         }

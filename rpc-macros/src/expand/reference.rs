@@ -73,7 +73,7 @@ pub(crate) fn reference(t: &RemoteTrait<'_>) -> TokenStream {
             /// The same reference, with another deadline for remote calls.
             pub fn with_timeout(&self, timeout: #p::Duration) -> Self {
                 match &self.repr {
-                    #repr::Local(_) => self.clone(),
+                    #repr::Local(_) => ::core::clone::Clone::clone(self),
                     #repr::Remote(__p) => #reference { repr: #repr::Remote(__p.with_timeout(timeout)) },
                 }
             }
@@ -104,7 +104,7 @@ pub(crate) fn reference(t: &RemoteTrait<'_>) -> TokenStream {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 match &self.repr {
                     #repr::Local(__o) => ::core::write!(
-                        f, "{}(local {:p})", ::core::stringify!(#reference), #p::Arc::as_ptr(__o)
+                        f, "{}(local {:p})", ::core::stringify!(#reference), #p::Arc::as_ptr(__o) as *const ()
                     ),
                     #repr::Remote(__p) => ::core::write!(
                         f, "{}({:?})", ::core::stringify!(#reference), __p.handle().capability()
@@ -124,10 +124,10 @@ pub(crate) fn reference(t: &RemoteTrait<'_>) -> TokenStream {
             ) -> ::core::result::Result<__S::Ok, __S::Error> {
                 match &self.repr {
                     #repr::Local(__o) => {
-                        let __obj = #p::Arc::clone(__o);
+                        let __obj = ::core::clone::Clone::clone(__o);
                         #p::serialize_local(__s, #p::object_key(__o), &#class, move || {
                             let __server: #p::Arc<dyn #p::ServerProxy> =
-                                #p::Arc::new(#server { obj: #p::Arc::clone(&__obj) });
+                                #p::Arc::new(#server { obj: ::core::clone::Clone::clone(&__obj) });
                             let __local: ::std::boxed::Box<dyn #p::Any + ::core::marker::Send + ::core::marker::Sync> =
                                 ::std::boxed::Box::new(__obj);
                             (__server, __local)
@@ -158,7 +158,7 @@ pub(crate) fn reference(t: &RemoteTrait<'_>) -> TokenStream {
             ) -> ::core::option::Option<Self> {
                 local
                     .downcast_ref::<#p::Arc<dyn #dyn_ident>>()
-                    .map(|__o| #reference { repr: #repr::Local(#p::Arc::clone(__o)) })
+                    .map(|__o| #reference { repr: #repr::Local(::core::clone::Clone::clone(__o)) })
             }
 
             fn remote_handle(&self) -> ::core::option::Option<&#p::RemoteHandle> {

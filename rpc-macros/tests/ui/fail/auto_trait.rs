@@ -1,0 +1,6 @@
+use rpc_core::remote;
+
+#[remote]
+pub auto trait Calc {}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use rpc_core::{RpcError, remote};
+
+#[remote]
+pub trait Calc {
+    async fn add(&self, a: i64, b: i64) -> Result<i64, RpcError> {
+        Ok(a + b)
+    }
+}
+
+fn main() {}

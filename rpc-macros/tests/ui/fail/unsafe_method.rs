@@ -1,0 +1,8 @@
+use rpc_core::{RpcError, remote};
+
+#[remote]
+pub trait Calc {
+    async unsafe fn add(&self, a: i64, b: i64) -> Result<i64, RpcError>;
+}
+
+fn main() {}
