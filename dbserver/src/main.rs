@@ -6,6 +6,7 @@
 
 use clap::Parser;
 use dbserver::server::DbServer;
+use nameserver::client::NameClient;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,13 +21,12 @@ struct Args {
     /// Directory of the store (created if missing).
     #[arg(long)]
     data: PathBuf,
-    /// Name server address. NOT USED YET: takes effect when the name server
-    /// integration lands; until then the database is only in this node's
-    /// bootstrap registry, as `db`.
-    #[arg(long)]
+    /// Name server address: the database is bound there as `<name>/db`, under
+    /// a context this server registers and keeps leased. Without it the
+    /// database is only in this node's bootstrap registry, as `db`.
+    #[arg(long, env = "NAMESERVER")]
     nameserver: Option<String>,
-    /// Name of this server's context in the name server. NOT USED YET (see
-    /// `--nameserver`).
+    /// Name of this server's context in the name server.
     #[arg(long, default_value = "dbserver")]
     name: String,
 }
@@ -60,19 +60,27 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: Args) -> Result<(), String> {
-    if args.nameserver.is_some() {
-        tracing::warn!(
-            name = %args.name,
-            "--nameserver/--name are not used yet: the name server integration has not landed; \
-             clients find the database in this node's bootstrap registry as `db`"
-        );
-    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let server = DbServer::start(listener, &args.data)
         .await
         .map_err(|e| e.to_string())?;
+    let names = match &args.nameserver {
+        Some(ns) => {
+            let names = NameClient::connect_as(server.node(), ns, &args.name)
+                .await
+                .map_err(|e| format!("cannot register with the name server at {ns}: {e}"))?;
+            let path = format!("{}/db", args.name);
+            names
+                .bind(&path, server.database())
+                .await
+                .map_err(|e| format!("cannot bind {path}: {e}"))?;
+            tracing::info!(%ns, %path, "bound in the name server");
+            Some(names)
+        }
+        None => None,
+    };
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening {}", server.addr())
@@ -81,6 +89,12 @@ async fn serve(args: Args) -> Result<(), String> {
     }
     wait_for_signal().await;
     tracing::info!("shutting down");
+    if let Some(names) = names {
+        // Unbind at once rather than letting the lease run out.
+        if let Err(e) = names.close().await {
+            tracing::warn!(error = %e, "could not unbind from the name server");
+        }
+    }
     server.shutdown().await;
     Ok(())
 }

@@ -64,11 +64,24 @@ impl Drop for ServerProcess {
     }
 }
 
-#[tokio::test]
+// Multi-thread: starting the child blocks one thread while the in-process
+// name server must answer its registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_calls_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = ServerProcess::start(&data, &["--nameserver", "127.0.0.1:1", "--name", "x"]);
+    // A real name server, in this process.
+    let ns_node = rpc_core::Node::new(rpc_core::Config::default());
+    let ns_addr = ns_node.listen("127.0.0.1:0").await.unwrap().to_string();
+    let _ns = nameserver::server::NameServer::install(&ns_node, Duration::from_secs(30)).unwrap();
+    let mut server = ServerProcess::start(&data, &["--nameserver", &ns_addr, "--name", "x"]);
+    // Found through the name server.
+    let looker = rpc_core::Node::new(rpc_core::Config::default());
+    let names = nameserver::client::NameClient::connect(&looker, &ns_addr)
+        .await
+        .unwrap();
+    let via_ns: dbserver::api::DatabaseRef = names.resolve("x/db").await.unwrap();
+    assert!(within(via_ns.list_tables()).await.unwrap().is_empty());
     let (_client, db) = connect(&server.addr).await;
     let t = within(db.create_table("people".into(), people_columns()))
         .await
@@ -97,7 +110,38 @@ async fn serves_calls_and_stops_on_sigterm() {
         assert!(code.success(), "{code:?}");
     }
     let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
-    assert!(log.contains("not used yet"), "{log}");
+    assert!(log.contains("bound in the name server"), "{log}");
+    // A clean shutdown unbinds at once.
+    let left: Vec<String> = names
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(!left.contains(&"x".to_owned()), "{left:?}");
+}
+
+#[test]
+fn an_unreachable_name_server_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = l.local_addr().unwrap().to_string();
+    drop(l);
+    let out = Command::new(env!("CARGO_BIN_EXE_dbserver"))
+        .args(["--listen", "127.0.0.1:0", "--nameserver", &dead, "--data"])
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot register with the name server"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
