@@ -87,7 +87,7 @@ async fn serve(args: Args) -> Result<(), String> {
             .and_then(|()| out.flush())
             .map_err(|e| format!("cannot write to stdout: {e}"))?;
     }
-    wait_for_signal().await;
+    rpc_core::shutdown_signal().await;
     tracing::info!("shutting down");
     if let Some(names) = names {
         // Unbind at once rather than letting the lease run out.
@@ -97,28 +97,4 @@ async fn serve(args: Args) -> Result<(), String> {
     }
     server.shutdown().await;
     Ok(())
-}
-
-/// Waits for Ctrl-C or (on Unix) SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

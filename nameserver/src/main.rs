@@ -68,35 +68,11 @@ async fn main() -> ExitCode {
         lease: Duration::from_millis(args.lease_ms),
         ..ServerConfig::default()
     };
-    match server::run(listener, config, shutdown_signal()).await {
+    match server::run(listener, config, rpc_core::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nameserver: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Completes on ctrl-c or, on unix, SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; ctrl-c only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -7,7 +7,7 @@
 //! turns back into either the real local object (when the reference comes
 //! home) or the one shared proxy for that capability.
 //!
-//! Encoding and decoding run synchronously inside [`with_node`], which tells
+//! Encoding and decoding run synchronously inside `with_node`, which tells
 //! reference types which node exports or imports them.
 
 use crate::error::RpcError;

@@ -11,6 +11,7 @@
 //! - [`dispatch`]: what `#[remote]`-generated code targets (skeletons, handles, references).
 //! - [`node`]: the runtime: listen, connect, serve, shut down.
 //! - [`config`]: limits and timeouts.
+//! - [`shutdown`]: the Ctrl-C / SIGTERM future server binaries stop on.
 //!
 //! # Example
 //! ```no_run
@@ -45,6 +46,7 @@ pub mod error;
 pub mod ids;
 pub mod node;
 pub mod registry;
+pub mod shutdown;
 pub(crate) mod transport;
 pub mod wire;
 
@@ -58,3 +60,4 @@ pub use ids::{Capability, ClassId, ClassVersion, ComHandle, NodeId, ObjectId};
 pub use node::{Node, NodeStats};
 pub use registry::classes::{ClassInfo, class_registry};
 pub use rpc_macros::remote;
+pub use shutdown::shutdown_signal;

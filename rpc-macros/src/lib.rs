@@ -1,8 +1,8 @@
 //! The `#[remote]` attribute. Users reach it through `rpc_core::remote`.
 //!
-//! Stages, one module each: [`args`] (attribute arguments) -> [`validate`]
-//! (every unsupported shape, with a span on the user's tokens) -> [`model`]
-//! (the trait as data) -> [`expand`] (generated items).
+//! Stages, one module each: `args` (attribute arguments) -> `validate`
+//! (every unsupported shape, with a span on the user's tokens) -> `model`
+//! (the trait as data) -> `expand` (generated items).
 
 use proc_macro::TokenStream;
 
