@@ -1,0 +1,930 @@
+//! `rpc-bench`: null-call latency and many-caller throughput of rpc-core, next
+//! to a plain tokio TCP length-prefixed echo of the same frame size, in one
+//! run on 127.0.0.1.
+//!
+//! Each server runs in a child process: this binary re-executed with
+//! `--serve rpc|echo --runtime FLAVOUR`. A child prints `listening ADDR` and
+//! serves until its stdin closes (or it is killed).
+//!
+//! ```text
+//! rpc-bench [--calls N] [--concurrency N] [--tput-calls N] [--warmup N]
+//!           [--runtime current|multi] [--awake]
+//! ```
+//!
+//! Without `--runtime`, both runtime flavours are measured, one after the
+//! other. With `--awake`, a `nice -n 19` busy loop (bounded by `timeout`)
+//! keeps a vCPU from halting during the run; see `/work/shared/PERF-NOTES.md`.
+//!
+//! # The table
+//! - `plain tcp echo`: frames of the rpc request's encoded size. Latency: one
+//!   frame written, its echo read, one after the other. calls/s: one task
+//!   keeps N frames outstanding and writes each new frame with its own
+//!   `write` (the calls are independent), against the simplest echo server,
+//!   which writes back the whole frames of each read in one `write`.
+//! - `rpc null call`: `ping(u64) -> u64`; calls/s with N tasks sharing one
+//!   `PingRef`, hence one connection.
+//! - `cpu/call c+s`: CPU time of the client and the server process per call
+//!   in the throughput run (all threads, from `/proc/PID/task/*/schedstat`).
+//! - Other echo throughputs, for scale: both sides writing all they have in
+//!   one `write` (what write batching can reach); both sides one `write` per
+//!   frame; N tasks each writing under a shared lock and waiting on a oneshot
+//!   completed by a reader task (the shape of rpc-core's transport, without
+//!   the encoding and the per-request server task).
+
+use clap::{Parser, ValueEnum};
+use rpc_core::wire::{
+    self, ArgList, IpcHeader, Message, MessageKind, Payload, Request, RequestHeader, Response,
+    ResponseBody,
+};
+use rpc_core::{Capability, Config, Node, RemoteRef, RpcError, remote};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// Any error; the benchmark only reports it.
+type BoxErr = Box<dyn std::error::Error + Send + Sync>;
+
+/// Name the rpc server binds its object under.
+const PING_NAME: &str = "ping";
+
+/// Upper bound on the `--awake` busy loop's life, in case this process dies
+/// without killing it.
+const SPIN_LIMIT_SECS: u32 = 600;
+
+/// The benchmarked interface: one small value in, one out.
+#[remote(name = "bench.Ping")]
+pub trait Ping {
+    /// Returns `x + 1`.
+    async fn ping(&self, x: u64) -> Result<u64, RpcError>;
+}
+
+/// The object the rpc server exports.
+struct PingImpl;
+
+impl Ping for PingImpl {
+    async fn ping(&self, x: u64) -> Result<u64, RpcError> {
+        Ok(x.wrapping_add(1))
+    }
+}
+
+/// Tokio runtime flavour, used by both the client and the server process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Flavour {
+    /// `new_current_thread`.
+    Current,
+    /// `new_multi_thread` with the default worker count (one per CPU).
+    Multi,
+}
+
+impl Flavour {
+    fn name(self) -> &'static str {
+        match self {
+            Flavour::Current => "current",
+            Flavour::Multi => "multi",
+        }
+    }
+
+    fn runtime(self) -> std::io::Result<tokio::runtime::Runtime> {
+        match self {
+            Flavour::Current => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            Flavour::Multi => tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build(),
+        }
+    }
+}
+
+/// What a child process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ServeKind {
+    /// An rpc-core node exporting a `Ping` object as `ping`.
+    Rpc,
+    /// A length-prefixed frame echo.
+    Echo,
+}
+
+impl ServeKind {
+    fn name(self) -> &'static str {
+        match self {
+            ServeKind::Rpc => "rpc",
+            ServeKind::Echo => "echo",
+        }
+    }
+}
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rpc-bench",
+    about = "rpc-core null-call latency and throughput against a plain TCP echo"
+)]
+struct Args {
+    /// Sequential calls timed for the latency figures (after the warm-up).
+    #[arg(long, default_value_t = 20_000)]
+    calls: usize,
+    /// Concurrent callers on one connection (rpc), outstanding frames (echo).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Calls made for each throughput figure (after a warm-up of a tenth of it).
+    #[arg(long, default_value_t = 200_000)]
+    tput_calls: usize,
+    /// Untimed sequential calls before the latency figures.
+    #[arg(long, default_value_t = 2_000)]
+    warmup: usize,
+    /// Runtime flavour of both sides; both flavours, one after the other, when absent.
+    #[arg(long, value_enum)]
+    runtime: Option<Flavour>,
+    /// Keep a vCPU awake with a low-priority busy loop during the measurements.
+    #[arg(long)]
+    awake: bool,
+    /// Internal: serve (in a child process) instead of measuring.
+    #[arg(long, value_enum, hide = true)]
+    serve: Option<ServeKind>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let r = match args.serve {
+        Some(kind) => serve(kind, args.runtime.unwrap_or(Flavour::Current)),
+        None => bench(&args),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rpc-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------- servers
+
+/// Child process: serves `kind` on a runtime of `flavour` until stdin closes.
+fn serve(kind: ServeKind, flavour: Flavour) -> Result<(), BoxErr> {
+    let rt = flavour.runtime()?;
+    std::thread::spawn(|| {
+        // The parent holds our stdin; its end (or the parent's death) ends us.
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    rt.block_on(async move {
+        match kind {
+            ServeKind::Rpc => serve_rpc().await,
+            ServeKind::Echo => serve_echo().await,
+        }
+    })
+}
+
+fn announce(addr: std::net::SocketAddr) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening {addr}");
+    let _ = out.flush();
+}
+
+async fn serve_rpc() -> Result<(), BoxErr> {
+    let node = Node::new(Config::default());
+    let addr = node.listen("127.0.0.1:0").await?;
+    node.bind_bootstrap(PING_NAME, &PingRef::new(PingImpl))?;
+    announce(addr);
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+async fn serve_echo() -> Result<(), BoxErr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    announce(listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            if let Err(e) = echo_conn(stream).await {
+                eprintln!("rpc-bench echo server: {e}");
+            }
+        });
+    }
+}
+
+/// Length of the frames wholly inside `buf`, and how many there are.
+fn whole_frames(buf: &[u8]) -> (usize, usize) {
+    let (mut off, mut n) = (0, 0);
+    while let Some(prefix) = buf.get(off..off + 4) {
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        if buf.len() - off < 4 + len {
+            break;
+        }
+        off += 4 + len;
+        n += 1;
+    }
+    (off, n)
+}
+
+/// Length the frame starting `buf` needs, if its prefix is there.
+fn frame_need(buf: &[u8]) -> Option<usize> {
+    let p = buf.get(..4)?;
+    Some(4 + u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize)
+}
+
+/// How an echo side writes the frames it has ready: the client's first byte
+/// on a connection tells the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// One `write` per frame, as a call whose answer is written as soon as it
+    /// is ready (the way rpc-core answers each request).
+    PerFrame,
+    /// One `write` for all the frames one `read` brought in.
+    Coalesced,
+}
+
+impl Writes {
+    fn tag(self) -> u8 {
+        match self {
+            Writes::PerFrame => b'f',
+            Writes::Coalesced => b'c',
+        }
+    }
+}
+
+/// Writes the whole frames of `buf[..end]` as `mode` says.
+async fn write_frames(
+    s: &mut (impl AsyncWriteExt + Unpin),
+    buf: &[u8],
+    mode: Writes,
+) -> std::io::Result<()> {
+    match mode {
+        Writes::Coalesced => s.write_all(buf).await,
+        Writes::PerFrame => {
+            let mut off = 0;
+            while let Some(need) = frame_need(&buf[off..]) {
+                s.write_all(&buf[off..off + need]).await?;
+                off += need;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Echoes every whole frame back, written as the client's first byte asks.
+async fn echo_conn(mut s: TcpStream) -> std::io::Result<()> {
+    s.set_nodelay(true)?;
+    let mode = match s.read_u8().await? {
+        b'c' => Writes::Coalesced,
+        _ => Writes::PerFrame,
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut have = 0;
+    loop {
+        let n = s.read(&mut buf[have..]).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        have += n;
+        let (end, _) = whole_frames(&buf[..have]);
+        if end > 0 {
+            write_frames(&mut s, &buf[..end], mode).await?;
+            buf.copy_within(end..have, 0);
+            have -= end;
+        }
+        if let Some(need) = frame_need(&buf[..have])
+            && need > buf.len()
+        {
+            buf.resize(need, 0);
+        }
+    }
+}
+
+/// A server child process; closes its stdin and reaps it when dropped.
+struct ServerProc {
+    child: Child,
+    addr: String,
+}
+
+impl ServerProc {
+    fn spawn(kind: ServeKind, flavour: Flavour) -> Result<ServerProc, BoxErr> {
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new(exe)
+            .args(["--serve", kind.name(), "--runtime", flavour.name()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        // From here on the guard kills the child on any error.
+        let stdout = child.stdout.take();
+        let mut proc = ServerProc {
+            child,
+            addr: String::new(),
+        };
+        let mut line = String::new();
+        BufReader::new(stdout.ok_or("child has no stdout")?).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .ok_or_else(|| format!("{} server said {line:?}", kind.name()))?;
+        proc.addr = addr.to_owned();
+        Ok(proc)
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        reap(&mut self.child, Duration::from_secs(2));
+    }
+}
+
+/// Waits up to `grace` for `child` to exit, then kills it.
+fn reap(child: &mut Child, grace: Duration) {
+    let until = Instant::now() + grace;
+    while Instant::now() < until {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The `--awake` busy loop: `timeout N nice -n 19 sh -c 'while :; do :; done'`.
+struct Spinner {
+    child: Child,
+}
+
+impl Spinner {
+    fn start() -> Result<Spinner, BoxErr> {
+        let child = Command::new("timeout")
+            .args([
+                "--kill-after=5",
+                &SPIN_LIMIT_SECS.to_string(),
+                "nice",
+                "-n",
+                "19",
+                "sh",
+                "-c",
+                "while :; do :; done",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the busy loop (timeout, nice, sh): {e}"))?;
+        Ok(Spinner { child })
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        // SIGTERM, which `timeout` passes on to the loop; SIGKILL would orphan it.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        reap(&mut self.child, Duration::from_secs(2));
+    }
+}
+
+// ---------------------------------------------------------------- measurements
+
+/// Latency summary, in microseconds.
+#[derive(Debug, Clone, Copy)]
+struct Lat {
+    p50: f64,
+    p99: f64,
+    mean: f64,
+}
+
+fn summarize(mut ns: Vec<u64>) -> Lat {
+    ns.sort_unstable();
+    let n = ns.len().max(1);
+    let rank = |q: usize| ns.get((n * q).div_ceil(100).saturating_sub(1)).copied();
+    let us = |v: Option<u64>| v.unwrap_or(0) as f64 / 1_000.0;
+    Lat {
+        p50: us(rank(50)),
+        p99: us(rank(99)),
+        mean: ns.iter().sum::<u64>() as f64 / n as f64 / 1_000.0,
+    }
+}
+
+fn elapsed_ns(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+async fn connect(addr: &str, mode: Writes) -> std::io::Result<TcpStream> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    s.write_u8(mode.tag()).await?;
+    Ok(s)
+}
+
+/// Sequential ping-pong of `frame`: one write, one read of the echo.
+async fn echo_latency(
+    addr: &str,
+    frame: &[u8],
+    warmup: usize,
+    calls: usize,
+) -> Result<Lat, BoxErr> {
+    let mut s = connect(addr, Writes::PerFrame).await?;
+    let mut back = vec![0u8; frame.len()];
+    let mut ns = Vec::with_capacity(calls);
+    for i in 0..warmup + calls {
+        let t = Instant::now();
+        s.write_all(frame).await?;
+        s.read_exact(&mut back).await?;
+        let d = elapsed_ns(t);
+        if i >= warmup {
+            ns.push(d);
+        }
+    }
+    if back != frame {
+        return Err("echo returned other bytes".into());
+    }
+    Ok(summarize(ns))
+}
+
+/// One task keeps `depth` frames outstanding, with no per-call task or
+/// channel: every read counts the echoed frames and sends as many new ones,
+/// written as `mode` says; the server writes as `server` says. Returns calls/s.
+async fn echo_pipeline(
+    addr: &str,
+    frame: &[u8],
+    depth: usize,
+    total: usize,
+    mode: Writes,
+    server: Writes,
+) -> Result<f64, BoxErr> {
+    let mut s = connect(addr, server).await?;
+    let fs = frame.len();
+    let batch = frame.repeat(depth.max(1));
+    let mut buf = vec![0u8; (depth.max(1) * fs).max(64 * 1024)];
+    let mut have = 0;
+    let t = Instant::now();
+    let mut sent = depth.min(total);
+    write_frames(&mut s, &batch[..sent * fs], mode).await?;
+    let mut done = 0;
+    while done < total {
+        let n = s.read(&mut buf[have..]).await?;
+        if n == 0 {
+            return Err("echo server closed the connection".into());
+        }
+        have += n;
+        let (end, k) = whole_frames(&buf[..have]);
+        buf.copy_within(end..have, 0);
+        have -= end;
+        done += k;
+        let more = k.min(total - sent);
+        if more > 0 {
+            write_frames(&mut s, &batch[..more * fs], mode).await?;
+            sent += more;
+        }
+    }
+    Ok(total as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Reads echoed frames and completes the caller waiting for each id.
+async fn demux(
+    rd: &mut (impl AsyncReadExt + Unpin),
+    pending: &Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    cap: usize,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; cap];
+    let mut have = 0;
+    loop {
+        let n = rd.read(&mut buf[have..]).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        have += n;
+        let (end, _) = whole_frames(&buf[..have]);
+        let mut off = 0;
+        while let Some(need) = frame_need(&buf[off..end]) {
+            let mut id = [0u8; 8];
+            id.copy_from_slice(&buf[off + 4..off + 12]);
+            let tx = pending
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .remove(&u64::from_le_bytes(id));
+            if let Some(tx) = tx {
+                let _ = tx.send(());
+            }
+            off += need;
+        }
+        buf.copy_within(end..have, 0);
+        have -= end;
+    }
+}
+
+/// `conc` tasks on one connection, each call a frame tagged with an id and
+/// written under a shared lock, answered through a oneshot by one reader
+/// task: a multiplexed RPC transport without the encoding, the envelope or a
+/// task per request on the server. Returns calls/s.
+async fn echo_tasks(addr: &str, frame: &[u8], conc: usize, total: usize) -> Result<f64, BoxErr> {
+    if frame.len() < 12 {
+        return Err("frame too small to carry a call id".into());
+    }
+    let (mut rd, wr) = connect(addr, Writes::Coalesced).await?.into_split();
+    let wr = Arc::new(tokio::sync::Mutex::new(wr));
+    let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>> = Arc::default();
+    let reader = {
+        let pending = Arc::clone(&pending);
+        let cap = (conc + 1) * frame.len() + 64 * 1024;
+        tokio::spawn(async move {
+            let r = demux(&mut rd, &pending, cap).await;
+            // Fail the callers still waiting: dropping their senders wakes them.
+            if let Ok(mut p) = pending.lock() {
+                p.clear();
+            }
+            r
+        })
+    };
+    let t = Instant::now();
+    let mut tasks = Vec::with_capacity(conc);
+    for c in 0..conc {
+        let n = total / conc + usize::from(c < total % conc);
+        let (wr, pending) = (Arc::clone(&wr), Arc::clone(&pending));
+        let mut f = frame.to_vec();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..n {
+                let id = ((c as u64) << 32) | i as u64;
+                f[4..12].copy_from_slice(&id.to_le_bytes());
+                let (tx, rx) = oneshot::channel();
+                pending.lock().map_err(|_| "poisoned")?.insert(id, tx);
+                wr.lock().await.write_all(&f).await?;
+                rx.await?;
+            }
+            Ok::<(), BoxErr>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let rate = total as f64 / t.elapsed().as_secs_f64();
+    reader.abort();
+    Ok(rate)
+}
+
+async fn rpc_latency(ping: &PingRef, warmup: usize, calls: usize) -> Result<Lat, BoxErr> {
+    let mut ns = Vec::with_capacity(calls);
+    for i in 0..(warmup + calls) as u64 {
+        let t = Instant::now();
+        let r = ping.ping(i).await?;
+        let d = elapsed_ns(t);
+        if r != i + 1 {
+            return Err(format!("ping({i}) returned {r}").into());
+        }
+        if i >= warmup as u64 {
+            ns.push(d);
+        }
+    }
+    Ok(summarize(ns))
+}
+
+/// `conc` tasks sharing one reference (one connection). Returns calls/s.
+async fn rpc_throughput(ping: &PingRef, conc: usize, total: usize) -> Result<f64, BoxErr> {
+    let t = Instant::now();
+    let mut tasks = Vec::with_capacity(conc);
+    for c in 0..conc {
+        let n = (total / conc + usize::from(c < total % conc)) as u64;
+        let p = ping.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..n {
+                let r = p.ping(i).await.map_err(|e| e.to_string())?;
+                if r != i + 1 {
+                    return Err(format!("ping({i}) returned {r}"));
+                }
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    // Await them all before failing, so no caller outlives the measurement.
+    let mut first_err = None;
+    for task in tasks {
+        if let Err(e) = task.await.map_err(|e| e.to_string()).and_then(|r| r) {
+            first_err.get_or_insert(e);
+        }
+    }
+    let rate = total as f64 / t.elapsed().as_secs_f64();
+    match first_err {
+        Some(e) => Err(e.into()),
+        None => Ok(rate),
+    }
+}
+
+/// The request and response frames of `ping(x)` exactly as the client's
+/// connection encodes them (same envelope, ids, capability and deadline).
+fn rpc_frames(client: &Node, ping: &PingRef, x: u64) -> Result<(Vec<u8>, Vec<u8>), BoxErr> {
+    let h = ping
+        .remote_handle()
+        .ok_or("the looked-up reference is local")?;
+    let cap = h.capability();
+    let class = <PingRef as RemoteRef>::CLASS;
+    let cbor_u64 = |v: u64| -> Payload {
+        // CBOR major type 0 (unsigned), shortest form.
+        let mut b = Vec::with_capacity(9);
+        match v {
+            0..=23 => b.push(v as u8),
+            24..=0xff => b.extend([0x18, v as u8]),
+            0x100..=0xffff => {
+                b.push(0x19);
+                b.extend((v as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                b.push(0x1a);
+                b.extend((v as u32).to_be_bytes());
+            }
+            _ => {
+                b.push(0x1b);
+                b.extend(v.to_be_bytes());
+            }
+        }
+        Payload(b)
+    };
+    // A call id and argument typical of the throughput run.
+    let call_id = 100_000;
+    let ipc = |kind, sender, receiver| IpcHeader {
+        kind,
+        call_id,
+        sender,
+        receiver,
+    };
+    let req = Message::Request(Request {
+        ipc: ipc(MessageKind::Request, client.id(), cap.home.node),
+        rpc: RequestHeader {
+            target: Capability {
+                class: class.id,
+                version: class.version,
+                ..cap.clone()
+            },
+            method_id: 0,
+            deadline_ms: Some(u64::try_from(h.timeout().as_millis()).unwrap_or(u64::MAX)),
+        },
+        args: ArgList {
+            method: "ping".into(),
+            args: vec![cbor_u64(x)],
+        },
+    });
+    let resp = Message::Response(Response::new(
+        ipc(MessageKind::Response, cap.home.node, client.id()),
+        ResponseBody::Out(vec![cbor_u64(x + 1)]),
+    ));
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    wire::encode_frame(&req, &mut a, usize::MAX)?;
+    wire::encode_frame(&resp, &mut b, usize::MAX)?;
+    Ok((a, b))
+}
+
+/// Figures of one runtime flavour.
+#[derive(Debug)]
+struct Figures {
+    req_len: usize,
+    resp_len: usize,
+    echo: Lat,
+    rpc: Lat,
+    echo_tput: f64,
+    echo_cpu: Option<Cpu>,
+    rpc_cpu: Option<Cpu>,
+    coalesced_tput: f64,
+    per_frame_tput: f64,
+    tasks_tput: f64,
+    rpc_tput: f64,
+}
+
+/// Knobs of one measurement run.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    calls: usize,
+    warmup: usize,
+    conc: usize,
+    tput_calls: usize,
+}
+
+/// CPU time used so far by all live threads of process `pid`, in ns, from
+/// `/proc/PID/task/*/schedstat`; `None` where that is not readable.
+fn cpu_ns(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// CPU time per call of the client (this process) and the server, in µs.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    client: f64,
+    server: f64,
+}
+
+/// Runs `fut` (which makes `calls` calls to the server process `server`) and
+/// measures the CPU time both processes spend meanwhile.
+async fn with_cpu<T>(
+    server: u32,
+    calls: usize,
+    fut: impl Future<Output = Result<T, BoxErr>>,
+) -> Result<(T, Option<Cpu>), BoxErr> {
+    let me = std::process::id();
+    let before = (cpu_ns(me), cpu_ns(server));
+    let r = fut.await?;
+    let after = (cpu_ns(me), cpu_ns(server));
+    let per_call = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
+        Some(b?.saturating_sub(a?) as f64 / calls as f64 / 1_000.0)
+    };
+    let cpu = per_call(before.0, after.0)
+        .zip(per_call(before.1, after.1))
+        .map(|(client, server)| Cpu { client, server });
+    Ok((r, cpu))
+}
+
+/// The two server processes.
+#[derive(Debug, Clone)]
+struct Servers {
+    echo_addr: String,
+    echo_pid: u32,
+    rpc_addr: String,
+    rpc_pid: u32,
+}
+
+async fn measure(srv: Servers, plan: Plan) -> Result<Figures, BoxErr> {
+    let (echo_addr, rpc_addr) = (&srv.echo_addr, &srv.rpc_addr);
+    let client = Node::new(Config::default());
+    let ping: PingRef = client.lookup(rpc_addr, PING_NAME).await?;
+    let (req, resp) = rpc_frames(&client, &ping, 1_000)?;
+    let tput_warm = (plan.tput_calls / 10).max(plan.conc);
+
+    // Latency, echo then rpc, then throughput likewise: each pair close in time.
+    let echo = echo_latency(echo_addr, &req, plan.warmup, plan.calls).await?;
+    let rpc = rpc_latency(&ping, plan.warmup, plan.calls).await?;
+
+    // Main baseline: one write per request (the calls are independent), and
+    // the simplest echo server (writes back what one read brought in).
+    let (conc, n) = (plan.conc, plan.tput_calls);
+    let (pf, co) = (Writes::PerFrame, Writes::Coalesced);
+    echo_pipeline(echo_addr, &req, conc, tput_warm, pf, co).await?;
+    let (echo_tput, echo_cpu) = with_cpu(
+        srv.echo_pid,
+        n,
+        echo_pipeline(echo_addr, &req, conc, n, pf, co),
+    )
+    .await?;
+    rpc_throughput(&ping, conc, tput_warm).await?;
+    let (rpc_tput, rpc_cpu) = with_cpu(srv.rpc_pid, n, rpc_throughput(&ping, conc, n)).await?;
+
+    // References around it.
+    echo_pipeline(echo_addr, &req, conc, tput_warm, co, co).await?;
+    let coalesced_tput = echo_pipeline(echo_addr, &req, conc, n, co, co).await?;
+    echo_pipeline(echo_addr, &req, conc, tput_warm, pf, pf).await?;
+    let per_frame_tput = echo_pipeline(echo_addr, &req, conc, n, pf, pf).await?;
+    echo_tasks(echo_addr, &req, conc, tput_warm).await?;
+    let tasks_tput = echo_tasks(echo_addr, &req, conc, n).await?;
+
+    drop(ping);
+    client.shutdown().await;
+    Ok(Figures {
+        req_len: req.len(),
+        resp_len: resp.len(),
+        echo,
+        rpc,
+        echo_tput,
+        echo_cpu,
+        rpc_cpu,
+        coalesced_tput,
+        per_frame_tput,
+        tasks_tput,
+        rpc_tput,
+    })
+}
+
+fn bench_flavour(flavour: Flavour, plan: Plan) -> Result<Figures, BoxErr> {
+    let echo = ServerProc::spawn(ServeKind::Echo, flavour)?;
+    let rpc = ServerProc::spawn(ServeKind::Rpc, flavour)?;
+    let rt = flavour.runtime()?;
+    // Spawned, not run by block_on: on the multi-thread runtime this puts the
+    // client on a worker thread, next to its I/O, as an application's would be.
+    let servers = Servers {
+        echo_addr: echo.addr.clone(),
+        echo_pid: echo.child.id(),
+        rpc_addr: rpc.addr.clone(),
+        rpc_pid: rpc.child.id(),
+    };
+    let task = rt.spawn(measure(servers, plan));
+    let figures = rt.block_on(task)??;
+    rt.shutdown_timeout(Duration::from_secs(1));
+    drop((echo, rpc));
+    Ok(figures)
+}
+
+fn bench(args: &Args) -> Result<(), BoxErr> {
+    if args.calls == 0 || args.concurrency == 0 || args.tput_calls < args.concurrency {
+        return Err(
+            "--calls and --concurrency must be positive, --tput-calls >= --concurrency".into(),
+        );
+    }
+    let flavours = match args.runtime {
+        Some(f) => vec![f],
+        None => vec![Flavour::Current, Flavour::Multi],
+    };
+    let plan = Plan {
+        calls: args.calls,
+        warmup: args.warmup,
+        conc: args.concurrency,
+        tput_calls: args.tput_calls,
+    };
+    let spinner = if args.awake {
+        let s = Spinner::start()?;
+        std::thread::sleep(Duration::from_millis(200));
+        Some(s)
+    } else {
+        None
+    };
+    let state = if args.awake { "awake" } else { "idle" };
+    // Other work on the machine keeps vCPUs awake too: say how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
+    println!(
+        "rpc-bench: 127.0.0.1, servers in child processes, load average {load}; latency: {} \
+         sequential calls after {} warm-up; throughput: {} calls, {} callers on one connection",
+        plan.calls, plan.warmup, plan.tput_calls, plan.conc
+    );
+    for (i, f) in flavours.iter().enumerate() {
+        let fig = bench_flavour(*f, plan)?;
+        if i > 0 {
+            println!();
+        }
+        print_table(*f, state, plan.conc, &fig);
+    }
+    drop(spinner);
+    Ok(())
+}
+
+fn print_table(flavour: Flavour, state: &str, conc: usize, f: &Figures) {
+    let tput_head = format!("calls/s({conc})");
+    println!(
+        "runtime={}  state={state}  frames: request {} B, response {} B (rpc), {} B both ways (echo)",
+        flavour.name(),
+        f.req_len,
+        f.resp_len,
+        f.req_len
+    );
+    println!(
+        "{:<26}{:>9}{:>9}{:>10}{:>13}{:>19}",
+        "", "p50(us)", "p99(us)", "mean(us)", tput_head, "cpu/call c+s(us)"
+    );
+    let cpu = |c: Option<Cpu>| match c {
+        Some(c) => format!("{:.2}+{:.2}", c.client, c.server),
+        None => "-".into(),
+    };
+    let row = |name: &str, l: &Lat, t: f64, c: Option<Cpu>| {
+        println!(
+            "{name:<26}{:>9.1}{:>9.1}{:>10.1}{:>13.0}{:>19}",
+            l.p50,
+            l.p99,
+            l.mean,
+            t,
+            cpu(c)
+        );
+    };
+    row("plain tcp echo", &f.echo, f.echo_tput, f.echo_cpu);
+    row("rpc null call", &f.rpc, f.rpc_tput, f.rpc_cpu);
+    let x = |a: f64, b: f64| format!("{:.2}x", a / b);
+    let cpu_ratio = match (f.rpc_cpu, f.echo_cpu) {
+        (Some(r), Some(e)) => x(r.client + r.server, e.client + e.server),
+        _ => "-".into(),
+    };
+    println!(
+        "{:<26}{:>9}{:>9}{:>10}{:>13}{:>19}",
+        "ratio rpc/echo",
+        x(f.rpc.p50, f.echo.p50),
+        x(f.rpc.p99, f.echo.p99),
+        x(f.rpc.mean, f.echo.mean),
+        x(f.rpc_tput, f.echo_tput),
+        cpu_ratio
+    );
+    println!(
+        "{:<54}{tput_head:>13}  rpc/that",
+        "other echo throughputs (main: client write/frame)"
+    );
+    let other = |name: &str, t: f64| {
+        println!("{name:<54}{t:>13.0}  {:>8}", x(f.rpc_tput, t));
+    };
+    other(
+        "  both sides one write per read (coalesced)",
+        f.coalesced_tput,
+    );
+    other("  both sides one write per frame", f.per_frame_tput);
+    other(
+        &format!("  {conc} tasks, write lock + oneshot per call"),
+        f.tasks_tput,
+    );
+    let goal = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "goals: p50 <= 1.5x echo: {} ({}); calls/s >= 0.5x echo: {} ({})",
+        goal(f.rpc.p50 <= 1.5 * f.echo.p50),
+        x(f.rpc.p50, f.echo.p50),
+        goal(f.rpc_tput >= 0.5 * f.echo_tput),
+        x(f.rpc_tput, f.echo_tput)
+    );
+}
