@@ -237,7 +237,13 @@ impl RemoteHandle {
         method: &str,
     ) -> Result<T, RpcError> {
         match <[Payload; 1]>::try_from(out) {
-            Ok([p]) => self.decode(&p, &format!("result of `{method}`")),
+            Ok([p]) => self.decode(&p, "result").map_err(|e| match e {
+                RpcError::Decode { reason, .. } => RpcError::Decode {
+                    what: format!("result of `{method}`"),
+                    reason,
+                },
+                other => other,
+            }),
             Err(out) => Err(RpcError::Decode {
                 what: format!("result of `{method}`"),
                 reason: format!("expected 1 out argument, got {}", out.len()),
@@ -378,7 +384,10 @@ pub(crate) fn decode_payload<T: DeserializeOwned>(
 ) -> Result<T, RpcError> {
     take_ref_error();
     let mut rest = &p.0[..];
-    let r = with_node(node, || ciborium::from_reader::<T, _>(&mut rest));
+    let mut scratch = [0u8; crate::wire::codec::DECODE_SCRATCH];
+    let r = with_node(node, || {
+        ciborium::de::from_reader_with_buffer::<T, _>(&mut rest, &mut scratch)
+    });
     match r {
         Ok(v) if rest.is_empty() => Ok(v),
         Ok(_) => Err(RpcError::Decode {

@@ -83,7 +83,7 @@ pub const fn fnv1a(bytes: &[u8]) -> u64 {
 ///
 /// A node that accepts no connections (a plain client) has no address; its objects
 /// are still callable over connections it opened itself.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ComHandle {
     /// The node's identity.
     pub node: NodeId,
@@ -101,7 +101,7 @@ impl fmt::Debug for ComHandle {
 }
 
 /// The right to call one object: who it is, what it is, and where it lives.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Capability {
     /// Random object id; holding it is the permission to call.
     pub object: ObjectId,
@@ -122,6 +122,18 @@ impl fmt::Debug for Capability {
         )
     }
 }
+
+crate::positional::positional_serde!(ComHandle {
+    node: NodeId,
+    addr: Option<String>,
+});
+
+crate::positional::positional_serde!(Capability {
+    object: ObjectId,
+    class: ClassId,
+    version: ClassVersion,
+    home: ComHandle,
+});
 
 #[cfg(test)]
 mod tests {

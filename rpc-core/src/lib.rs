@@ -45,6 +45,7 @@ pub mod dispatch;
 pub mod error;
 pub mod ids;
 pub mod node;
+mod positional;
 pub mod registry;
 pub mod shutdown;
 pub(crate) mod transport;

@@ -5,6 +5,9 @@
 
 use super::message::Message;
 
+/// Scratch bytes the CBOR decoder uses for short strings, in bytes.
+pub const DECODE_SCRATCH: usize = 512;
+
 /// Bytes in the length prefix.
 pub const LEN_PREFIX: usize = 4;
 
@@ -85,8 +88,11 @@ pub fn decode_frame(buf: &[u8], max: usize) -> Result<Option<(Message, usize)>, 
 /// [`FrameError::Malformed`] when the body is not exactly one message.
 pub fn decode_body(body: &[u8]) -> Result<Message, FrameError> {
     let mut rest = body;
-    let msg: Message =
-        ciborium::from_reader(&mut rest).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    // ciborium's default reader zeroes a 4 KiB scratch buffer per call; strings
+    // and byte strings longer than this one are read in pieces.
+    let mut scratch = [0u8; DECODE_SCRATCH];
+    let msg: Message = ciborium::de::from_reader_with_buffer(&mut rest, &mut scratch)
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(FrameError::Malformed(format!(
             "{} trailing bytes after the message",

@@ -78,7 +78,7 @@ pub enum MessageKind {
 }
 
 /// Inter-process header: routing and call matching.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpcHeader {
     /// Kind of message.
     pub kind: MessageKind,
@@ -91,7 +91,7 @@ pub struct IpcHeader {
 }
 
 /// RPC header of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHeader {
     /// The object called, with the class and version the caller's stub speaks.
     pub target: Capability,
@@ -102,7 +102,7 @@ pub struct RequestHeader {
 }
 
 /// A request frame.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     /// Routing.
     pub ipc: IpcHeader,
@@ -179,7 +179,7 @@ pub enum ResponseType {
 }
 
 /// RPC header of a response: only the response type, as in the seed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHeader {
     /// Valid or error.
     pub response_type: ResponseType,
@@ -200,7 +200,7 @@ pub enum ResponseBody {
 }
 
 /// A response frame.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Response {
     /// Routing; the call id is the request's.
     pub ipc: IpcHeader,
@@ -224,3 +224,34 @@ impl Response {
         }
     }
 }
+
+use crate::positional::positional_serde;
+
+positional_serde!(IpcHeader {
+    kind: MessageKind,
+    call_id: CallId,
+    sender: NodeId,
+    receiver: NodeId,
+});
+
+positional_serde!(RequestHeader {
+    target: Capability,
+    method_id: u32,
+    deadline_ms: Option<u64>,
+});
+
+positional_serde!(Request {
+    ipc: IpcHeader,
+    rpc: RequestHeader,
+    args: ArgList,
+});
+
+positional_serde!(ResponseHeader {
+    response_type: ResponseType,
+});
+
+positional_serde!(Response {
+    ipc: IpcHeader,
+    rpc: ResponseHeader,
+    body: ResponseBody,
+});
