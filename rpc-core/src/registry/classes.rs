@@ -107,3 +107,31 @@ pub(crate) fn class_name(id: ClassId) -> String {
         .map(|c| c.name.to_owned())
         .unwrap_or_else(|| format!("class {:016x}", id.0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static A: ClassInfo = ClassInfo::new("test.A", "f(i64) -> Result<i64, E>;", &["f"]);
+    static A2: ClassInfo = ClassInfo::new("test.A", "f(String) -> Result<i64, E>;", &["f"]);
+    inventory::submit! { ClassEntry(&A) }
+    inventory::submit! { ClassEntry(&A2) }
+
+    #[test]
+    fn id_from_name_version_from_signature() {
+        assert_eq!(A.id, A2.id);
+        assert_ne!(A.version, A2.version);
+        assert_eq!(A.id, ClassId(fnv1a(b"test.A")));
+    }
+
+    #[test]
+    fn registry_finds_each_version() {
+        let reg = class_registry();
+        assert_eq!(reg.get(A.id, A.version).map(|c| c.name), Some("test.A"));
+        assert!(reg.get(A2.id, A2.version).is_some());
+        assert_eq!(reg.versions(A.id).len(), 2);
+        assert!(reg.get(A.id, ClassVersion(0)).is_none());
+        assert_eq!(class_name(A.id), "test.A");
+        assert!(class_name(ClassId(1)).starts_with("class "));
+    }
+}

@@ -104,3 +104,68 @@ impl ExportTable {
         t.by_key.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::{BoxFuture, IncomingCall};
+    use crate::wire::ResponseBody;
+
+    static CLASS: ClassInfo = ClassInfo::new("test.Nothing", "", &[]);
+
+    struct Nothing;
+    impl ServerProxy for Nothing {
+        fn class(&self) -> &'static ClassInfo {
+            &CLASS
+        }
+        fn dispatch(self: Arc<Self>, call: IncomingCall) -> BoxFuture<'static, ResponseBody> {
+            Box::pin(async move { ResponseBody::System(call.no_such_method()) })
+        }
+    }
+
+    fn parts() -> (Arc<dyn ServerProxy>, Box<dyn Any + Send + Sync>) {
+        (Arc::new(Nothing), Box::new(()))
+    }
+
+    #[test]
+    fn same_object_same_id_and_make_runs_once() {
+        let t = ExportTable::default();
+        let a = t.export(1, &CLASS, None, parts);
+        let b = t.export(1, &CLASS, None, || panic!("exported twice"));
+        assert_eq!(a, b);
+        let c = t.export(2, &CLASS, None, parts);
+        assert_ne!(a, c);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn fixed_ids_and_removal() {
+        let t = ExportTable::default();
+        let id = ObjectId::random();
+        assert_eq!(t.export(7, &CLASS, Some(id), parts), id);
+        assert!(t.get(&id).is_some());
+        assert!(t.remove(&id));
+        assert!(!t.remove(&id));
+        assert!(t.get(&id).is_none());
+        // The object may be exported again, under a new id.
+        let again = t.export(7, &CLASS, None, parts);
+        assert_ne!(again, id);
+    }
+
+    #[test]
+    fn a_fixed_id_taken_over_forgets_the_old_object() {
+        let t = ExportTable::default();
+        let id = ObjectId::random();
+        t.export(1, &CLASS, Some(id), parts);
+        t.export(2, &CLASS, Some(id), parts);
+        assert_eq!(t.len(), 1);
+        // Object 1 is no longer exported: exporting it again makes a new id.
+        assert_ne!(t.export(1, &CLASS, None, parts), id);
+    }
+
+    #[test]
+    fn unknown_ids_are_not_found() {
+        let t = ExportTable::default();
+        assert!(t.get(&ObjectId::random()).is_none());
+    }
+}

@@ -461,7 +461,6 @@ impl Connection {
             id,
             armed: true,
         };
-        let method_name = args.method.clone();
         let req = Message::Request(Request {
             ipc: self.ipc(MessageKind::Request, id),
             rpc: RequestHeader {
@@ -476,6 +475,11 @@ impl Connection {
             self.pending.lock().remove(&id);
             return Err(e);
         }
+        // Kept only to name the method if the deadline passes.
+        let method_name = match req {
+            Message::Request(r) => r.args.method,
+            _ => String::new(),
+        };
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(res)) => {
                 guard.armed = false;

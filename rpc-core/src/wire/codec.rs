@@ -214,6 +214,32 @@ mod tests {
     }
 
     #[test]
+    fn headers_are_positional() {
+        // Golden bytes: a ComHandle is [node id as a 16-byte string, address or null].
+        let h = ComHandle {
+            node: NodeId(Uuid::from_u128(1)),
+            addr: None,
+        };
+        let mut out = Vec::new();
+        ciborium::into_writer(&h, &mut out).unwrap();
+        let mut want = vec![0x82, 0x50];
+        want.extend_from_slice(&1u128.to_be_bytes());
+        want.push(0xf6);
+        assert_eq!(out, want);
+        // An IPC header is [kind, call id, sender, receiver].
+        let ipc = IpcHeader {
+            kind: MessageKind::Response,
+            call_id: 7,
+            sender: NodeId(Uuid::from_u128(1)),
+            receiver: NodeId(Uuid::from_u128(2)),
+        };
+        let mut out = Vec::new();
+        ciborium::into_writer(&ipc, &mut out).unwrap();
+        assert_eq!(&out[..4], &[0x84, 0x61, b'r', 0x07]);
+        assert_eq!(out.len(), 4 + 2 * 17);
+    }
+
+    #[test]
     fn payload_is_a_byte_string() {
         let mut out = Vec::new();
         ciborium::into_writer(&Payload(vec![1, 2, 3]), &mut out).unwrap();
