@@ -196,9 +196,14 @@ impl RemoteHandle {
         }
     }
 
-    /// The deadline calls through this handle get.
+    /// The deadline calls through this handle get: their own (or the node
+    /// default), but no later than the deadline of the request being served.
     pub fn timeout(&self) -> Duration {
-        self.timeout.unwrap_or(self.obj.node.config.call_timeout)
+        let own = self.timeout.unwrap_or(self.obj.node.config.call_timeout);
+        match call_deadline() {
+            Some(d) => own.min(d.saturating_duration_since(tokio::time::Instant::now())),
+            None => own,
+        }
     }
 
     /// The node this handle calls from.
@@ -259,6 +264,14 @@ impl RemoteHandle {
     /// # Cancel safety
     /// Dropping the future sends a cancel to the remote node.
     pub async fn call(&self, method: &str, args: Vec<Payload>) -> Result<Reply, RpcError> {
+        let timeout = self.timeout();
+        if timeout.is_zero() {
+            // The request being served is already late: do not start more work.
+            return Err(RpcError::DeadlineExceeded {
+                method: method.to_owned(),
+                after_ms: 0,
+            });
+        }
         let node = &self.obj.node;
         let conn = node.conn_to(&self.obj.cap.home).await?;
         let target = Capability {
@@ -270,7 +283,7 @@ impl RemoteHandle {
             .call(
                 target,
                 crate::transport::connection::arg_list(method, args),
-                self.timeout(),
+                timeout,
             )
             .await?;
         match body {
@@ -298,20 +311,39 @@ pub trait RemoteRef: Sized + Clone + Send + Sync + 'static {
     fn remote_handle(&self) -> Option<&RemoteHandle>;
 }
 
+/// What a task serving a request knows about that request.
+#[derive(Clone, Copy)]
+struct CallContext {
+    /// The node that made the request.
+    peer: NodeId,
+    /// When the caller stops waiting, if it said.
+    deadline: Option<tokio::time::Instant>,
+}
+
 tokio::task_local! {
-    /// The node whose request the current task is serving.
-    static CALLER: NodeId;
+    /// The request the current task is serving.
+    static CALL: CallContext;
 }
 
 /// The node that made the request the current task is serving, if any: lets a
 /// server method tie what it does (a lease, a binding) to its caller.
 pub fn caller() -> Option<NodeId> {
-    CALLER.try_with(|n| *n).ok()
+    CALL.try_with(|c| c.peer).ok()
 }
 
-/// Runs `fut` as serving a request of `peer`.
-pub(crate) async fn as_caller<F: Future>(peer: NodeId, fut: F) -> F::Output {
-    CALLER.scope(peer, fut).await
+/// When the caller of the request the current task is serving stops waiting.
+/// Calls made while serving it (nested calls, callbacks) get no later a deadline.
+pub fn call_deadline() -> Option<tokio::time::Instant> {
+    CALL.try_with(|c| c.deadline).ok().flatten()
+}
+
+/// Runs `fut` as serving a request of `peer` due by `deadline`.
+pub(crate) async fn as_caller<F: Future>(
+    peer: NodeId,
+    deadline: Option<tokio::time::Instant>,
+    fut: F,
+) -> F::Output {
+    CALL.scope(CallContext { peer, deadline }, fut).await
 }
 
 thread_local! {

@@ -55,7 +55,7 @@ pub mod wire;
 pub mod __private;
 
 pub use config::Config;
-pub use dispatch::{RemoteHandle, RemoteRef, caller};
+pub use dispatch::{RemoteHandle, RemoteRef, call_deadline, caller};
 pub use error::{Result, RpcError};
 pub use ids::{Capability, ClassId, ClassVersion, ComHandle, NodeId, ObjectId};
 pub use node::{Node, NodeStats};

@@ -588,7 +588,15 @@ impl NodeInner {
             method: method.clone(),
             args: req.args.args,
         };
-        let fut = dispatch::as_caller(conn.peer, Arc::clone(&export.server).dispatch(call));
+        let deadline = req
+            .rpc
+            .deadline_ms
+            .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+        let fut = dispatch::as_caller(
+            conn.peer,
+            deadline,
+            Arc::clone(&export.server).dispatch(call),
+        );
         drop(export);
         match req.rpc.deadline_ms {
             Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), fut).await {

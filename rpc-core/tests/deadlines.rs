@@ -128,3 +128,42 @@ async fn requests_after_shutdown_started_are_refused() {
     running.await.unwrap().unwrap();
     stop.await.unwrap();
 }
+
+#[tokio::test]
+async fn nested_calls_and_callbacks_inherit_the_callers_deadline() {
+    let (_b, b_addr, _) = calc_server().await;
+    let (_c, c_addr, c_probe) = calc_server().await;
+    let a = Node::new(Config::default());
+    let on_b: CalcRef = a.lookup(&b_addr, "calc").await.unwrap();
+    let on_c: CalcRef = a.lookup(&c_addr, "calc").await.unwrap();
+    let short = Duration::from_millis(300);
+
+    // A -> B -> C: C's request carries what is left of A's deadline.
+    let t0 = Instant::now();
+    let err = on_b
+        .with_timeout(short)
+        .relay_sleep(on_c, 60_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::DeadlineExceeded { .. }), "{err:?}");
+    tokio::time::timeout(BOUND, c_probe.cancel_seen.notified())
+        .await
+        .expect("the nested call was stopped");
+    assert!(t0.elapsed() < BOUND);
+    let left = c_probe.deadline_left_ms.load(Ordering::SeqCst);
+    assert!(left > 0 && left <= 300, "nested deadline {left} ms");
+
+    // A -> B -> back into A (a callback): the same.
+    let (mine, my_probe) = CalcImpl::new();
+    let err = on_b
+        .with_timeout(short)
+        .relay_sleep(CalcRef::new(mine), 60_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::DeadlineExceeded { .. }), "{err:?}");
+    tokio::time::timeout(BOUND, my_probe.cancel_seen.notified())
+        .await
+        .expect("the callback was stopped");
+    let left = my_probe.deadline_left_ms.load(Ordering::SeqCst);
+    assert!(left > 0 && left <= 300, "callback deadline {left} ms");
+}

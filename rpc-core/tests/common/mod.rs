@@ -30,6 +30,7 @@ pub trait Calc {
     async fn count_listeners(&self, l: Option<Vec<ListenerRef>>) -> Result<usize, RpcError>;
     async fn make_child(&self) -> Result<CalcRef, RpcError>;
     async fn boom(&self) -> Result<(), RpcError>;
+    async fn relay_sleep(&self, other: CalcRef, ms: u64) -> Result<(), RpcError>;
 }
 
 /// Same class name, other signatures: a stub of another version.
@@ -49,6 +50,8 @@ pub struct Probe {
     pub started: Notify,
     pub cancelled: AtomicBool,
     pub cancel_seen: Notify,
+    /// Milliseconds the last `sleep` had left before its caller's deadline.
+    pub deadline_left_ms: std::sync::atomic::AtomicU64,
 }
 
 pub struct CalcImpl {
@@ -94,6 +97,12 @@ impl Calc for CalcImpl {
     }
     async fn sleep(&self, ms: u64) -> Result<(), RpcError> {
         let mut flag = DropFlag(Arc::clone(&self.probe), false);
+        if let Some(d) = rpc_core::call_deadline() {
+            let left = d.saturating_duration_since(tokio::time::Instant::now());
+            self.probe
+                .deadline_left_ms
+                .store(left.as_millis() as u64, Ordering::SeqCst);
+        }
         self.probe.started.notify_one();
         tokio::time::sleep(Duration::from_millis(ms)).await;
         flag.1 = true;
@@ -124,6 +133,9 @@ impl Calc for CalcImpl {
     }
     async fn boom(&self) -> Result<(), RpcError> {
         panic!("boom");
+    }
+    async fn relay_sleep(&self, other: CalcRef, ms: u64) -> Result<(), RpcError> {
+        other.sleep(ms).await
     }
 }
 
