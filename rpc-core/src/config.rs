@@ -15,6 +15,11 @@ pub const MAX_CONNECTIONS: usize = 1024;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time in-flight calls get to finish on shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Default time without traffic after which a connection sends a ping.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Default time without any frame from the peer after which the connection is
+/// declared dead (the peer is paused, gone, or the path is cut).
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Initial capacity of a connection's read buffer, in bytes.
 pub const READ_BUFFER: usize = 64 * 1024;
 
@@ -36,6 +41,11 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Time in-flight calls get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Idle time after which a connection pings its peer.
+    pub keepalive_interval: Duration,
+    /// Time without any frame from the peer after which the connection is closed
+    /// and its calls fail with `ConnectionLost`.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for Config {
@@ -48,6 +58,8 @@ impl Default for Config {
             max_connections: MAX_CONNECTIONS,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
+            keepalive_interval: KEEPALIVE_INTERVAL,
+            keepalive_timeout: KEEPALIVE_TIMEOUT,
         }
     }
 }

@@ -425,7 +425,7 @@ impl NodeInner {
                     stream,
                     node.id,
                     &peer,
-                    max,
+                    &node.config,
                     Arc::clone(&node) as Arc<dyn Handler>,
                 );
                 conn.hold_permit(permit);
@@ -498,7 +498,7 @@ impl NodeInner {
             stream,
             self.id,
             &peer,
-            self.config.max_frame_len,
+            &self.config,
             Arc::clone(self) as Arc<dyn Handler>,
         );
         self.register(Arc::clone(&conn));

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use rpc_core::{Config, Node};
+use rpc_core::{Config, Node, RpcError};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -125,4 +125,37 @@ async fn a_killed_peer_fails_calls_in_flight_at_once() {
         .unwrap()
         .unwrap_err();
     assert!(err.is_transport(), "{err:?}");
+}
+
+#[tokio::test]
+async fn keepalive_detects_a_paused_peer() {
+    let server = ChildNode::start();
+    let client = Node::new(Config {
+        keepalive_interval: std::time::Duration::from_millis(100),
+        keepalive_timeout: std::time::Duration::from_millis(600),
+        ..Config::default()
+    });
+    let calc: CalcRef = client.lookup(&server.addr, "calc").await.unwrap();
+    assert_eq!(calc.add(1, 1).await.unwrap(), 2);
+    // An idle connection to a live peer stays up across several timeouts.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(calc.add(2, 2).await.unwrap(), 4);
+    assert_eq!(client.stats().connections, 1);
+
+    // Pause the peer: its kernel still acknowledges, but nothing answers.
+    let pid = server.child.id().to_string();
+    let stopped = Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    assert!(stopped.success());
+    let t0 = std::time::Instant::now();
+    let err = calc.sleep(60_000).await.unwrap_err();
+    let waited = t0.elapsed();
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    assert!(matches!(err, RpcError::ConnectionLost { .. }), "{err:?}");
+    assert!(err.to_string().contains("keepalive"), "{err}");
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "detected after {waited:?}"
+    );
+    // The node forgot the dead connection.
+    assert_eq!(client.stats().connections, 0);
 }

@@ -82,9 +82,15 @@ pub(crate) struct Connection {
     inflight: Mutex<HashMap<CallId, Option<AbortHandle>>>,
     /// Connection slot of the accepting node, released on close.
     permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    /// Start of the connection: the zero of `last_rx_ms`.
+    born: std::time::Instant,
+    /// When the reader last got bytes, in ms since `born`; read by keepalive.
+    last_rx_ms: AtomicU64,
+    /// Cancelled by `close`: stops the reader, which then reports the close.
+    stop: tokio_util::sync::CancellationToken,
     /// Why the connection closed, once it has.
     closed: Mutex<Option<RpcError>>,
-    /// Reader and writer tasks, aborted on close.
+    /// Writer and keepalive tasks, aborted on close.
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -194,9 +200,10 @@ impl Connection {
         stream: TcpStream,
         local: NodeId,
         peer: &Hello,
-        max_frame: usize,
+        config: &crate::config::Config,
         handler: Arc<dyn Handler>,
     ) -> Arc<Connection> {
+        let max_frame = config.max_frame_len;
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
         let conn = Arc::new(Connection {
@@ -216,13 +223,54 @@ impl Connection {
             closed: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             permit: Mutex::new(None),
+            born: std::time::Instant::now(),
+            last_rx_ms: AtomicU64::new(0),
+            stop: tokio_util::sync::CancellationToken::new(),
         });
-        let reader = tokio::spawn(Arc::clone(&conn).run_reader(rd, handler));
+        // The reader is not aborted on close: it stops through `stop` and then
+        // reports the close to the handler, whoever closed the connection.
+        tokio::spawn(Arc::clone(&conn).run_reader(rd, handler));
         let writer = tokio::spawn(Arc::clone(&conn).run_writer());
+        let keepalive = tokio::spawn(
+            Arc::clone(&conn).run_keepalive(config.keepalive_interval, config.keepalive_timeout),
+        );
         conn.tasks
             .lock()
-            .extend([reader.abort_handle(), writer.abort_handle()]);
+            .extend([writer.abort_handle(), keepalive.abort_handle()]);
         conn
+    }
+
+    /// Milliseconds since the connection started, the clock of `last_rx_ms`.
+    fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    /// Keepalive task: pings an idle peer and closes the connection when
+    /// nothing at all has come from it for `timeout`.
+    async fn run_keepalive(self: Arc<Self>, interval: Duration, timeout: Duration) {
+        let tick = interval.min(timeout).max(Duration::from_millis(1));
+        let mut seq = 0u64;
+        loop {
+            tokio::time::sleep(tick).await;
+            let idle = Duration::from_millis(
+                self.now_ms()
+                    .saturating_sub(self.last_rx_ms.load(Ordering::Relaxed)),
+            );
+            if idle >= timeout {
+                self.close(&RpcError::ConnectionLost {
+                    peer: self.peer_name(),
+                    reason: format!(
+                        "no frame from the peer for {} ms (keepalive timeout)",
+                        idle.as_millis()
+                    ),
+                });
+                return;
+            }
+            if idle >= interval {
+                seq += 1;
+                let _ = self.send(&Message::Ping(seq));
+            }
+        }
     }
 
     /// True once the connection is closed.
@@ -548,6 +596,7 @@ impl Connection {
         for t in self.tasks.lock().drain(..) {
             t.abort();
         }
+        self.stop.cancel();
     }
 
     /// Sends `Close(err)` (best effort) and closes.
@@ -559,7 +608,6 @@ impl Connection {
     /// Reader task: decodes frames until the peer closes or breaks the protocol.
     async fn run_reader(self: Arc<Self>, mut rd: OwnedReadHalf, handler: Arc<dyn Handler>) {
         let reason = self.read_loop(&mut rd, &handler).await;
-        // Closing aborts this very task, so run the handler first.
         let reason = {
             let c = self.closed.lock();
             c.clone().unwrap_or(reason)
@@ -599,7 +647,14 @@ impl Connection {
             } else if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(crate::config::READ_BUFFER);
             }
-            match rd.read_buf(&mut buf).await {
+            let read = tokio::select! {
+                r = rd.read_buf(&mut buf) => r,
+                () = self.stop.cancelled() => {
+                    return self.closed.lock().clone().unwrap_or(RpcError::Shutdown);
+                }
+            };
+            self.last_rx_ms.store(self.now_ms(), Ordering::Relaxed);
+            match read {
                 Ok(0) => {
                     return RpcError::ConnectionLost {
                         peer: self.peer_name(),
@@ -645,6 +700,11 @@ impl Connection {
                 Ok(())
             }
             Message::Close(e) => Err(e),
+            Message::Ping(n) => {
+                let _ = self.send(&Message::Pong(n));
+                Ok(())
+            }
+            Message::Pong(_) => Ok(()),
             Message::Hello(_) => Err(RpcError::protocol("unexpected hello after handshake")),
         }
     }

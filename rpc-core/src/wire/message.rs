@@ -47,6 +47,12 @@ pub enum Message {
     /// The sender is closing the connection because of this error.
     #[serde(rename = "close")]
     Close(RpcError),
+    /// Are you there? Answered by `Pong` with the same number.
+    #[serde(rename = "ping")]
+    Ping(u64),
+    /// The answer to a `Ping`.
+    #[serde(rename = "pong")]
+    Pong(u64),
 }
 
 /// Handshake frame.
