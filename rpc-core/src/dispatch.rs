@@ -264,7 +264,49 @@ impl RemoteHandle {
     /// # Cancel safety
     /// Dropping the future sends a cancel to the remote node.
     pub async fn call(&self, method: &str, args: Vec<Payload>) -> Result<Reply, RpcError> {
-        let timeout = self.timeout();
+        self.call_within(method, args, self.timeout()).await
+    }
+
+    /// Calls an idempotent method: after a transport failure (not sent, or
+    /// the connection broke after sending) it reconnects and tries again with
+    /// bounded backoff, as long as the deadline allows.
+    ///
+    /// # Errors
+    /// As [`RemoteHandle::call`]; the last transport error when the deadline
+    /// leaves no time for another try.
+    ///
+    /// # Cancel safety
+    /// Dropping the future sends a cancel for the attempt under way.
+    pub async fn call_idempotent(
+        &self,
+        method: &str,
+        args: Vec<Payload>,
+    ) -> Result<Reply, RpcError> {
+        let deadline = tokio::time::Instant::now() + self.timeout();
+        let mut backoff = RETRY_BACKOFF_MIN;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.call_within(method, args.clone(), left).await {
+                Err(e) if e.is_transport() => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if left <= backoff {
+                        return Err(e);
+                    }
+                    tracing::debug!(method, error = %e, ?backoff, "retrying idempotent call");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_within(
+        &self,
+        method: &str,
+        args: Vec<Payload>,
+        timeout: Duration,
+    ) -> Result<Reply, RpcError> {
         if timeout.is_zero() {
             // The request being served is already late: do not start more work.
             return Err(RpcError::DeadlineExceeded {
@@ -293,6 +335,11 @@ impl RemoteHandle {
         }
     }
 }
+
+/// First pause before an idempotent call is retried.
+pub const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// Longest pause between retries of an idempotent call.
+pub const RETRY_BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// Implemented by every `#[remote]` reference type (`{Trait}Ref`).
 pub trait RemoteRef: Sized + Clone + Send + Sync + 'static {

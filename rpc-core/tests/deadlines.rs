@@ -167,3 +167,53 @@ async fn nested_calls_and_callbacks_inherit_the_callers_deadline() {
     let left = my_probe.deadline_left_ms.load(Ordering::SeqCst);
     assert!(left > 0 && left <= 300, "callback deadline {left} ms");
 }
+
+#[tokio::test]
+async fn an_idempotent_call_survives_a_dropped_connection_a_plain_one_may_have_executed() {
+    use rpc_core::{NodeId, ObjectId};
+    let node_id = NodeId::random();
+    let obj = ObjectId::random();
+    let config = || Config {
+        node_id: Some(node_id),
+        shutdown_grace: Duration::ZERO,
+        ..Config::default()
+    };
+    let first = Node::new(config());
+    let addr = first.listen("127.0.0.1:0").await.unwrap().to_string();
+    let cap = first
+        .export_as(&CalcRef::new(CalcImpl::new().0), obj)
+        .unwrap();
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.resolve(cap).unwrap();
+    let (c1, c2) = (calc.clone(), calc.clone());
+    let plain = tokio::spawn(async move { c1.sleep(300).await });
+    let idempotent = tokio::spawn(async move { c2.sleep_idempotent(300).await });
+    let t0 = Instant::now();
+    while first.stats().inflight_requests < 2 {
+        assert!(t0.elapsed() < BOUND, "calls did not start");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The connection breaks with both calls running.
+    first.shutdown().await;
+    let err = tokio::time::timeout(BOUND, plain)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(err, RpcError::ConnectionLost { .. }),
+        "a plain call reports that it may have executed: {err:?}"
+    );
+    // The node comes back a little later, same id, same address.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = Node::new(config());
+    second.listen(&addr).await.unwrap();
+    second.set_resolver(move |node, id| {
+        id == obj && node.export_as(&CalcRef::new(CalcImpl::new().0), id).is_ok()
+    });
+    tokio::time::timeout(BOUND, idempotent)
+        .await
+        .expect("retried within its deadline")
+        .unwrap()
+        .expect("the idempotent call succeeded on the restarted node");
+}

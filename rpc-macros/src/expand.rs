@@ -41,7 +41,7 @@ fn user_trait(t: &RemoteTrait<'_>) -> TokenStream {
     let vis = t.vis;
     let ident = t.ident;
     let methods = t.methods.iter().map(|m| {
-        let attrs = m.attrs;
+        let attrs = &m.attrs;
         let name = m.ident;
         let args = m.args.iter().map(|(n, ty)| quote! { #n: #ty });
         let ok = m.ok;

@@ -28,6 +28,10 @@ mod validate;
 /// Every method takes `&self`, owned serde arguments, and returns
 /// `Result<T, E>` where `E: From<rpc_core::RpcError> + serde`.
 /// `#[remote(name = "db.Cell")]` sets the wire name of the class (default: the trait name).
+///
+/// A method marked `#[idempotent]` is retried by the client proxy, within its
+/// deadline, when the request was not sent or the connection broke after
+/// sending; other methods are never retried behind the caller's back.
 #[proc_macro_attribute]
 pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     let original: proc_macro2::TokenStream = item.clone().into();

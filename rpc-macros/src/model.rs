@@ -23,7 +23,15 @@ pub(crate) struct RemoteMethod<'a> {
     pub(crate) args: Vec<(Ident, &'a Type)>,
     pub(crate) ok: &'a Type,
     pub(crate) err: &'a Type,
-    pub(crate) attrs: &'a [syn::Attribute],
+    /// The user's attributes, minus `#[idempotent]`.
+    pub(crate) attrs: Vec<&'a syn::Attribute>,
+    /// Marked `#[idempotent]`: the stub may retry it after a transport failure.
+    pub(crate) idempotent: bool,
+}
+
+/// True for the `#[idempotent]` marker attribute.
+pub(crate) fn is_idempotent_attr(a: &syn::Attribute) -> bool {
+    a.path().is_ident("idempotent")
 }
 
 impl<'a> RemoteTrait<'a> {
@@ -59,7 +67,8 @@ impl<'a> RemoteTrait<'a> {
                     args,
                     ok,
                     err,
-                    attrs: &f.attrs,
+                    attrs: f.attrs.iter().filter(|a| !is_idempotent_attr(a)).collect(),
+                    idempotent: f.attrs.iter().any(is_idempotent_attr),
                 })
             })
             .collect();

@@ -77,6 +77,15 @@ pub(crate) fn check(item: &ItemTrait) -> syn::Result<()> {
 
 fn check_method(f: &syn::TraitItemFn, errs: &mut Errors) {
     let sig = &f.sig;
+    for a in f
+        .attrs
+        .iter()
+        .filter(|a| crate::model::is_idempotent_attr(a))
+    {
+        if !matches!(a.meta, syn::Meta::Path(_)) {
+            errs.push_spanned(a, "`#[idempotent]` takes no arguments");
+        }
+    }
     let name = sig.ident.to_string();
     if RESERVED_METHODS.contains(&name.as_str())
         || name.starts_with("__rpc")

@@ -31,6 +31,9 @@ pub trait Calc {
     async fn make_child(&self) -> Result<CalcRef, RpcError>;
     async fn boom(&self) -> Result<(), RpcError>;
     async fn relay_sleep(&self, other: CalcRef, ms: u64) -> Result<(), RpcError>;
+    /// Sleeps; safe to run twice.
+    #[idempotent]
+    async fn sleep_idempotent(&self, ms: u64) -> Result<(), RpcError>;
 }
 
 /// Same class name, other signatures: a stub of another version.
@@ -136,6 +139,9 @@ impl Calc for CalcImpl {
     }
     async fn relay_sleep(&self, other: CalcRef, ms: u64) -> Result<(), RpcError> {
         other.sleep(ms).await
+    }
+    async fn sleep_idempotent(&self, ms: u64) -> Result<(), RpcError> {
+        self.sleep(ms).await
     }
 }
 

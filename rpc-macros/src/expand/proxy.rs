@@ -72,6 +72,11 @@ pub(crate) fn client_proxy(t: &RemoteTrait<'_>) -> TokenStream {
             quote! { __h.encode(&#n, #what)? }
         });
         let err_what = format!("error of `{method_str}`");
+        let call = if m.idempotent {
+            quote! { call_idempotent }
+        } else {
+            quote! { call }
+        };
         // The one conversion from RpcError, spanned at the user's error type so
         // that a missing `From<RpcError>` is reported there, once.
         let from = quote_spanned! {err.span()=>
@@ -86,7 +91,7 @@ pub(crate) fn client_proxy(t: &RemoteTrait<'_>) -> TokenStream {
                     ::rpc_core::__private::RpcError,
                 > = async {
                     let __args = ::std::vec![#(#encode),*];
-                    ::core::result::Result::Ok(match __h.call(#method_str, __args).await? {
+                    ::core::result::Result::Ok(match __h.#call(#method_str, __args).await? {
                         ::rpc_core::__private::Reply::Out(__out) => {
                             ::core::result::Result::Ok(__h.decode_out::<#ok>(__out, #method_str)?)
                         }
