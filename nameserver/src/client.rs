@@ -212,7 +212,7 @@ impl NameClient {
         path: &str,
         r: &R,
     ) -> Result<Capability, NameError> {
-        let cap = self.shared.node.capability_of(r)?;
+        let cap = self.pinned_capability(r)?;
         self.bind_capability(path, cap.clone(), false).await?;
         Ok(cap)
     }
@@ -226,8 +226,20 @@ impl NameClient {
         path: &str,
         r: &R,
     ) -> Result<Capability, NameError> {
-        let cap = self.shared.node.capability_of(r)?;
+        let cap = self.pinned_capability(r)?;
         self.bind_capability(path, cap.clone(), true).await?;
+        Ok(cap)
+    }
+
+    /// The capability of `r`, pinned if it is exported from this node: an
+    /// object bound in the name server is never collected by the distributed
+    /// GC, whoever holds it.
+    fn pinned_capability<R: RemoteRef + Serialize>(&self, r: &R) -> Result<Capability, NameError> {
+        let node = &self.shared.node;
+        let cap = node.capability_of(r)?;
+        if cap.home.node == node.id() {
+            node.pin(&cap.object);
+        }
         Ok(cap)
     }
 

@@ -195,6 +195,9 @@ impl State {
             id,
         });
         let cap = self.node.capability_of(&r)?;
+        // The tree hands this capability out for as long as the context
+        // exists, whoever holds a proxy: keep it out of the distributed GC.
+        self.node.pin(&cap.object);
         exported.insert(id, (r.clone(), cap.clone()));
         Ok((r, cap))
     }

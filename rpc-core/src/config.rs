@@ -20,6 +20,11 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Default time without any frame from the peer after which the connection is
 /// declared dead (the peer is paused, gone, or the path is cut).
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default lease a node takes on the objects it holds proxies to; renewed at
+/// half of it. A holder that dies releases its objects after this long.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+/// Most object ids in one lease (dirty or clean) message.
+pub const MAX_IDS_PER_LEASE_MESSAGE: usize = 4096;
 /// Initial capacity of a connection's read buffer, in bytes.
 pub const READ_BUFFER: usize = 64 * 1024;
 
@@ -41,6 +46,9 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Time in-flight calls get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Lease this node takes on objects it holds proxies to, and the grace an
+    /// object it sends gets before the receiver's lease must have arrived.
+    pub lease: Duration,
     /// Idle time after which a connection pings its peer.
     pub keepalive_interval: Duration,
     /// Time without any frame from the peer after which the connection is closed
@@ -58,6 +66,7 @@ impl Default for Config {
             max_connections: MAX_CONNECTIONS,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
+            lease: DEFAULT_LEASE,
             keepalive_interval: KEEPALIVE_INTERVAL,
             keepalive_timeout: KEEPALIVE_TIMEOUT,
         }

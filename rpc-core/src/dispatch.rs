@@ -158,6 +158,8 @@ impl fmt::Debug for RemoteObject {
 impl Drop for RemoteObject {
     fn drop(&mut self) {
         self.node.imports.forget_dead(&self.cap.object);
+        // The last proxy is gone: release the lease at once (batched).
+        self.node.gc.clean(&self.cap.home, self.cap.object);
     }
 }
 
@@ -504,7 +506,9 @@ pub fn serialize_local<S: Serializer>(
 ) -> Result<S::Ok, S::Error> {
     let node = current_node().map_err(stash_ser)?;
     let fixed = FIXED_ID.with(|c| c.borrow_mut().take());
-    let id = node.exports.export(key, class, fixed, make);
+    let id = node
+        .exports
+        .export(key, class, fixed, node.config.lease, make);
     Capability {
         object: id,
         class: class.id,
@@ -553,12 +557,18 @@ pub(crate) fn resolve<R: RemoteRef>(node: &Arc<NodeInner>, cap: Capability) -> R
             found: export.class.name.to_owned(),
         });
     }
-    let obj = node.imports.get_or_insert(cap.object, || {
+    let home = cap.home.clone();
+    let object = cap.object;
+    let (obj, new) = node.imports.get_or_insert(object, || {
         Arc::new(RemoteObject {
             cap,
             node: Arc::clone(node),
         })
     });
+    if new {
+        // Take a lease on it (batched with others for the same home).
+        node.gc.dirty(&home, object);
+    }
     Ok(R::from_remote(RemoteHandle {
         obj,
         class: want,

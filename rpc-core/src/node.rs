@@ -10,6 +10,7 @@ use crate::ids::{Capability, ComHandle, NodeId, ObjectId};
 use crate::registry::classes::ClassInfo;
 use crate::registry::exports::ExportTable;
 use crate::registry::imports::ImportTable;
+use crate::registry::leases::{LeaseQueue, PerHome};
 use crate::transport::connection::{self, Connection, Handler, LocalHello};
 use crate::wire::{Payload, Request, ResponseBody};
 use parking_lot::{Mutex, RwLock};
@@ -31,12 +32,16 @@ pub const BOOTSTRAP_OBJECT: ObjectId = ObjectId(Uuid::nil());
 /// Class of the bootstrap registry.
 pub static BOOTSTRAP_CLASS: ClassInfo = ClassInfo::new(
     "rpc.Bootstrap",
-    "lookup(String) -> Option<Capability>; create(String) -> Option<Capability>;",
-    &["lookup", "create"],
+    "lookup(String) -> Option<Capability>; create(String) -> Option<Capability>; stats() -> NodeStats;",
+    &["lookup", "create", "stats"],
 );
 
 /// Re-creates an object that is not exported (yet): see [`Node::set_resolver`].
 type Resolver = Arc<dyn Fn(&Node, ObjectId) -> bool + Send + Sync>;
+
+/// Time the lease task waits after being woken, so that a burst of new or
+/// dropped proxies goes out in one message.
+const LEASE_BATCH_DELAY: Duration = Duration::from_millis(2);
 
 /// Makes a new exported instance of one class and returns its capability.
 type Factory = Arc<dyn Fn(&Node) -> Result<Capability, RpcError> + Send + Sync>;
@@ -46,6 +51,8 @@ type Factory = Arc<dyn Fn(&Node) -> Result<Capability, RpcError> + Send + Sync>;
 pub struct NodeStats {
     /// Objects exported (including the bootstrap registry).
     pub exports: usize,
+    /// Leases other nodes hold on our exports (one per object and peer).
+    pub leases: usize,
     /// Live proxies to other nodes' objects.
     pub imports: usize,
     /// Open connections.
@@ -68,6 +75,8 @@ pub(crate) struct NodeInner {
     pub(crate) exports: ExportTable,
     /// Proxies we hold.
     pub(crate) imports: ImportTable,
+    /// Lease messages owed to the homes of the proxies we hold.
+    pub(crate) gc: LeaseQueue,
     /// Open connections by peer; short lookups only, never held across an await.
     conns: Mutex<HashMap<NodeId, Arc<Connection>>>,
     /// Serializes dialing so that concurrent first calls to one peer share one connection.
@@ -106,6 +115,9 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// A node with `config`. It makes outgoing connections at once; call
     /// [`Node::serve`] to also accept them.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (it starts its lease task).
     pub fn new(config: Config) -> Node {
         let inner = Arc::new(NodeInner {
             id: config.node_id.unwrap_or_else(NodeId::random),
@@ -113,6 +125,7 @@ impl Node {
             listen: RwLock::new(None),
             exports: ExportTable::default(),
             imports: ImportTable::default(),
+            gc: LeaseQueue::default(),
             conns: Mutex::new(HashMap::new()),
             dial: tokio::sync::Mutex::new(()),
             bootstrap: RwLock::new(HashMap::new()),
@@ -127,11 +140,15 @@ impl Node {
             node: Arc::downgrade(&inner),
         });
         let key = Arc::as_ptr(&boot) as *const () as usize;
-        inner
-            .exports
-            .export(key, &BOOTSTRAP_CLASS, Some(BOOTSTRAP_OBJECT), || {
-                (boot, Box::new(()))
-            });
+        inner.exports.export(
+            key,
+            &BOOTSTRAP_CLASS,
+            Some(BOOTSTRAP_OBJECT),
+            Duration::ZERO,
+            || (boot, Box::new(())),
+        );
+        inner.exports.set_pinned(&BOOTSTRAP_OBJECT, true);
+        tokio::spawn(Arc::clone(&inner).run_gc());
         Node { inner }
     }
 
@@ -194,6 +211,9 @@ impl Node {
         r: &R,
     ) -> Result<Capability, RpcError> {
         let cap = self.capability_of(r)?;
+        if cap.home.node == self.inner.id {
+            self.inner.exports.set_pinned(&cap.object, true);
+        }
         self.inner
             .bootstrap
             .write()
@@ -321,6 +341,53 @@ impl Node {
         *self.inner.resolver.write() = Some(Arc::new(f));
     }
 
+    /// Pins a local export: it is never collected, whoever holds it (objects
+    /// bound in a registry or a name server). Returns false for an unknown id.
+    pub fn pin(&self, id: &ObjectId) -> bool {
+        self.inner.exports.set_pinned(id, true)
+    }
+
+    /// Undoes [`Node::pin`]; the export is then collected once nobody leases it.
+    pub fn unpin(&self, id: &ObjectId) -> bool {
+        *id != BOOTSTRAP_OBJECT && self.inner.exports.set_pinned(id, false)
+    }
+
+    /// Asks the node at `addr` for its counts of exports, leases, proxies,
+    /// connections and calls.
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub async fn remote_stats(&self, addr: &str) -> Result<NodeStats, RpcError> {
+        let conn = self.inner.connect_addr(addr).await?;
+        let target = Capability {
+            object: BOOTSTRAP_OBJECT,
+            class: BOOTSTRAP_CLASS.id,
+            version: BOOTSTRAP_CLASS.version,
+            home: ComHandle {
+                node: conn.peer,
+                addr: conn.peer_listen.clone(),
+            },
+        };
+        let body = conn
+            .call(
+                target,
+                connection::arg_list("stats", vec![]),
+                self.inner.config.call_timeout,
+            )
+            .await?;
+        match body {
+            ResponseBody::Out(out) => {
+                let [p] = <[Payload; 1]>::try_from(out)
+                    .map_err(|_| RpcError::protocol("stats returned no result"))?;
+                dispatch::decode_payload(&self.inner, &p, "stats")
+            }
+            ResponseBody::System(e) => Err(e),
+            ResponseBody::Application(_) => {
+                Err(RpcError::protocol("stats returned an application error"))
+            }
+        }
+    }
+
     /// Stops exporting the object with this id; its capability stops working.
     pub fn unexport(&self, id: &ObjectId) -> bool {
         *id != BOOTSTRAP_OBJECT && self.inner.exports.remove(id)
@@ -331,6 +398,7 @@ impl Node {
         let conns: Vec<_> = self.inner.conns.lock().values().cloned().collect();
         NodeStats {
             exports: self.inner.exports.len(),
+            leases: self.inner.exports.lease_count(),
             imports: self.inner.imports.len(),
             connections: conns.len(),
             inflight_requests: conns.iter().map(|c| c.inflight_requests()).sum(),
@@ -535,6 +603,80 @@ impl NodeInner {
         Ok(conn)
     }
 
+    /// Lease task: sends queued dirty/clean messages in batches, renews the
+    /// leases of live proxies at half the lease time, and drops exports that
+    /// nothing keeps alive.
+    async fn run_gc(self: Arc<Self>) {
+        let lease = self.config.lease;
+        let renew_every = (lease / 2).max(Duration::from_millis(1));
+        let sweep_every = (lease / 4).max(Duration::from_millis(1));
+        let mut next_renew = tokio::time::Instant::now() + renew_every;
+        let mut next_sweep = tokio::time::Instant::now() + sweep_every;
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = self.gc.wake.notified() => {
+                    // Let the rest of a burst (a reply full of references) queue up.
+                    tokio::time::sleep(LEASE_BATCH_DELAY).await;
+                }
+                () = tokio::time::sleep_until(next_renew.min(next_sweep)) => {}
+            }
+            let (dirty, clean) = self.gc.take();
+            self.send_leases(clean, None);
+            self.send_leases(dirty, Some(lease));
+            let now = tokio::time::Instant::now();
+            if now >= next_renew {
+                let mut live = PerHome::new();
+                for obj in self.imports.live() {
+                    live.entry(obj.cap.home.node)
+                        .or_insert_with(|| (obj.cap.home.clone(), Vec::new()))
+                        .1
+                        .push(obj.cap.object);
+                }
+                self.send_leases(live, Some(lease));
+                next_renew = now + renew_every;
+            }
+            if now >= next_sweep {
+                let dropped = self.exports.sweep();
+                if dropped > 0 {
+                    tracing::debug!(dropped, "collected exports without leases");
+                }
+                next_sweep = now + sweep_every;
+            }
+        }
+    }
+
+    /// Sends dirty (`lease` given) or clean messages, one task per home so that
+    /// an unreachable home does not hold up the others.
+    fn send_leases(self: &Arc<Self>, per_home: PerHome, lease: Option<Duration>) {
+        for (_, (home, ids)) in per_home {
+            let node = Arc::clone(self);
+            tokio::spawn(async move {
+                let conn = match lease {
+                    // Taking a lease may need a connection; releasing one never does.
+                    Some(_) => node.conn_to(&home).await.ok(),
+                    None => node.conns.lock().get(&home.node).cloned(),
+                };
+                let Some(conn) = conn else { return };
+                for chunk in ids.chunks(crate::config::MAX_IDS_PER_LEASE_MESSAGE) {
+                    let msg = match lease {
+                        Some(l) => crate::wire::Message::Dirty {
+                            objects: chunk.to_vec(),
+                            lease_ms: l.as_millis() as u64,
+                        },
+                        None => crate::wire::Message::Clean {
+                            objects: chunk.to_vec(),
+                        },
+                    };
+                    if let Err(e) = conn.send(&msg) {
+                        tracing::debug!(peer = ?home.node, error = %e, "lease message not sent");
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
     /// Runs one peer request and answers it.
     async fn serve(self: Arc<Self>, conn: Arc<Connection>, req: Request) {
         let call_id = req.ipc.call_id;
@@ -662,6 +804,17 @@ impl Handler for NodeInner {
         conn.set_inflight_handle(call_id, task.abort_handle());
     }
 
+    fn on_lease(&self, conn: &Arc<Connection>, msg: crate::wire::Message) {
+        match msg {
+            crate::wire::Message::Dirty { objects, lease_ms } => {
+                self.exports
+                    .dirty(conn.peer, &objects, Duration::from_millis(lease_ms));
+            }
+            crate::wire::Message::Clean { objects } => self.exports.clean(conn.peer, &objects),
+            _ => {}
+        }
+    }
+
     fn on_closed(&self, conn: &Arc<Connection>, reason: &RpcError) {
         tracing::debug!(peer = ?conn.peer, %reason, "connection closed");
         let mut m = self.conns.lock();
@@ -684,12 +837,18 @@ impl ServerProxy for Bootstrap {
 
     fn dispatch(self: Arc<Self>, call: IncomingCall) -> BoxFuture<'static, ResponseBody> {
         Box::pin(async move {
+            let Some(node) = self.node.upgrade() else {
+                return ResponseBody::System(RpcError::Shutdown);
+            };
+            if call.method() == "stats" {
+                if let Err(e) = call.expect_args(0) {
+                    return ResponseBody::System(e);
+                }
+                return call.reply::<_, ()>(Ok(Node::from_inner(node).stats()));
+            }
             let name: String = match call.expect_args(1).and_then(|()| call.arg(0, "name")) {
                 Ok(n) => n,
                 Err(e) => return ResponseBody::System(e),
-            };
-            let Some(node) = self.node.upgrade() else {
-                return ResponseBody::System(RpcError::Shutdown);
             };
             match call.method() {
                 "lookup" => {

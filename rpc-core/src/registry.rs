@@ -4,3 +4,4 @@
 pub mod classes;
 pub(crate) mod exports;
 pub(crate) mod imports;
+pub(crate) mod leases;

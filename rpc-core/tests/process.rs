@@ -38,6 +38,38 @@ fn child_node() {
     });
 }
 
+const HOLDER_ENV: &str = "RPC_CORE_TEST_HOLDER";
+
+/// Body of a child that takes 100 references from the server at
+/// `$RPC_CORE_TEST_HOLDER` with a short lease, then waits to be killed.
+#[test]
+fn child_holder() {
+    let Some(addr) = std::env::var_os(HOLDER_ENV) else {
+        return;
+    };
+    let addr = addr.into_string().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let node = Node::new(Config {
+            lease: std::time::Duration::from_millis(400),
+            ..Config::default()
+        });
+        let calc: CalcRef = node.lookup(&addr, "calc").await.unwrap();
+        let kids = calc.make_children(100).await.unwrap();
+        println!("listening holding {}", kids.len());
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {}
+        })
+        .await
+        .unwrap();
+        drop(kids);
+    });
+}
+
 /// A child node process, killed when dropped.
 struct ChildNode {
     child: Child,
@@ -46,9 +78,15 @@ struct ChildNode {
 
 impl ChildNode {
     fn start() -> ChildNode {
+        Self::start_as("child_node", CHILD_ENV, "1")
+    }
+
+    /// Runs the test `name` in a child process with `env=value` set; it
+    /// announces itself with a line containing `listening `.
+    fn start_as(name: &str, env: &str, value: &str) -> ChildNode {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_node", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, "1")
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(env, value)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -158,4 +196,40 @@ async fn keepalive_detects_a_paused_peer() {
     );
     // The node forgot the dead connection.
     assert_eq!(client.stats().connections, 0);
+}
+
+// Multi-thread: starting the child blocks one thread while the server here
+// must answer it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_clients_leases_expire_and_its_objects_are_freed() {
+    let (server, addr, _) = calc_server_with(Config {
+        lease: std::time::Duration::from_millis(400),
+        ..Config::default()
+    })
+    .await;
+    let base = server.stats();
+    let mut holder = ChildNode::start_as("child_holder", HOLDER_ENV, &addr);
+    assert_eq!(holder.addr, "holding 100");
+    let t0 = std::time::Instant::now();
+    while server.stats().leases < base.leases + 100 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "no leases"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Held for longer than the lease: renewals keep the objects.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(server.stats().exports, base.exports + 100);
+    holder.child.kill().unwrap();
+    let killed = std::time::Instant::now();
+    while server.stats().exports > base.exports {
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(10),
+            "objects of a dead client not freed: {:?}",
+            server.stats()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.stats().leases, base.leases);
 }

@@ -1,17 +1,44 @@
 //! Objects this node exports: the ObjectRegistry (object -> ServerProxy, so the
 //! same object exported twice gets the same capability) and the server
 //! capability registry (object id -> ServerProxy).
+//!
+//! Lifetime (distributed GC, as Java RMI's dirty/clean): every peer holding a
+//! proxy keeps a lease on the export; each time the object is sent it gets a
+//! grace period, so that the receiver's first lease can arrive. An export with
+//! no lease, no grace left and no pin is dropped.
 
 use crate::dispatch::ServerProxy;
+use crate::ids::NodeId;
 use crate::ids::ObjectId;
 use crate::registry::classes::ClassInfo;
+use parking_lot::Mutex;
 use parking_lot::RwLock;
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Who keeps an export alive.
+#[derive(Debug)]
+struct Life {
+    /// Never collected (bound in a registry or the name server).
+    pinned: bool,
+    /// Lease expiry per peer holding a proxy.
+    leases: HashMap<NodeId, Instant>,
+    /// Not collected before this instant: the object was just sent.
+    grace_until: Instant,
+}
+
+impl Life {
+    fn collectable(&self, now: Instant) -> bool {
+        !self.pinned && self.leases.is_empty() && now >= self.grace_until
+    }
+}
 
 /// One exported object.
 pub(crate) struct Export {
+    /// Its capability's object id.
+    pub(crate) id: ObjectId,
     /// Its class.
     pub(crate) class: &'static ClassInfo,
     /// Dispatches calls to it.
@@ -21,6 +48,8 @@ pub(crate) struct Export {
     pub(crate) local: Box<dyn Any + Send + Sync>,
     /// Address of the object, its identity in the ObjectRegistry.
     key: usize,
+    /// Leases, grace and pin; short critical sections only.
+    life: Mutex<Life>,
 }
 
 #[derive(Default)]
@@ -48,14 +77,25 @@ impl ExportTable {
         key: usize,
         class: &'static ClassInfo,
         fixed_id: Option<ObjectId>,
+        grace: Duration,
         make: impl FnOnce() -> (Arc<dyn ServerProxy>, Box<dyn Any + Send + Sync>),
     ) -> ObjectId {
-        if let Some(id) = self.tables.read().by_key.get(&key) {
-            return *id;
+        let grace_until = Instant::now() + grace;
+        let extend = |e: &Export| {
+            let mut life = e.life.lock();
+            life.grace_until = life.grace_until.max(grace_until);
+        };
+        {
+            let t = self.tables.read();
+            if let Some(e) = t.by_key.get(&key).and_then(|id| t.by_id.get(id)) {
+                extend(e);
+                return e.id;
+            }
         }
         let mut t = self.tables.write();
-        if let Some(id) = t.by_key.get(&key) {
-            return *id;
+        if let Some(e) = t.by_key.get(&key).and_then(|id| t.by_id.get(id)) {
+            extend(e);
+            return e.id;
         }
         let (server, local) = make();
         let id = fixed_id.unwrap_or_else(ObjectId::random);
@@ -66,13 +106,111 @@ impl ExportTable {
         t.by_id.insert(
             id,
             Arc::new(Export {
+                id,
                 class,
                 server,
                 local,
                 key,
+                life: Mutex::new(Life {
+                    pinned: false,
+                    leases: HashMap::new(),
+                    grace_until,
+                }),
             }),
         );
         id
+    }
+
+    /// Pins (or unpins) an export: a pinned export is never collected.
+    /// Returns false for an unknown id.
+    pub(crate) fn set_pinned(&self, id: &ObjectId, pinned: bool) -> bool {
+        match self.get(id) {
+            Some(e) => {
+                e.life.lock().pinned = pinned;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `peer` holds proxies to `ids` for another `lease` (Java RMI's dirty).
+    pub(crate) fn dirty(&self, peer: NodeId, ids: &[ObjectId], lease: Duration) {
+        let until = Instant::now() + lease;
+        let t = self.tables.read();
+        for id in ids {
+            if let Some(e) = t.by_id.get(id) {
+                e.life.lock().leases.insert(peer, until);
+            }
+        }
+    }
+
+    /// `peer` dropped its proxies to `ids` (Java RMI's clean); exports left
+    /// without any reason to live are dropped at once.
+    pub(crate) fn clean(&self, peer: NodeId, ids: &[ObjectId]) {
+        let now = Instant::now();
+        let mut dead = Vec::new();
+        {
+            let t = self.tables.read();
+            for id in ids {
+                if let Some(e) = t.by_id.get(id) {
+                    let mut life = e.life.lock();
+                    life.leases.remove(&peer);
+                    if life.collectable(now) {
+                        dead.push(*id);
+                    }
+                }
+            }
+        }
+        self.collect(&dead, now);
+    }
+
+    /// Drops expired leases and the exports nothing keeps alive any more.
+    /// Returns how many exports were dropped.
+    pub(crate) fn sweep(&self) -> usize {
+        let now = Instant::now();
+        let dead: Vec<ObjectId> = {
+            let t = self.tables.read();
+            t.by_id
+                .values()
+                .filter(|e| {
+                    let mut life = e.life.lock();
+                    life.leases.retain(|_, until| *until > now);
+                    life.collectable(now)
+                })
+                .map(|e| e.id)
+                .collect()
+        };
+        self.collect(&dead, now)
+    }
+
+    /// Removes the exports in `ids` that are still collectable under the write lock.
+    fn collect(&self, ids: &[ObjectId], now: Instant) -> usize {
+        if ids.is_empty() {
+            return 0;
+        }
+        let mut t = self.tables.write();
+        let mut n = 0;
+        for id in ids {
+            let gone = t
+                .by_id
+                .get(id)
+                .is_some_and(|e| e.life.lock().collectable(now));
+            if gone && let Some(e) = t.by_id.remove(id) {
+                t.by_key.remove(&e.key);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Number of leases held on exports, over all peers.
+    pub(crate) fn lease_count(&self) -> usize {
+        self.tables
+            .read()
+            .by_id
+            .values()
+            .map(|e| e.life.lock().leases.len())
+            .sum()
     }
 
     /// The export with this id.
@@ -112,6 +250,7 @@ mod tests {
     use crate::wire::ResponseBody;
 
     static CLASS: ClassInfo = ClassInfo::new("test.Nothing", "", &[]);
+    const G: Duration = Duration::from_secs(60);
 
     struct Nothing;
     impl ServerProxy for Nothing {
@@ -130,10 +269,10 @@ mod tests {
     #[test]
     fn same_object_same_id_and_make_runs_once() {
         let t = ExportTable::default();
-        let a = t.export(1, &CLASS, None, parts);
-        let b = t.export(1, &CLASS, None, || panic!("exported twice"));
+        let a = t.export(1, &CLASS, None, G, parts);
+        let b = t.export(1, &CLASS, None, G, || panic!("exported twice"));
         assert_eq!(a, b);
-        let c = t.export(2, &CLASS, None, parts);
+        let c = t.export(2, &CLASS, None, G, parts);
         assert_ne!(a, c);
         assert_eq!(t.len(), 2);
     }
@@ -142,13 +281,13 @@ mod tests {
     fn fixed_ids_and_removal() {
         let t = ExportTable::default();
         let id = ObjectId::random();
-        assert_eq!(t.export(7, &CLASS, Some(id), parts), id);
+        assert_eq!(t.export(7, &CLASS, Some(id), G, parts), id);
         assert!(t.get(&id).is_some());
         assert!(t.remove(&id));
         assert!(!t.remove(&id));
         assert!(t.get(&id).is_none());
         // The object may be exported again, under a new id.
-        let again = t.export(7, &CLASS, None, parts);
+        let again = t.export(7, &CLASS, None, G, parts);
         assert_ne!(again, id);
     }
 
@@ -156,11 +295,42 @@ mod tests {
     fn a_fixed_id_taken_over_forgets_the_old_object() {
         let t = ExportTable::default();
         let id = ObjectId::random();
-        t.export(1, &CLASS, Some(id), parts);
-        t.export(2, &CLASS, Some(id), parts);
+        t.export(1, &CLASS, Some(id), G, parts);
+        t.export(2, &CLASS, Some(id), G, parts);
         assert_eq!(t.len(), 1);
         // Object 1 is no longer exported: exporting it again makes a new id.
-        assert_ne!(t.export(1, &CLASS, None, parts), id);
+        assert_ne!(t.export(1, &CLASS, None, G, parts), id);
+    }
+
+    #[test]
+    fn leases_keep_an_export_and_clean_drops_it() {
+        let t = ExportTable::default();
+        let peer = NodeId::random();
+        let id = t.export(1, &CLASS, None, Duration::ZERO, parts);
+        t.dirty(peer, &[id], Duration::from_secs(60));
+        assert_eq!(t.sweep(), 0);
+        assert_eq!(t.lease_count(), 1);
+        t.clean(peer, &[id]);
+        assert!(t.get(&id).is_none());
+        assert_eq!(t.lease_count(), 0);
+    }
+
+    #[test]
+    fn expired_leases_and_grace_are_swept_pins_are_not() {
+        let t = ExportTable::default();
+        let peer = NodeId::random();
+        let leased = t.export(1, &CLASS, None, Duration::ZERO, parts);
+        let graced = t.export(2, &CLASS, None, Duration::from_secs(60), parts);
+        let pinned = t.export(3, &CLASS, None, Duration::ZERO, parts);
+        assert!(t.set_pinned(&pinned, true));
+        t.dirty(peer, &[leased], Duration::ZERO);
+        assert_eq!(t.sweep(), 1);
+        assert!(t.get(&leased).is_none());
+        assert!(t.get(&graced).is_some());
+        assert!(t.get(&pinned).is_some());
+        // A clean from a peer that holds no lease changes nothing for a pinned export.
+        t.clean(peer, &[pinned]);
+        assert!(t.get(&pinned).is_some());
     }
 
     #[test]

@@ -16,19 +16,24 @@ pub(crate) struct ImportTable {
 }
 
 impl ImportTable {
-    /// The live proxy for `id`, or a new one made by `make`.
+    /// The live proxy for `id`, or a new one made by `make` (then `true`).
     pub(crate) fn get_or_insert(
         &self,
         id: ObjectId,
         make: impl FnOnce() -> Arc<RemoteObject>,
-    ) -> Arc<RemoteObject> {
+    ) -> (Arc<RemoteObject>, bool) {
         let mut m = self.map.lock();
         if let Some(live) = m.get(&id).and_then(Weak::upgrade) {
-            return live;
+            return (live, false);
         }
         let new = make();
         m.insert(id, Arc::downgrade(&new));
-        new
+        (new, true)
+    }
+
+    /// The live proxies, for lease renewal.
+    pub(crate) fn live(&self) -> Vec<Arc<RemoteObject>> {
+        self.map.lock().values().filter_map(Weak::upgrade).collect()
     }
 
     /// Forgets `id` if its proxy is gone (called when the last reference drops).

@@ -32,6 +32,8 @@ use tokio::task::AbortHandle;
 pub(crate) trait Handler: Send + Sync + 'static {
     /// Runs `req` (on a task of its own) and answers through `conn`.
     fn on_request(self: Arc<Self>, conn: &Arc<Connection>, req: Request);
+    /// A lease message (dirty or clean) from the peer.
+    fn on_lease(&self, conn: &Arc<Connection>, msg: Message);
     /// The connection is closed; `reason` says why.
     fn on_closed(&self, conn: &Arc<Connection>, reason: &RpcError);
 }
@@ -705,6 +707,10 @@ impl Connection {
                 Ok(())
             }
             Message::Pong(_) => Ok(()),
+            msg @ (Message::Dirty { .. } | Message::Clean { .. }) => {
+                handler.on_lease(self, msg);
+                Ok(())
+            }
             Message::Hello(_) => Err(RpcError::protocol("unexpected hello after handshake")),
         }
     }

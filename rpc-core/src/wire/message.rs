@@ -6,7 +6,7 @@
 //! dispatcher decodes them, so the envelope never needs user types.
 
 use crate::error::RpcError;
-use crate::ids::{CallId, Capability, NodeId};
+use crate::ids::{CallId, Capability, NodeId, ObjectId};
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -53,6 +53,21 @@ pub enum Message {
     /// The answer to a `Ping`.
     #[serde(rename = "pong")]
     Pong(u64),
+    /// The sender holds proxies to these objects of the receiver: lease them
+    /// to it for `lease_ms` more (Java RMI's dirty call).
+    #[serde(rename = "dirty")]
+    Dirty {
+        /// Objects of the receiver.
+        objects: Vec<ObjectId>,
+        /// Lease length in milliseconds.
+        lease_ms: u64,
+    },
+    /// The sender dropped its last proxy to these objects (Java RMI's clean call).
+    #[serde(rename = "clean")]
+    Clean {
+        /// Objects of the receiver.
+        objects: Vec<ObjectId>,
+    },
 }
 
 /// Handshake frame.

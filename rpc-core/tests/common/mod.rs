@@ -31,6 +31,7 @@ pub trait Calc {
     async fn make_child(&self) -> Result<CalcRef, RpcError>;
     async fn boom(&self) -> Result<(), RpcError>;
     async fn relay_sleep(&self, other: CalcRef, ms: u64) -> Result<(), RpcError>;
+    async fn make_children(&self, n: u32) -> Result<Vec<CalcRef>, RpcError>;
     /// Sleeps; safe to run twice.
     #[idempotent]
     async fn sleep_idempotent(&self, ms: u64) -> Result<(), RpcError>;
@@ -139,6 +140,9 @@ impl Calc for CalcImpl {
     }
     async fn relay_sleep(&self, other: CalcRef, ms: u64) -> Result<(), RpcError> {
         other.sleep(ms).await
+    }
+    async fn make_children(&self, n: u32) -> Result<Vec<CalcRef>, RpcError> {
+        Ok((0..n).map(|_| CalcRef::new(CalcImpl::new().0)).collect())
     }
     async fn sleep_idempotent(&self, ms: u64) -> Result<(), RpcError> {
         self.sleep(ms).await
