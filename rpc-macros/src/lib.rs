@@ -38,10 +38,22 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     let out = match run(attr.into(), item.into()) {
         Ok(ts) => ts,
         Err(err) => {
-            // Emit the error and the untouched trait, so that the user's other
-            // code keeps resolving and they see one error, not twenty.
+            // Emit the error and the trait as written, so that the user's other
+            // code keeps resolving and they see one error, not twenty. Our own
+            // method marker is removed: rustc does not know it.
             let e = err.to_compile_error();
-            quote::quote! { #original #e }
+            let fallback = match syn::parse2::<syn::ItemTrait>(original.clone()) {
+                Ok(mut t) => {
+                    for ti in &mut t.items {
+                        if let syn::TraitItem::Fn(f) = ti {
+                            f.attrs.retain(|a| !model::is_idempotent_attr(a));
+                        }
+                    }
+                    quote::ToTokens::into_token_stream(t)
+                }
+                Err(_) => original,
+            };
+            quote::quote! { #fallback #e }
         }
     };
     if std::env::var_os("RPC_MACROS_DEBUG").is_some() {
