@@ -25,6 +25,17 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// Most object ids in one lease (dirty or clean) message.
 pub const MAX_IDS_PER_LEASE_MESSAGE: usize = 4096;
+/// Default size above which an argument or result goes through the large
+/// message proxy instead of inline, in bytes.
+pub const LARGE_THRESHOLD: usize = 64 * 1024;
+/// Default chunk size of transfers, in bytes.
+pub const CHUNK_SIZE: usize = 64 * 1024;
+/// Default number of chunk requests a receiver keeps in flight per transfer.
+pub const TRANSFER_WINDOW: usize = 8;
+/// Default time a transfer may go without progress before either side drops it.
+pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default largest value pulled into memory (automatic routing, `Blob::into_bytes`), in bytes.
+pub const MAX_LARGE_VALUE: u64 = 2 * 1024 * 1024 * 1024;
 /// Initial capacity of a connection's read buffer, in bytes.
 pub const READ_BUFFER: usize = 64 * 1024;
 
@@ -49,6 +60,16 @@ pub struct Config {
     /// Lease this node takes on objects it holds proxies to, and the grace an
     /// object it sends gets before the receiver's lease must have arrived.
     pub lease: Duration,
+    /// Encoded size above which a value goes through the large message proxy.
+    pub large_threshold: usize,
+    /// Bytes per chunk of a transfer.
+    pub chunk_size: usize,
+    /// Chunk requests a receiver keeps in flight per transfer.
+    pub transfer_window: usize,
+    /// Time a transfer may go without progress before it is dropped.
+    pub transfer_timeout: Duration,
+    /// Largest value this node pulls into memory.
+    pub max_large_value: u64,
     /// Idle time after which a connection pings its peer.
     pub keepalive_interval: Duration,
     /// Time without any frame from the peer after which the connection is closed
@@ -67,6 +88,11 @@ impl Default for Config {
             handshake_timeout: HANDSHAKE_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
             lease: DEFAULT_LEASE,
+            large_threshold: LARGE_THRESHOLD,
+            chunk_size: CHUNK_SIZE,
+            transfer_window: TRANSFER_WINDOW,
+            transfer_timeout: TRANSFER_TIMEOUT,
+            max_large_value: MAX_LARGE_VALUE,
             keepalive_interval: KEEPALIVE_INTERVAL,
             keepalive_timeout: KEEPALIVE_TIMEOUT,
         }

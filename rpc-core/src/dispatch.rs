@@ -120,12 +120,12 @@ impl IncomingCall {
     /// Encodes a method's result as the response body.
     pub fn reply<T: Serialize, E: Serialize>(&self, result: Result<T, E>) -> ResponseBody {
         match result {
-            Ok(v) => match encode_payload(&self.node, &v, "result") {
-                Ok(p) => ResponseBody::Out(vec![p]),
+            Ok(v) => match encode_payload(&self.node, Some(self.peer), &v, "result") {
+                Ok(p) => ResponseBody::Out(vec![self.node.route_one(p, self.peer)]),
                 Err(e) => ResponseBody::System(e),
             },
-            Err(e) => match encode_payload(&self.node, &e, "error") {
-                Ok(p) => ResponseBody::Application(p),
+            Err(e) => match encode_payload(&self.node, Some(self.peer), &e, "error") {
+                Ok(p) => ResponseBody::Application(self.node.route_one(p, self.peer)),
                 Err(e) => ResponseBody::System(e),
             },
         }
@@ -223,7 +223,7 @@ impl RemoteHandle {
     /// # Errors
     /// [`RpcError::Encode`] when the value cannot be encoded.
     pub fn encode<T: Serialize + ?Sized>(&self, v: &T, what: &str) -> Result<Payload, RpcError> {
-        encode_payload(&self.obj.node, v, what)
+        encode_payload(&self.obj.node, Some(self.obj.cap.home.node), v, what)
     }
 
     /// Decodes a value that came back from the call (importing references it holds).
@@ -323,6 +323,8 @@ impl RemoteHandle {
             version: self.class.version,
             ..self.obj.cap.clone()
         };
+        let started = tokio::time::Instant::now();
+        let args = node.route_out(args, self.obj.cap.home.node);
         let body = conn
             .call(
                 target,
@@ -330,11 +332,23 @@ impl RemoteHandle {
                 timeout,
             )
             .await?;
-        match body {
-            ResponseBody::Out(out) => Ok(Reply::Out(out)),
-            ResponseBody::Application(p) => Ok(Reply::Application(p)),
-            ResponseBody::System(e) => Err(e),
-        }
+        // Large results are pulled within what is left of the deadline.
+        let pulled = tokio::time::timeout_at(started + timeout, async {
+            match body {
+                ResponseBody::Out(out) => Ok(Reply::Out(node.materialize_all(&conn, out).await?)),
+                ResponseBody::Application(a) => {
+                    Ok(Reply::Application(node.materialize(&conn, a).await?))
+                }
+                ResponseBody::System(e) => Err(e),
+            }
+        })
+        .await;
+        pulled.unwrap_or_else(|_| {
+            Err(RpcError::DeadlineExceeded {
+                method: method.to_owned(),
+                after_ms: timeout.as_millis() as u64,
+            })
+        })
     }
 }
 
@@ -396,8 +410,9 @@ pub(crate) async fn as_caller<F: Future>(
 }
 
 thread_local! {
-    /// Node on whose behalf values are being encoded or decoded on this thread.
-    static CURRENT: RefCell<Option<Arc<NodeInner>>> = const { RefCell::new(None) };
+    /// Node on whose behalf values are being encoded or decoded on this
+    /// thread, and the peer they go to or come from (if a call's).
+    static CURRENT: RefCell<Option<(Arc<NodeInner>, Option<NodeId>)>> = const { RefCell::new(None) };
     /// Typed error of the last reference that failed to decode, so that it
     /// survives serde's string-only custom errors.
     static REF_ERROR: RefCell<Option<RpcError>> = const { RefCell::new(None) };
@@ -413,26 +428,42 @@ pub(crate) fn with_fixed_id<R>(id: crate::ids::ObjectId, f: impl FnOnce() -> R) 
     r
 }
 
-/// Runs `f` with `node` as the current node for reference encoding and decoding.
-pub(crate) fn with_node<R>(node: &Arc<NodeInner>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Arc<NodeInner>>);
+/// Runs `f` with `node` as the current node for reference encoding and
+/// decoding, for values exchanged with `peer`.
+pub(crate) fn with_node<R>(
+    node: &Arc<NodeInner>,
+    peer: Option<NodeId>,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore(Option<(Arc<NodeInner>, Option<NodeId>)>);
     impl Drop for Restore {
         fn drop(&mut self) {
             CURRENT.with(|c| *c.borrow_mut() = self.0.take());
         }
     }
-    let prev = CURRENT.with(|c| c.borrow_mut().replace(Arc::clone(node)));
+    let prev = CURRENT.with(|c| c.borrow_mut().replace((Arc::clone(node), peer)));
     let _restore = Restore(prev);
     f()
 }
 
+fn not_in_call() -> RpcError {
+    RpcError::Encode {
+        what: "remote reference".into(),
+        reason: "remote references can only be encoded and decoded by the rpc runtime".into(),
+    }
+}
+
 fn current_node() -> Result<Arc<NodeInner>, RpcError> {
     CURRENT
-        .with(|c| c.borrow().clone())
-        .ok_or_else(|| RpcError::Encode {
-            what: "remote reference".into(),
-            reason: "remote references can only be encoded and decoded by the rpc runtime".into(),
-        })
+        .with(|c| c.borrow().as_ref().map(|(n, _)| Arc::clone(n)))
+        .ok_or_else(not_in_call)
+}
+
+/// The node encoding or decoding on this thread, and the call's peer.
+pub(crate) fn current_node_and_peer() -> Result<(Arc<NodeInner>, Option<NodeId>), RpcError> {
+    CURRENT
+        .with(|c| c.borrow().as_ref().map(|(n, p)| (Arc::clone(n), *p)))
+        .ok_or_else(not_in_call)
 }
 
 fn take_ref_error() -> Option<RpcError> {
@@ -442,12 +473,13 @@ fn take_ref_error() -> Option<RpcError> {
 /// Encodes `v` as CBOR on behalf of `node`.
 pub(crate) fn encode_payload<T: Serialize + ?Sized>(
     node: &Arc<NodeInner>,
+    peer: Option<NodeId>,
     v: &T,
     what: &str,
 ) -> Result<Payload, RpcError> {
     let mut buf = Vec::new();
     take_ref_error();
-    let r = with_node(node, || ciborium::into_writer(v, &mut buf));
+    let r = with_node(node, peer, || ciborium::into_writer(v, &mut buf));
     match r {
         Ok(()) => Ok(Payload(buf)),
         Err(e) => Err(take_ref_error().unwrap_or_else(|| RpcError::Encode {
@@ -465,9 +497,18 @@ pub(crate) fn decode_payload<T: DeserializeOwned>(
 ) -> Result<T, RpcError> {
     take_ref_error();
     let mut rest = &p.0[..];
-    let mut scratch = [0u8; crate::wire::codec::DECODE_SCRATCH];
-    let r = with_node(node, || {
-        ciborium::de::from_reader_with_buffer::<T, _>(&mut rest, &mut scratch)
+    // A big payload (a large value pulled in) is decoded with a big scratch
+    // buffer, or its byte strings would be copied out in small pieces.
+    let mut small = [0u8; crate::wire::codec::DECODE_SCRATCH];
+    let mut big = Vec::new();
+    let scratch: &mut [u8] = if p.0.len() > crate::wire::codec::DECODE_SCRATCH * 64 {
+        big.resize(crate::wire::codec::BIG_DECODE_SCRATCH, 0);
+        &mut big
+    } else {
+        &mut small
+    };
+    let r = with_node(node, None, || {
+        ciborium::de::from_reader_with_buffer::<T, _>(&mut rest, scratch)
     });
     match r {
         Ok(v) if rest.is_empty() => Ok(v),

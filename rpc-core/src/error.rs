@@ -124,6 +124,13 @@ pub enum RpcError {
         /// Why it failed.
         reason: String,
     },
+    /// A large value could not be moved (checksum mismatch, sender gone,
+    /// refused chunk, over the size limit, write failure).
+    #[error("transfer failed: {reason}")]
+    TransferFailed {
+        /// What went wrong.
+        reason: String,
+    },
     /// The local node is shutting down and takes no new calls.
     #[error("node is shutting down")]
     Shutdown,

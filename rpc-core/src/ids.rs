@@ -53,6 +53,24 @@ impl fmt::Display for ObjectId {
     }
 }
 
+/// Identity of one large value kept by its sender until the receiver pulled it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TransferId(pub Uuid);
+
+impl TransferId {
+    /// A fresh random transfer id.
+    pub fn random() -> Self {
+        TransferId(Uuid::new_v4())
+    }
+}
+
+impl fmt::Debug for TransferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "xfer:{}", &self.0.simple().to_string()[..8])
+    }
+}
+
 /// Per-connection, per-direction call number; answers are matched by it.
 pub type CallId = u64;
 

@@ -11,6 +11,7 @@
 //! - [`dispatch`]: what `#[remote]`-generated code targets (skeletons, handles, references).
 //! - [`node`]: the runtime: listen, connect, serve, shut down.
 //! - [`config`]: limits and timeouts.
+//! - [`transfer`]: the large message proxy and [`Blob`].
 //! - [`shutdown`]: the Ctrl-C / SIGTERM future server binaries stop on.
 //!
 //! # Example
@@ -48,6 +49,7 @@ pub mod node;
 mod positional;
 pub mod registry;
 pub mod shutdown;
+pub mod transfer;
 pub(crate) mod transport;
 pub mod wire;
 
@@ -62,3 +64,4 @@ pub use node::{Node, NodeStats};
 pub use registry::classes::{ClassInfo, class_registry};
 pub use rpc_macros::remote;
 pub use shutdown::shutdown_signal;
+pub use transfer::Blob;

@@ -61,6 +61,10 @@ pub struct NodeStats {
     pub inflight_requests: usize,
     /// Calls of this node waiting for answers.
     pub pending_calls: usize,
+    /// Large values this node keeps for other nodes to pull.
+    pub transfers_out: usize,
+    /// Large values this node is pulling now.
+    pub transfers_in: usize,
 }
 
 /// Shared state of a node.
@@ -77,6 +81,8 @@ pub(crate) struct NodeInner {
     pub(crate) imports: ImportTable,
     /// Lease messages owed to the homes of the proxies we hold.
     pub(crate) gc: LeaseQueue,
+    /// Large values we keep for others and pull from others.
+    pub(crate) transfers: crate::transfer::Transfers,
     /// Open connections by peer; short lookups only, never held across an await.
     conns: Mutex<HashMap<NodeId, Arc<Connection>>>,
     /// Serializes dialing so that concurrent first calls to one peer share one connection.
@@ -126,6 +132,7 @@ impl Node {
             exports: ExportTable::default(),
             imports: ImportTable::default(),
             gc: LeaseQueue::default(),
+            transfers: crate::transfer::Transfers::default(),
             conns: Mutex::new(HashMap::new()),
             dial: tokio::sync::Mutex::new(()),
             bootstrap: RwLock::new(HashMap::new()),
@@ -271,16 +278,16 @@ impl Node {
                 addr: conn.peer_listen.clone(),
             },
         };
-        let arg = dispatch::encode_payload(&self.inner, name, "name")?;
+        let arg = dispatch::encode_payload(&self.inner, None, name, "name")?;
         let body = conn
             .call(
                 target,
-                connection::arg_list(method, vec![arg]),
+                connection::arg_list(method, vec![crate::wire::Arg::Inline(arg)]),
                 self.inner.config.call_timeout,
             )
             .await?;
         let out = match body {
-            ResponseBody::Out(out) => out,
+            ResponseBody::Out(out) => self.inner.materialize_all(&conn, out).await?,
             ResponseBody::System(e) => return Err(e),
             ResponseBody::Application(_) => {
                 return Err(RpcError::protocol(
@@ -311,7 +318,7 @@ impl Node {
     /// # Errors
     /// [`RpcError::Encode`] if it cannot be encoded.
     pub fn capability_of<R: serde::Serialize>(&self, r: &R) -> Result<Capability, RpcError> {
-        let p = dispatch::encode_payload(&self.inner, r, "reference")?;
+        let p = dispatch::encode_payload(&self.inner, None, r, "reference")?;
         let mut rest = &p.0[..];
         ciborium::from_reader(&mut rest).map_err(|e| RpcError::Encode {
             what: "reference".into(),
@@ -377,6 +384,7 @@ impl Node {
             .await?;
         match body {
             ResponseBody::Out(out) => {
+                let out = self.inner.materialize_all(&conn, out).await?;
                 let [p] = <[Payload; 1]>::try_from(out)
                     .map_err(|_| RpcError::protocol("stats returned no result"))?;
                 dispatch::decode_payload(&self.inner, &p, "stats")
@@ -403,6 +411,8 @@ impl Node {
             connections: conns.len(),
             inflight_requests: conns.iter().map(|c| c.inflight_requests()).sum(),
             pending_calls: conns.iter().map(|c| c.pending_calls()).sum(),
+            transfers_out: self.inner.transfers.counts().0,
+            transfers_in: self.inner.transfers.counts().1,
         }
     }
 
@@ -603,13 +613,30 @@ impl NodeInner {
         Ok(conn)
     }
 
+    /// The connection to pull transfer `meta` over: the one to its sender.
+    pub(crate) fn conn_for_transfer(
+        &self,
+        meta: &crate::wire::TransferMeta,
+    ) -> Result<Arc<Connection>, RpcError> {
+        self.conns
+            .lock()
+            .get(&meta.sender)
+            .filter(|c| !c.is_closed())
+            .cloned()
+            .ok_or_else(|| RpcError::TransferFailed {
+                reason: "the connection to the sender is gone".into(),
+            })
+    }
+
     /// Lease task: sends queued dirty/clean messages in batches, renews the
     /// leases of live proxies at half the lease time, and drops exports that
     /// nothing keeps alive.
     async fn run_gc(self: Arc<Self>) {
         let lease = self.config.lease;
         let renew_every = (lease / 2).max(Duration::from_millis(1));
-        let sweep_every = (lease / 4).max(Duration::from_millis(1));
+        let sweep_every = (lease / 4)
+            .min(self.config.transfer_timeout / 4)
+            .max(Duration::from_millis(1));
         let mut next_renew = tokio::time::Instant::now() + renew_every;
         let mut next_sweep = tokio::time::Instant::now() + sweep_every;
         loop {
@@ -637,6 +664,10 @@ impl NodeInner {
                 next_renew = now + renew_every;
             }
             if now >= next_sweep {
+                let idle = self.transfers.sweep(self.config.transfer_timeout);
+                if idle > 0 {
+                    tracing::debug!(idle, "dropped transfers nobody pulled");
+                }
                 let dropped = self.exports.sweep();
                 if dropped > 0 {
                     tracing::debug!(dropped, "collected exports without leases");
@@ -723,12 +754,31 @@ impl NodeInner {
             });
         }
         let method = req.args.method;
+        // Large arguments are pulled before the method runs, within its deadline.
+        let pulled = match req.rpc.deadline_ms {
+            Some(ms) => tokio::time::timeout(
+                Duration::from_millis(ms),
+                self.materialize_all(conn, req.args.args),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(RpcError::DeadlineExceeded {
+                    method: method.clone(),
+                    after_ms: ms,
+                })
+            }),
+            None => self.materialize_all(conn, req.args.args).await,
+        };
+        let args = match pulled {
+            Ok(a) => a,
+            Err(e) => return ResponseBody::System(e),
+        };
         let call = IncomingCall {
             node: Arc::clone(self),
             peer: conn.peer,
             class: export.class,
             method: method.clone(),
-            args: req.args.args,
+            args,
         };
         let deadline = req
             .rpc
@@ -815,7 +865,38 @@ impl Handler for NodeInner {
         }
     }
 
+    fn on_transfer(&self, conn: &Arc<Connection>, msg: crate::wire::Message) {
+        use crate::transfer::ChunkEvent;
+        use crate::wire::Message;
+        match msg {
+            Message::ChunkRequest { id, offset, len } => {
+                let max = u32::try_from(self.config.chunk_size.max(1) * 4).unwrap_or(u32::MAX);
+                self.transfers.on_request(conn, id, offset, len, max);
+            }
+            Message::Chunk {
+                id,
+                offset,
+                data,
+                crc,
+            } => self.transfers.on_chunk(
+                conn,
+                id,
+                ChunkEvent::Data {
+                    offset,
+                    data: data.0,
+                    crc,
+                },
+            ),
+            Message::ChunkError { id, error } => {
+                self.transfers.on_chunk(conn, id, ChunkEvent::Failed(error));
+            }
+            Message::TransferEnd { id, .. } => self.transfers.on_end(conn, id),
+            _ => {}
+        }
+    }
+
     fn on_closed(&self, conn: &Arc<Connection>, reason: &RpcError) {
+        self.transfers.peer_gone(conn.peer, reason);
         tracing::debug!(peer = ?conn.peer, %reason, "connection closed");
         let mut m = self.conns.lock();
         if m.get(&conn.peer).is_some_and(|c| Arc::ptr_eq(c, conn)) {

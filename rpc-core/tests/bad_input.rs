@@ -210,6 +210,8 @@ async fn a_request_over_the_local_frame_limit_is_refused_before_sending() {
     let (_s, addr, _) = calc_server().await;
     let client = Node::new(Config {
         max_frame_len: 64 * 1024,
+        // Everything inline: the frame limit itself is under test.
+        large_threshold: usize::MAX,
         ..Config::default()
     });
     let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
@@ -226,13 +228,31 @@ async fn a_request_over_the_peer_frame_limit_fails_the_call_not_the_server() {
         ..Config::default()
     })
     .await;
-    let (_c, calc) = client_for(&addr).await;
+    let client = Node::new(Config {
+        large_threshold: usize::MAX,
+        ..Config::default()
+    });
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
     // The limit was announced at handshake: refused here, the connection lives on.
     let err = calc.echo("x".repeat(100 * 1024)).await.unwrap_err();
     assert!(matches!(err, RpcError::Encode { .. }), "{err:?}");
     assert!(err.to_string().contains("65536"), "{err}");
     assert_eq!(calc.add(1, 2).await.unwrap(), 3);
     still_serving(&addr).await;
+}
+
+#[tokio::test]
+async fn a_value_over_the_frame_limit_goes_through_the_large_message_proxy() {
+    // Both sides limit frames to 64 KiB; a 1 MiB value crosses in chunks that fit.
+    let small_frames = || Config {
+        max_frame_len: 64 * 1024,
+        ..Config::default()
+    };
+    let (_s, addr, _) = calc_server_with(small_frames()).await;
+    let client = Node::new(small_frames());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let big = "y".repeat(1 << 20);
+    assert_eq!(calc.echo(big.clone()).await.unwrap(), big);
 }
 
 #[tokio::test]

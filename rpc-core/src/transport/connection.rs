@@ -12,8 +12,8 @@
 use crate::error::RpcError;
 use crate::ids::{CallId, Capability, NodeId};
 use crate::wire::{
-    self, ArgList, FrameError, Hello, IpcHeader, Message, MessageKind, PROTOCOL_VERSION, Payload,
-    Request, RequestHeader, Response, ResponseBody,
+    self, ArgList, FrameError, Hello, IpcHeader, Message, MessageKind, PROTOCOL_VERSION, Request,
+    RequestHeader, Response, ResponseBody,
 };
 use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
@@ -32,6 +32,8 @@ use tokio::task::AbortHandle;
 pub(crate) trait Handler: Send + Sync + 'static {
     /// Runs `req` (on a task of its own) and answers through `conn`.
     fn on_request(self: Arc<Self>, conn: &Arc<Connection>, req: Request);
+    /// A transfer message (chunk request, chunk, refusal, end) from the peer.
+    fn on_transfer(&self, conn: &Arc<Connection>, msg: Message);
     /// A lease message (dirty or clean) from the peer.
     fn on_lease(&self, conn: &Arc<Connection>, msg: Message);
     /// The connection is closed; `reason` says why.
@@ -46,6 +48,9 @@ pub(crate) type CallResult = Result<ResponseBody, RpcError>;
 struct WriteState {
     /// Frames queued while someone else owns the socket.
     queue: Vec<u8>,
+    /// Bulk frames (transfer chunks), written only when `queue` is empty, so
+    /// that small calls never wait behind them in this process.
+    bulk: std::collections::VecDeque<Vec<u8>>,
     /// Someone (a caller or the writer task) is writing; others only queue.
     writing: bool,
     /// The connection is closed: refuse new frames.
@@ -275,6 +280,11 @@ impl Connection {
         }
     }
 
+    /// Largest frame body sent on this connection (both sides' limits).
+    pub(crate) fn max_send(&self) -> usize {
+        self.max_send
+    }
+
     /// True once the connection is closed.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.lock().is_some()
@@ -365,7 +375,13 @@ impl Connection {
             }
             let mut st = self.writer.state.lock();
             if st.queue.is_empty() {
-                st.writing = false;
+                if st.bulk.is_empty() {
+                    st.writing = false;
+                } else {
+                    // Bulk data is the writer task's job; stay "writing" for it.
+                    drop(st);
+                    self.writer.wake.notify_one();
+                }
                 return Ok(());
             }
             out.clear();
@@ -388,12 +404,16 @@ impl Connection {
                     if st.closed {
                         return;
                     }
-                    if st.queue.is_empty() {
+                    buf.clear();
+                    if !st.queue.is_empty() {
+                        std::mem::swap(&mut buf, &mut st.queue);
+                    } else if let Some(chunk) = st.bulk.pop_front() {
+                        // One bulk frame, then small frames get another look.
+                        buf = chunk;
+                    } else {
                         st.writing = false;
                         break;
                     }
-                    buf.clear();
-                    std::mem::swap(&mut buf, &mut st.queue);
                 }
                 let mut off = 0;
                 while off < buf.len() {
@@ -424,8 +444,23 @@ impl Connection {
         }
     }
 
-    /// Encodes and sends one message.
-    pub(crate) fn send(&self, msg: &Message) -> Result<(), RpcError> {
+    /// Queues one bulk message (a transfer chunk) behind every small frame.
+    pub(crate) fn send_bulk(&self, msg: &Message) -> Result<(), RpcError> {
+        let frame = self.encode(msg)?;
+        let mut st = self.writer.state.lock();
+        if st.closed {
+            return Err(self.closed_error(false));
+        }
+        st.bulk.push_back(frame);
+        if !st.writing {
+            st.writing = true;
+            drop(st);
+            self.writer.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn encode(&self, msg: &Message) -> Result<Vec<u8>, RpcError> {
         let mut frame = Vec::with_capacity(128);
         wire::encode_frame(msg, &mut frame, self.max_send).map_err(|e| match e {
             FrameError::TooLarge { len, max } => RpcError::Encode {
@@ -437,6 +472,12 @@ impl Connection {
                 reason: r,
             },
         })?;
+        Ok(frame)
+    }
+
+    /// Encodes and sends one message.
+    pub(crate) fn send(&self, msg: &Message) -> Result<(), RpcError> {
+        let frame = self.encode(msg)?;
         self.send_frame(frame)
     }
 
@@ -711,6 +752,13 @@ impl Connection {
                 handler.on_lease(self, msg);
                 Ok(())
             }
+            msg @ (Message::ChunkRequest { .. }
+            | Message::Chunk { .. }
+            | Message::ChunkError { .. }
+            | Message::TransferEnd { .. }) => {
+                handler.on_transfer(self, msg);
+                Ok(())
+            }
             Message::Hello(_) => Err(RpcError::protocol("unexpected hello after handshake")),
         }
     }
@@ -735,7 +783,7 @@ impl Drop for CancelOnDrop<'_> {
 }
 
 /// Encoded request arguments for [`Connection::call`].
-pub(crate) fn arg_list(method: &str, args: Vec<Payload>) -> ArgList {
+pub(crate) fn arg_list(method: &str, args: Vec<crate::wire::Arg>) -> ArgList {
     ArgList {
         method: method.to_owned(),
         args,

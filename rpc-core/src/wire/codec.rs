@@ -8,6 +8,9 @@ use super::message::Message;
 /// Scratch bytes the CBOR decoder uses for short strings, in bytes.
 pub const DECODE_SCRATCH: usize = 512;
 
+/// Scratch bytes for decoding large bodies (transfer chunks, pulled values).
+pub const BIG_DECODE_SCRATCH: usize = 256 * 1024;
+
 /// Bytes in the length prefix.
 pub const LEN_PREFIX: usize = 4;
 
@@ -90,8 +93,15 @@ pub fn decode_body(body: &[u8]) -> Result<Message, FrameError> {
     let mut rest = body;
     // ciborium's default reader zeroes a 4 KiB scratch buffer per call; strings
     // and byte strings longer than this one are read in pieces.
-    let mut scratch = [0u8; DECODE_SCRATCH];
-    let msg: Message = ciborium::de::from_reader_with_buffer(&mut rest, &mut scratch)
+    let mut small = [0u8; DECODE_SCRATCH];
+    let mut big = Vec::new();
+    let scratch: &mut [u8] = if body.len() > DECODE_SCRATCH * 64 {
+        big.resize(BIG_DECODE_SCRATCH.min(body.len()), 0);
+        &mut big
+    } else {
+        &mut small
+    };
+    let msg: Message = ciborium::de::from_reader_with_buffer(&mut rest, scratch)
         .map_err(|e| FrameError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(FrameError::Malformed(format!(
@@ -134,7 +144,10 @@ mod tests {
             },
             args: ArgList {
                 method: "add".into(),
-                args: vec![Payload(vec![0x01]), Payload(vec![0x02])],
+                args: vec![
+                    Arg::Inline(Payload(vec![0x01])),
+                    Arg::Inline(Payload(vec![0x02])),
+                ],
             },
         })
     }
@@ -163,7 +176,10 @@ mod tests {
         // Golden bytes: [ "add", 2, h'01', h'02' ] as CBOR.
         let list = ArgList {
             method: "add".into(),
-            args: vec![Payload(vec![0x01]), Payload(vec![0x02])],
+            args: vec![
+                Arg::Inline(Payload(vec![0x01])),
+                Arg::Inline(Payload(vec![0x02])),
+            ],
         };
         let mut out = Vec::new();
         ciborium::into_writer(&list, &mut out).unwrap();
@@ -237,6 +253,24 @@ mod tests {
         ciborium::into_writer(&ipc, &mut out).unwrap();
         assert_eq!(&out[..4], &[0x84, 0x61, b'r', 0x07]);
         assert_eq!(out.len(), 4 + 2 * 17);
+    }
+
+    #[test]
+    fn inline_and_transfer_arguments_are_told_apart() {
+        use crate::ids::TransferId;
+        let meta = TransferMeta {
+            id: TransferId(Uuid::from_u128(9)),
+            sender: NodeId(Uuid::from_u128(1)),
+            receiver: NodeId(Uuid::from_u128(2)),
+            size: 1 << 20,
+            checksum: Some(7),
+        };
+        for arg in [Arg::Inline(Payload(vec![1, 2, 3])), Arg::Transfer(meta)] {
+            let mut out = Vec::new();
+            ciborium::into_writer(&arg, &mut out).unwrap();
+            let back: Arg = ciborium::from_reader(&out[..]).unwrap();
+            assert_eq!(back, arg);
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! dispatcher decodes them, so the envelope never needs user types.
 
 use crate::error::RpcError;
-use crate::ids::{CallId, Capability, NodeId, ObjectId};
+use crate::ids::{CallId, Capability, NodeId, ObjectId, TransferId};
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -25,6 +25,72 @@ pub struct Payload(#[serde(with = "serde_bytes")] pub Vec<u8>);
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Payload({} bytes)", self.0.len())
+    }
+}
+
+/// Describes a large value its sender keeps for the receiver to pull in
+/// chunks, sent in place of the bytes (the seed's TransferMetadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferMeta {
+    /// Unique id of the transfer on the sender.
+    pub id: TransferId,
+    /// Node that holds the bytes.
+    pub sender: NodeId,
+    /// The only node allowed to pull them.
+    pub receiver: NodeId,
+    /// Total size in bytes.
+    pub size: u64,
+    /// CRC-32 of all bytes, when the sender knows it up front (in-memory
+    /// values); every chunk also carries its own CRC-32.
+    pub checksum: Option<u32>,
+}
+
+/// One argument, result or error value of a call: inline bytes, or a
+/// reference to a large value to pull. Inline travels as a CBOR byte string,
+/// a reference as an array, so the two never look alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    /// The encoded value itself.
+    Inline(Payload),
+    /// A large encoded value, to be pulled from its sender.
+    Transfer(TransferMeta),
+}
+
+impl Serialize for Arg {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Arg::Inline(p) => p.serialize(s),
+            Arg::Transfer(m) => m.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Arg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Arg;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a byte string or a transfer reference")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Arg, E> {
+                Ok(Arg::Inline(Payload(v.to_vec())))
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Arg, E> {
+                Ok(Arg::Inline(Payload(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Arg, A::Error> {
+                let missing = || de::Error::custom("truncated transfer reference");
+                Ok(Arg::Transfer(TransferMeta {
+                    id: seq.next_element()?.ok_or_else(missing)?,
+                    sender: seq.next_element()?.ok_or_else(missing)?,
+                    receiver: seq.next_element()?.ok_or_else(missing)?,
+                    size: seq.next_element()?.ok_or_else(missing)?,
+                    checksum: seq.next_element()?.ok_or_else(missing)?,
+                }))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -67,6 +133,45 @@ pub enum Message {
     Clean {
         /// Objects of the receiver.
         objects: Vec<ObjectId>,
+    },
+    /// Receiver of a transfer asks for `len` bytes at `offset`.
+    #[serde(rename = "creq")]
+    ChunkRequest {
+        /// The transfer.
+        id: TransferId,
+        /// First byte wanted.
+        offset: u64,
+        /// Bytes wanted.
+        len: u32,
+    },
+    /// Sender of a transfer answers a chunk request.
+    #[serde(rename = "chunk")]
+    Chunk {
+        /// The transfer.
+        id: TransferId,
+        /// Position of `data` in the value.
+        offset: u64,
+        /// The bytes.
+        data: Payload,
+        /// CRC-32 of `data`.
+        crc: u32,
+    },
+    /// Sender of a transfer refuses a chunk request (unknown transfer, not
+    /// the receiver's, past the end, read error).
+    #[serde(rename = "cerr")]
+    ChunkError {
+        /// The transfer.
+        id: TransferId,
+        /// Why.
+        error: RpcError,
+    },
+    /// Receiver is done with a transfer (all bytes in, or giving up): free it.
+    #[serde(rename = "xend")]
+    TransferEnd {
+        /// The transfer.
+        id: TransferId,
+        /// True when every byte arrived intact.
+        ok: bool,
     },
 }
 
@@ -139,7 +244,7 @@ pub struct ArgList {
     /// Name of the method to invoke.
     pub method: String,
     /// The encoded arguments; their count travels as the list's second element.
-    pub args: Vec<Payload>,
+    pub args: Vec<Arg>,
 }
 
 impl Serialize for ArgList {
@@ -172,7 +277,7 @@ impl<'de> Deserialize<'de> for ArgList {
                 // Do not trust the count for allocation; it is checked against
                 // what actually arrived.
                 let mut args = Vec::new();
-                while let Some(a) = seq.next_element::<Payload>()? {
+                while let Some(a) = seq.next_element::<Arg>()? {
                     args.push(a);
                 }
                 if args.len() as u64 != count {
@@ -211,10 +316,10 @@ pub struct ResponseHeader {
 pub enum ResponseBody {
     /// The out arguments of a successful call.
     #[serde(rename = "out")]
-    Out(Vec<Payload>),
+    Out(Vec<Arg>),
     /// The method ran and returned its own error value (encoded with the method's error type).
     #[serde(rename = "app")]
-    Application(Payload),
+    Application(Arg),
     /// The runtime could not run the call, or the call failed in the runtime.
     #[serde(rename = "sys")]
     System(RpcError),
@@ -275,4 +380,12 @@ positional_serde!(Response {
     ipc: IpcHeader,
     rpc: ResponseHeader,
     body: ResponseBody,
+});
+
+positional_serde!(TransferMeta {
+    id: TransferId,
+    sender: NodeId,
+    receiver: NodeId,
+    size: u64,
+    checksum: Option<u32>,
 });

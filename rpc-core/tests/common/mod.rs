@@ -32,6 +32,11 @@ pub trait Calc {
     async fn boom(&self) -> Result<(), RpcError>;
     async fn relay_sleep(&self, other: CalcRef, ms: u64) -> Result<(), RpcError>;
     async fn make_children(&self, n: u32) -> Result<Vec<CalcRef>, RpcError>;
+    async fn echo_bytes(&self, b: serde_bytes::ByteBuf) -> Result<serde_bytes::ByteBuf, RpcError>;
+    async fn make_bytes(&self, n: u64, seed: u8) -> Result<serde_bytes::ByteBuf, RpcError>;
+    async fn blob_len(&self, b: rpc_core::Blob) -> Result<u64, RpcError>;
+    async fn store_blob(&self, b: rpc_core::Blob, path: String) -> Result<u64, RpcError>;
+    async fn file_blob(&self, path: String) -> Result<rpc_core::Blob, RpcError>;
     /// Sleeps; safe to run twice.
     #[idempotent]
     async fn sleep_idempotent(&self, ms: u64) -> Result<(), RpcError>;
@@ -141,6 +146,23 @@ impl Calc for CalcImpl {
     async fn relay_sleep(&self, other: CalcRef, ms: u64) -> Result<(), RpcError> {
         other.sleep(ms).await
     }
+    async fn echo_bytes(&self, b: serde_bytes::ByteBuf) -> Result<serde_bytes::ByteBuf, RpcError> {
+        Ok(b)
+    }
+    async fn make_bytes(&self, n: u64, seed: u8) -> Result<serde_bytes::ByteBuf, RpcError> {
+        Ok(serde_bytes::ByteBuf::from(pattern(n as usize, seed)))
+    }
+    async fn blob_len(&self, b: rpc_core::Blob) -> Result<u64, RpcError> {
+        Ok(b.into_bytes().await?.len() as u64)
+    }
+    async fn store_blob(&self, b: rpc_core::Blob, path: String) -> Result<u64, RpcError> {
+        b.save_to(path).await
+    }
+    async fn file_blob(&self, path: String) -> Result<rpc_core::Blob, RpcError> {
+        rpc_core::Blob::from_file(&path).map_err(|e| RpcError::Remote {
+            message: format!("cannot open {path}: {e}"),
+        })
+    }
     async fn make_children(&self, n: u32) -> Result<Vec<CalcRef>, RpcError> {
         Ok((0..n).map(|_| CalcRef::new(CalcImpl::new().0)).collect())
     }
@@ -175,4 +197,9 @@ pub async fn calc_server_with(config: Config) -> (Node, String, Arc<Probe>) {
     node.bind_bootstrap("calc", &CalcRef::new(calc))
         .expect("bind");
     (node, addr.to_string(), probe)
+}
+
+/// Deterministic bytes that differ at every position modulo 251.
+pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8 ^ seed).collect()
 }

@@ -1,0 +1,678 @@
+//! The large message proxy: values too big to travel inline are kept by their
+//! sender as an outgoing transfer, announced by a [`TransferMeta`], and pulled
+//! by the receiver in chunks with a window of requests in flight.
+//!
+//! Pulling keeps the connection free for other calls: at most `window` chunks
+//! of one transfer are ever in flight, and chunk frames go through the
+//! connection's low-priority queue, behind small frames. [`Blob`] carries a
+//! value that stays on disk on the sending side and can be written to disk
+//! chunk by chunk on the receiving side, so a file larger than memory crosses
+//! with bounded memory.
+
+use crate::error::RpcError;
+use crate::ids::{NodeId, TransferId};
+use crate::node::NodeInner;
+use crate::transport::connection::Connection;
+use crate::wire::{Arg, Message, Payload, TransferMeta};
+use parking_lot::Mutex;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Bytes a chunk frame needs besides its data (envelope, ids, CRC), with room to spare.
+const CHUNK_FRAME_OVERHEAD: usize = 256;
+
+/// Where an outgoing transfer's bytes are.
+#[derive(Clone)]
+pub(crate) enum Source {
+    /// In memory, shared with nobody else who could change it.
+    Memory(Arc<Vec<u8>>),
+    /// In a file, read chunk by chunk.
+    File(Arc<std::fs::File>),
+}
+
+/// A value this node keeps until its receiver pulled it (the seed's OngoingTransfer).
+struct Outgoing {
+    receiver: NodeId,
+    size: u64,
+    source: Source,
+    /// Last time the receiver asked for something; idle transfers are dropped.
+    touched: Mutex<Instant>,
+    /// File chunks are read off the connection's reader, in order, by one task
+    /// per transfer fed through this queue.
+    file_queue: Mutex<Option<mpsc::UnboundedSender<(Arc<Connection>, u64, u32)>>>,
+}
+
+/// What the reader hands an incoming transfer.
+pub(crate) enum ChunkEvent {
+    /// Bytes at `offset`, with their CRC-32 as the sender computed it.
+    Data {
+        offset: u64,
+        data: Vec<u8>,
+        crc: u32,
+    },
+    /// The sender refused, or the connection is gone.
+    Failed(RpcError),
+}
+
+/// A transfer this node is pulling (the seed's IncomingTransfer).
+struct Incoming {
+    sender: NodeId,
+    tx: mpsc::Sender<ChunkEvent>,
+}
+
+/// Both directions of one node's transfers.
+#[derive(Default)]
+pub(crate) struct Transfers {
+    /// Values we keep for others; short critical sections only.
+    outgoing: Mutex<HashMap<TransferId, Arc<Outgoing>>>,
+    /// Values we are pulling, by transfer id, to route arriving chunks.
+    incoming: Mutex<HashMap<TransferId, Incoming>>,
+}
+
+fn failed(reason: impl Into<String>) -> RpcError {
+    RpcError::TransferFailed {
+        reason: reason.into(),
+    }
+}
+
+impl Transfers {
+    /// Keeps `source` for `receiver` and returns the reference to send instead.
+    pub(crate) fn offer(
+        &self,
+        me: NodeId,
+        receiver: NodeId,
+        source: Source,
+        size: u64,
+        checksum: Option<u32>,
+    ) -> TransferMeta {
+        let id = TransferId::random();
+        self.outgoing.lock().insert(
+            id,
+            Arc::new(Outgoing {
+                receiver,
+                size,
+                source,
+                touched: Mutex::new(Instant::now()),
+                file_queue: Mutex::new(None),
+            }),
+        );
+        TransferMeta {
+            id,
+            sender: me,
+            receiver,
+            size,
+            checksum,
+        }
+    }
+
+    /// Serves a chunk request of the peer of `conn`.
+    pub(crate) fn on_request(
+        &self,
+        conn: &Arc<Connection>,
+        id: TransferId,
+        offset: u64,
+        len: u32,
+        max_chunk: u32,
+    ) {
+        let refuse = |error: RpcError| {
+            let _ = conn.send(&Message::ChunkError { id, error });
+        };
+        let Some(out) = self.outgoing.lock().get(&id).cloned() else {
+            return refuse(failed(format!("no transfer {id:?} here")));
+        };
+        if out.receiver != conn.peer {
+            // Someone else's transfer: say nothing more than for an unknown one.
+            return refuse(failed(format!("no transfer {id:?} here")));
+        }
+        let end = offset.checked_add(u64::from(len));
+        if len == 0 || len > max_chunk || end.is_none_or(|e| e > out.size) {
+            return refuse(failed(format!(
+                "chunk {offset}+{len} is outside transfer {id:?} of {} bytes",
+                out.size
+            )));
+        }
+        *out.touched.lock() = Instant::now();
+        match &out.source {
+            Source::Memory(bytes) => {
+                let (a, b) = (offset as usize, (offset + u64::from(len)) as usize);
+                let data = bytes[a..b].to_vec();
+                send_chunk(conn, id, offset, data);
+            }
+            Source::File(file) => {
+                let mut q = out.file_queue.lock();
+                let tx = q.get_or_insert_with(|| spawn_file_server(id, Arc::clone(file)));
+                let _ = tx.send((Arc::clone(conn), offset, len));
+            }
+        }
+    }
+
+    /// Routes a chunk (or a refusal) from the peer of `conn` to its pull.
+    pub(crate) fn on_chunk(&self, conn: &Connection, id: TransferId, ev: ChunkEvent) {
+        let m = self.incoming.lock();
+        if let Some(inc) = m.get(&id)
+            && inc.sender == conn.peer
+        {
+            // The channel holds the whole window: a full channel means the
+            // peer sent chunks nobody asked for; the pull then sees a gap.
+            let _ = inc.tx.try_send(ev);
+        }
+    }
+
+    /// The receiver is done with `id`: free it.
+    pub(crate) fn on_end(&self, conn: &Connection, id: TransferId) {
+        let mut m = self.outgoing.lock();
+        if m.get(&id).is_some_and(|o| o.receiver == conn.peer) {
+            m.remove(&id);
+        }
+    }
+
+    /// `peer` is gone: drop what we keep for it and fail what we pull from it.
+    pub(crate) fn peer_gone(&self, peer: NodeId, why: &RpcError) {
+        self.outgoing.lock().retain(|_, o| o.receiver != peer);
+        let m = self.incoming.lock();
+        for inc in m.values().filter(|i| i.sender == peer) {
+            let _ = inc.tx.try_send(ChunkEvent::Failed(why.clone()));
+        }
+    }
+
+    /// Drops outgoing transfers whose receiver asked nothing for `idle`.
+    pub(crate) fn sweep(&self, idle: Duration) -> usize {
+        let now = Instant::now();
+        let mut m = self.outgoing.lock();
+        let before = m.len();
+        m.retain(|_, o| now.duration_since(*o.touched.lock()) < idle);
+        before - m.len()
+    }
+
+    /// (outgoing, incoming) transfers open now.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.outgoing.lock().len(), self.incoming.lock().len())
+    }
+}
+
+fn send_chunk(conn: &Connection, id: TransferId, offset: u64, data: Vec<u8>) {
+    let crc = crc32fast::hash(&data);
+    let sent = conn.send_bulk(&Message::Chunk {
+        id,
+        offset,
+        data: Payload(data),
+        crc,
+    });
+    if let Err(e @ RpcError::Encode { .. }) = sent {
+        // Never leave a request unanswered: the receiver would wait for it.
+        let _ = conn.send(&Message::ChunkError {
+            id,
+            error: failed(format!("chunk could not be sent: {e}")),
+        });
+    }
+}
+
+/// One task per file-backed transfer reads its chunks in request order, off
+/// the connection's reader (disk reads may block).
+fn spawn_file_server(
+    id: TransferId,
+    file: Arc<std::fs::File>,
+) -> mpsc::UnboundedSender<(Arc<Connection>, u64, u32)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<Connection>, u64, u32)>();
+    tokio::spawn(async move {
+        while let Some((conn, offset, len)) = rx.recv().await {
+            let f = Arc::clone(&file);
+            let read = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; len as usize];
+                f.read_exact_at(&mut buf, offset).map(|()| buf)
+            })
+            .await;
+            match read {
+                Ok(Ok(data)) => send_chunk(&conn, id, offset, data),
+                Ok(Err(e)) => {
+                    let _ = conn.send(&Message::ChunkError {
+                        id,
+                        error: failed(format!("sender could not read its file: {e}")),
+                    });
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    tx
+}
+
+/// Where a pull puts the bytes.
+pub(crate) enum Sink {
+    /// Into memory.
+    Memory(Vec<u8>),
+    /// Into a file, appended in order; removed if the pull fails.
+    File {
+        /// The open file (taken while a write runs on the blocking pool).
+        file: Option<std::fs::File>,
+        /// Its path, to remove a partial file.
+        path: PathBuf,
+    },
+}
+
+impl Sink {
+    async fn write(&mut self, data: Vec<u8>) -> Result<(), RpcError> {
+        match self {
+            Sink::Memory(v) => {
+                v.extend_from_slice(&data);
+                Ok(())
+            }
+            Sink::File { file, path } => {
+                let Some(mut f) = file.take() else {
+                    return Err(failed("file sink already failed"));
+                };
+                let (f, r) = tokio::task::spawn_blocking(move || {
+                    let r = f.write_all(&data);
+                    (f, r)
+                })
+                .await
+                .map_err(|e| failed(format!("file write task failed: {e}")))?;
+                *file = Some(f);
+                r.map_err(|e| failed(format!("could not write {}: {e}", path.display())))
+            }
+        }
+    }
+}
+
+/// Pulls the transfer `meta` from the peer of `conn` into `sink`, keeping up to
+/// `window` chunk requests in flight, checking every chunk and the total.
+pub(crate) async fn pull(
+    node: &NodeInner,
+    conn: &Arc<Connection>,
+    meta: &TransferMeta,
+    sink: &mut Sink,
+    mut progress: impl FnMut(u64, u64) + Send,
+) -> Result<(), RpcError> {
+    let cfg = &node.config;
+    let window = cfg.transfer_window.max(1);
+    // A chunk and its frame header must fit in the smaller of both frame limits.
+    let chunk = cfg
+        .chunk_size
+        .min(conn.max_send().saturating_sub(CHUNK_FRAME_OVERHEAD))
+        .clamp(1, u32::MAX as usize) as u64;
+    let (tx, mut rx) = mpsc::channel(window + 1);
+    node.transfers.incoming.lock().insert(
+        meta.id,
+        Incoming {
+            sender: meta.sender,
+            tx,
+        },
+    );
+    let result = async {
+        let mut next = 0u64;
+        let mut received = 0u64;
+        let mut hasher = crc32fast::Hasher::new();
+        let ask = |next: &mut u64| -> Result<(), RpcError> {
+            let len = chunk.min(meta.size - *next);
+            conn.send(&Message::ChunkRequest {
+                id: meta.id,
+                offset: *next,
+                len: len as u32,
+            })?;
+            *next += len;
+            Ok(())
+        };
+        while next < meta.size && next < chunk * window as u64 {
+            ask(&mut next)?;
+        }
+        while received < meta.size {
+            let ev = tokio::time::timeout(cfg.transfer_timeout, rx.recv())
+                .await
+                .map_err(|_| {
+                    failed(format!(
+                        "no chunk from the sender for {} ms",
+                        cfg.transfer_timeout.as_millis()
+                    ))
+                })?
+                .ok_or_else(|| failed("transfer abandoned"))?;
+            match ev {
+                ChunkEvent::Failed(e) => return Err(e),
+                ChunkEvent::Data { offset, data, crc } => {
+                    if offset != received || data.is_empty() {
+                        return Err(failed(format!(
+                            "chunk at {offset} arrived where {received} was expected"
+                        )));
+                    }
+                    if crc32fast::hash(&data) != crc {
+                        return Err(failed(format!(
+                            "checksum mismatch in the chunk at {offset}"
+                        )));
+                    }
+                    hasher.update(&data);
+                    received += data.len() as u64;
+                    if received > meta.size {
+                        return Err(failed("more bytes than announced"));
+                    }
+                    sink.write(data).await?;
+                    progress(received, meta.size);
+                    if next < meta.size {
+                        ask(&mut next)?;
+                    }
+                }
+            }
+        }
+        if let Some(want) = meta.checksum
+            && hasher.finalize() != want
+        {
+            return Err(failed("checksum mismatch over the whole value"));
+        }
+        Ok(())
+    }
+    .await;
+    node.transfers.incoming.lock().remove(&meta.id);
+    let _ = conn.send(&Message::TransferEnd {
+        id: meta.id,
+        ok: result.is_ok(),
+    });
+    if result.is_err()
+        && let Sink::File { file, path } = sink
+    {
+        drop(file.take());
+        let _ = std::fs::remove_file(&*path);
+    }
+    result
+}
+
+impl NodeInner {
+    /// Replaces payloads above the threshold by transfers kept for `receiver`.
+    pub(crate) fn route_out(&self, args: Vec<Payload>, receiver: NodeId) -> Vec<Arg> {
+        args.into_iter()
+            .map(|p| self.route_one(p, receiver))
+            .collect()
+    }
+
+    /// One payload: inline, or kept here as a transfer for `receiver`.
+    pub(crate) fn route_one(&self, p: Payload, receiver: NodeId) -> Arg {
+        if p.0.len() <= self.config.large_threshold {
+            return Arg::Inline(p);
+        }
+        let size = p.0.len() as u64;
+        let checksum = Some(crc32fast::hash(&p.0));
+        Arg::Transfer(self.transfers.offer(
+            self.id,
+            receiver,
+            Source::Memory(Arc::new(p.0)),
+            size,
+            checksum,
+        ))
+    }
+
+    /// Turns an argument into its bytes, pulling it from the peer of `conn` if
+    /// it is a transfer.
+    pub(crate) async fn materialize(
+        &self,
+        conn: &Arc<Connection>,
+        a: Arg,
+    ) -> Result<Payload, RpcError> {
+        match a {
+            Arg::Inline(p) => Ok(p),
+            Arg::Transfer(meta) => {
+                if meta.sender != conn.peer || meta.receiver != self.id {
+                    return Err(failed("transfer reference names other nodes"));
+                }
+                if meta.size > self.config.max_large_value {
+                    let _ = conn.send(&Message::TransferEnd {
+                        id: meta.id,
+                        ok: false,
+                    });
+                    return Err(failed(format!(
+                        "value of {} bytes is over this node's limit of {} bytes (use a Blob)",
+                        meta.size, self.config.max_large_value
+                    )));
+                }
+                let mut sink = Sink::Memory(Vec::with_capacity(meta.size as usize));
+                pull(self, conn, &meta, &mut sink, |_, _| {}).await?;
+                match sink {
+                    Sink::Memory(v) => Ok(Payload(v)),
+                    Sink::File { .. } => Err(failed("memory sink became a file")),
+                }
+            }
+        }
+    }
+
+    /// [`NodeInner::materialize`] for every argument.
+    pub(crate) async fn materialize_all(
+        &self,
+        conn: &Arc<Connection>,
+        args: Vec<Arg>,
+    ) -> Result<Vec<Payload>, RpcError> {
+        let mut out = Vec::with_capacity(args.len());
+        for a in args {
+            out.push(self.materialize(conn, a).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// A large byte value that crosses the wire through the large message proxy
+/// whatever its size: backed by memory or by a file on the sending side, and
+/// pulled on demand — into memory or straight into a file — on the receiving side.
+pub struct Blob {
+    repr: BlobRepr,
+}
+
+enum BlobRepr {
+    /// Local bytes.
+    Bytes(Arc<Vec<u8>>),
+    /// A local file, read chunk by chunk when sent.
+    File {
+        file: Arc<std::fs::File>,
+        path: PathBuf,
+        size: u64,
+    },
+    /// Announced by a peer, not pulled yet.
+    Remote {
+        meta: TransferMeta,
+        node: Arc<NodeInner>,
+        pulled: bool,
+    },
+}
+
+impl fmt::Debug for Blob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            BlobRepr::Bytes(b) => write!(f, "Blob({} bytes in memory)", b.len()),
+            BlobRepr::File { path, size, .. } => {
+                write!(f, "Blob({size} bytes in {})", path.display())
+            }
+            BlobRepr::Remote { meta, .. } => {
+                write!(f, "Blob({} bytes on {:?})", meta.size, meta.sender)
+            }
+        }
+    }
+}
+
+impl Blob {
+    /// A blob of in-memory bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> Blob {
+        Blob {
+            repr: BlobRepr::Bytes(Arc::new(bytes)),
+        }
+    }
+
+    /// A blob backed by the file at `path`, read chunk by chunk when sent.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or its size read.
+    pub fn from_file(path: impl AsRef<Path>) -> std::io::Result<Blob> {
+        let path = path.as_ref().to_path_buf();
+        let file = std::fs::File::open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(Blob {
+            repr: BlobRepr::File {
+                file: Arc::new(file),
+                path,
+                size,
+            },
+        })
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        match &self.repr {
+            BlobRepr::Bytes(b) => b.len() as u64,
+            BlobRepr::File { size, .. } => *size,
+            BlobRepr::Remote { meta, .. } => meta.size,
+        }
+    }
+
+    /// True for an empty blob.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True if the bytes are on another node, not pulled yet.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.repr, BlobRepr::Remote { .. })
+    }
+
+    /// The bytes, in memory (pulled from the sender if the blob is remote).
+    ///
+    /// # Errors
+    /// [`RpcError::TransferFailed`] when the pull fails or the value is over
+    /// the node's in-memory limit; I/O errors of a local file.
+    pub async fn into_bytes(mut self) -> Result<Vec<u8>, RpcError> {
+        match &mut self.repr {
+            BlobRepr::Bytes(b) => Ok(Arc::unwrap_or_clone(Arc::clone(b))),
+            BlobRepr::File { path, .. } => tokio::fs::read(&path)
+                .await
+                .map_err(|e| failed(format!("could not read {}: {e}", path.display()))),
+            BlobRepr::Remote { meta, node, pulled } => {
+                if meta.size > node.config.max_large_value {
+                    return Err(failed(format!(
+                        "blob of {} bytes is over this node's in-memory limit; use save_to",
+                        meta.size
+                    )));
+                }
+                *pulled = true;
+                let conn = node.conn_for_transfer(meta)?;
+                let mut sink = Sink::Memory(Vec::with_capacity(meta.size as usize));
+                pull(node, &conn, meta, &mut sink, |_, _| {}).await?;
+                match sink {
+                    Sink::Memory(v) => Ok(v),
+                    Sink::File { .. } => Err(failed("memory sink became a file")),
+                }
+            }
+        }
+    }
+
+    /// Writes the bytes to `path`, chunk by chunk; returns the size. A partly
+    /// written file is removed when the transfer fails.
+    ///
+    /// # Errors
+    /// As [`Blob::into_bytes`], and I/O errors on `path`.
+    pub async fn save_to(self, path: impl AsRef<Path>) -> Result<u64, RpcError> {
+        self.save_to_with_progress(path, |_, _| {}).await
+    }
+
+    /// [`Blob::save_to`], calling `progress(done, total)` after every chunk.
+    ///
+    /// # Errors
+    /// As [`Blob::save_to`].
+    pub async fn save_to_with_progress(
+        mut self,
+        path: impl AsRef<Path>,
+        progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<u64, RpcError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |e: std::io::Error| failed(format!("could not write {}: {e}", path.display()));
+        match &mut self.repr {
+            BlobRepr::Bytes(b) => {
+                tokio::fs::write(&path, &**b).await.map_err(io)?;
+                Ok(b.len() as u64)
+            }
+            BlobRepr::File { path: from, .. } => tokio::fs::copy(&from, &path).await.map_err(io),
+            BlobRepr::Remote { meta, node, pulled } => {
+                *pulled = true;
+                let conn = node.conn_for_transfer(meta)?;
+                let file = std::fs::File::create(&path).map_err(io)?;
+                let mut sink = Sink::File {
+                    file: Some(file),
+                    path: path.clone(),
+                };
+                pull(node, &conn, meta, &mut sink, progress).await?;
+                if let Sink::File { file: Some(f), .. } = sink {
+                    f.sync_all().map_err(io)?;
+                }
+                Ok(meta.size)
+            }
+        }
+    }
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        // Tell the sender at once when a remote blob is dropped unread.
+        if let BlobRepr::Remote {
+            meta,
+            node,
+            pulled: false,
+        } = &self.repr
+            && let Ok(conn) = node.conn_for_transfer(meta)
+        {
+            let _ = conn.send(&Message::TransferEnd {
+                id: meta.id,
+                ok: false,
+            });
+        }
+    }
+}
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (node, receiver) = crate::dispatch::current_node_and_peer()
+            .map_err(|e| serde::ser::Error::custom(e.to_string()))?;
+        let Some(receiver) = receiver else {
+            return Err(serde::ser::Error::custom(
+                "a Blob can only be sent as an argument or result of a call",
+            ));
+        };
+        let meta = match &self.repr {
+            BlobRepr::Bytes(b) => node.transfers.offer(
+                node.id,
+                receiver,
+                Source::Memory(Arc::clone(b)),
+                b.len() as u64,
+                Some(crc32fast::hash(b)),
+            ),
+            BlobRepr::File { file, size, .. } => node.transfers.offer(
+                node.id,
+                receiver,
+                Source::File(Arc::clone(file)),
+                *size,
+                None,
+            ),
+            BlobRepr::Remote { .. } => {
+                return Err(serde::ser::Error::custom(
+                    "a Blob received from another node must be read (into_bytes or save_to) before it is sent on",
+                ));
+            }
+        };
+        meta.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let meta = TransferMeta::deserialize(d)?;
+        let (node, _) = crate::dispatch::current_node_and_peer()
+            .map_err(|e| serde::de::Error::custom(e.to_string()))?;
+        if meta.receiver != node.id {
+            return Err(serde::de::Error::custom("a Blob meant for another node"));
+        }
+        Ok(Blob {
+            repr: BlobRepr::Remote {
+                meta,
+                node,
+                pulled: false,
+            },
+        })
+    }
+}
