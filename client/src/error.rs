@@ -1,8 +1,10 @@
 //! Errors of the client library, each with the failing layer kept apart.
+//! Every message is one line: the binary prints it as is.
 
 use dbserver::DbError;
 use nameserver::api::NameError;
 use rpc_core::RpcError;
+use std::path::PathBuf;
 
 /// Everything the client can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +27,27 @@ pub enum ClientError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// Something the demo expected did not happen.
-    #[error("demo check failed: {0}")]
+    /// A file given on the command line could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The command needs a name server and none was given.
+    #[error("no name server given: pass --nameserver HOST:PORT or set NAMESERVER")]
+    NoNameServer,
+    /// Bad input found before anything was sent (a column spec, a CSV file).
+    #[error("{0}")]
+    Input(String),
+    /// The command did not finish within `--timeout`.
+    #[error("no answer within {secs} s (see --timeout)")]
+    Timeout {
+        /// The time limit, in seconds.
+        secs: u64,
+    },
+    /// Something the demo or a benchmark worker expected did not happen.
+    #[error("check failed: {0}")]
     Check(String),
 }

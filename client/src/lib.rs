@@ -1,11 +1,68 @@
 //! The client side of the demo database: what the `client` binary runs.
 //!
+//! `client --nameserver HOST:PORT COMMAND`: finds the database through the
+//! name server (`dbserver/db`, or `--db PATH`) and runs one command; `--json`
+//! makes the output machine-readable. See [`cli::Command`] for the commands.
+//!
 //! # Layout
+//! - [`cli`]: the clap parser and its one subcommand enum.
+//! - [`commands`]: one module per subcommand, each `run(args, ctx)`.
+//! - [`context`]: the connection every command runs with.
+//! - [`output`]: all printing, as text or JSON.
+//! - [`schema`]: column specs and command-line values (pure).
+//! - [`csv`]: the CSV reader of `import-csv` (pure).
 //! - [`demo`]: the all-in-one walk-through, with an embedded name server and
 //!   database server on loopback.
 //! - [`error`]: [`ClientError`], the one error type of the client.
+//!
+//! # Example
+//! ```no_run
+//! use clap::Parser;
+//! # async fn demo() -> Result<(), client::ClientError> {
+//! let cli = client::cli::Cli::parse_from(["client", "--nameserver", "127.0.0.1:7000", "tables"]);
+//! client::run(cli).await?; // prints the tables
+//! # Ok(()) }
+//! ```
 
+pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod csv;
 pub mod demo;
 pub mod error;
+pub mod output;
+pub mod schema;
 
 pub use error::ClientError;
+
+use cli::{Cli, Command};
+use context::Context;
+use output::Printer;
+use std::time::Duration;
+
+/// Runs the command `cli` asks for and prints its output.
+///
+/// # Errors
+/// What the command fails with (the output is then not printed).
+pub async fn run(cli: Cli) -> Result<(), ClientError> {
+    let printer = Printer::new(cli.json);
+    if matches!(cli.command, Command::Demo) {
+        return demo::run(&mut std::io::stdout()).await;
+    }
+    let ns = cli
+        .nameserver
+        .filter(|a| !a.trim().is_empty())
+        .ok_or(ClientError::NoNameServer)?;
+    let limit = Duration::from_secs(cli.timeout);
+    let ctx = context::bounded(limit, Context::connect(&ns, &cli.db, printer, limit)).await?;
+    // Watch and the benchmark bound their setup themselves; they run longer.
+    let result = match cli.command {
+        c @ (Command::Watch(_) | Command::BenchCells(_)) => commands::run(c, &ctx).await,
+        c => ctx.bounded(commands::run(c, &ctx)).await,
+    };
+    ctx.close().await;
+    printer.print(&result?).map_err(|source| ClientError::Io {
+        what: "writing to standard output",
+        source,
+    })
+}

@@ -1,49 +1,70 @@
-//! `client`: command-line client of the demo database.
+//! `client`: command-line client of the demo database. Prints the command's
+//! output on standard output and, on failure, one line on standard error;
+//! exits with 0 on success, 1 when the command failed, 2 for a usage error.
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use client::cli::{Cli, Command};
 use std::process::ExitCode;
 
-/// Command-line client of the distributed demo database.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Start an embedded name server and database server on loopback (temporary
-    /// data directory) and walk through the main features.
-    Demo,
-}
+/// Exit status of a usage error (as clap's own).
+const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version: print as clap would.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("client: {}", first_line(&e.to_string()));
+            return ExitCode::from(USAGE);
+        }
+    };
+    // The demo narrates warnings too; other commands report their one error line.
+    let default_filter = if matches!(cli.command, Command::Demo) {
+        "warn"
+    } else {
+        "off"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("client: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(async {
-        match cli.command {
-            Command::Demo => client::demo::run(&mut std::io::stdout()).await,
-        }
-    });
+    let result = rt.block_on(client::run(cli));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(client::ClientError::NoNameServer) => {
+            eprintln!("client: {}", client::ClientError::NoNameServer);
+            ExitCode::from(USAGE)
+        }
         Err(e) => {
-            eprintln!("client: {e}");
+            eprintln!("client: {}", first_line(&e.to_string()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The first non-empty line of a message (clap's errors add usage lines), without `error: `.
+fn first_line(msg: &str) -> String {
+    let line = msg
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("failed");
+    line.strip_prefix("error: ").unwrap_or(line).to_owned()
 }

@@ -117,6 +117,13 @@ pub trait Cell {
     async fn compare_and_set(&self, expected: Value, new: Value) -> Result<(), DbError>;
     /// Calls `listener` with every new value of this cell from now on.
     async fn watch(&self, listener: CellListenerRef) -> Result<(), DbError>;
+    /// Stores the bytes of `data` in this cell (a bytes or untyped column) and
+    /// returns their size. The bytes are pulled from the caller in chunks
+    /// (large message proxy), so a file-backed blob is read as it goes.
+    async fn put_blob(&self, data: rpc_core::Blob) -> Result<u64, DbError>;
+    /// The bytes of this cell, as a blob the caller pulls in chunks (and can
+    /// save straight to a file). A cell holding something else is a type mismatch.
+    async fn get_blob(&self) -> Result<rpc_core::Blob, DbError>;
 }
 
 /// Called back with the changes of a watched table.

@@ -72,8 +72,10 @@ async fn serve(args: Args) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot register with the name server at {ns}: {e}"))?;
             let path = format!("{}/db", args.name);
+            // Rebind: after a crash the old binding of this very node (same
+            // node id) may still be there until its lease runs out.
             names
-                .bind(&path, server.database())
+                .rebind(&path, server.database())
                 .await
                 .map_err(|e| format!("cannot bind {path}: {e}"))?;
             tracing::info!(%ns, %path, "bound in the name server");

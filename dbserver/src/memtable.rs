@@ -270,4 +270,18 @@ impl Cell for MemCell {
     async fn watch(&self, _listener: CellListenerRef) -> Result<(), DbError> {
         Err(unsupported("watch"))
     }
+
+    async fn put_blob(&self, data: rpc_core::Blob) -> Result<u64, DbError> {
+        let bytes = data.into_bytes().await?;
+        let n = bytes.len() as u64;
+        self.modify(|_| Ok(Value::Bytes(bytes)))?;
+        Ok(n)
+    }
+
+    async fn get_blob(&self) -> Result<rpc_core::Blob, DbError> {
+        match self.get().await? {
+            Value::Bytes(b) => Ok(rpc_core::Blob::from_bytes(b)),
+            _ => Err(unsupported("get_blob of a cell that holds no bytes")),
+        }
+    }
 }

@@ -548,6 +548,25 @@ impl crate::api::Cell for CellObj {
         .await
     }
 
+    async fn put_blob(&self, data: rpc_core::Blob) -> Result<u64, DbError> {
+        let bytes = data.into_bytes().await?;
+        let n = bytes.len() as u64;
+        self.set(Value::Bytes(bytes)).await?;
+        Ok(n)
+    }
+
+    async fn get_blob(&self) -> Result<rpc_core::Blob, DbError> {
+        match self.get().await? {
+            Value::Bytes(b) => Ok(rpc_core::Blob::from_bytes(b)),
+            other => Err(DbError::TypeMismatch {
+                table: self.table.name.clone(),
+                column: self.column.clone(),
+                expected: crate::ValueType::Bytes,
+                found: other.value_type().unwrap_or(crate::ValueType::Any),
+            }),
+        }
+    }
+
     async fn watch(&self, listener: CellListenerRef) -> Result<(), DbError> {
         let tx = cell_watcher(listener);
         let (row, column) = (self.row, self.column.clone());

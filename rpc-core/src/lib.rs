@@ -59,7 +59,7 @@ pub mod __private;
 pub use config::Config;
 pub use dispatch::{RemoteHandle, RemoteRef, call_deadline, caller};
 pub use error::{Result, RpcError};
-pub use ids::{Capability, ClassId, ClassVersion, ComHandle, NodeId, ObjectId};
+pub use ids::{Capability, ClassId, ClassVersion, ComHandle, NodeId, ObjectId, TransferId};
 pub use node::{Node, NodeStats};
 pub use registry::classes::{ClassInfo, class_registry};
 pub use rpc_macros::remote;

@@ -36,11 +36,16 @@ pub(crate) enum Source {
     File(Arc<std::fs::File>),
 }
 
+/// Called with (bytes sent, total) as the receiver pulls a blob.
+pub(crate) type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
 /// A value this node keeps until its receiver pulled it (the seed's OngoingTransfer).
 struct Outgoing {
     receiver: NodeId,
     size: u64,
     source: Source,
+    /// Told after every chunk sent, if the blob asked for it.
+    progress: Option<Progress>,
     /// Last time the receiver asked for something; idle transfers are dropped.
     touched: Mutex<Instant>,
     /// File chunks are read off the connection's reader, in order, by one task
@@ -90,6 +95,7 @@ impl Transfers {
         source: Source,
         size: u64,
         checksum: Option<u32>,
+        progress: Option<Progress>,
     ) -> TransferMeta {
         let id = TransferId::random();
         self.outgoing.lock().insert(
@@ -98,6 +104,7 @@ impl Transfers {
                 receiver,
                 size,
                 source,
+                progress,
                 touched: Mutex::new(Instant::now()),
                 file_queue: Mutex::new(None),
             }),
@@ -143,10 +150,15 @@ impl Transfers {
                 let (a, b) = (offset as usize, (offset + u64::from(len)) as usize);
                 let data = bytes[a..b].to_vec();
                 send_chunk(conn, id, offset, data);
+                if let Some(p) = &out.progress {
+                    p(b as u64, out.size);
+                }
             }
             Source::File(file) => {
                 let mut q = out.file_queue.lock();
-                let tx = q.get_or_insert_with(|| spawn_file_server(id, Arc::clone(file)));
+                let tx = q.get_or_insert_with(|| {
+                    spawn_file_server(id, Arc::clone(file), out.size, out.progress.clone())
+                });
                 let _ = tx.send((Arc::clone(conn), offset, len));
             }
         }
@@ -218,6 +230,8 @@ fn send_chunk(conn: &Connection, id: TransferId, offset: u64, data: Vec<u8>) {
 fn spawn_file_server(
     id: TransferId,
     file: Arc<std::fs::File>,
+    size: u64,
+    progress: Option<Progress>,
 ) -> mpsc::UnboundedSender<(Arc<Connection>, u64, u32)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<Connection>, u64, u32)>();
     tokio::spawn(async move {
@@ -230,7 +244,13 @@ fn spawn_file_server(
             })
             .await;
             match read {
-                Ok(Ok(data)) => send_chunk(&conn, id, offset, data),
+                Ok(Ok(data)) => {
+                    let end = offset + data.len() as u64;
+                    send_chunk(&conn, id, offset, data);
+                    if let Some(p) = &progress {
+                        p(end, size);
+                    }
+                }
                 Ok(Err(e)) => {
                     let _ = conn.send(&Message::ChunkError {
                         id,
@@ -315,7 +335,8 @@ pub(crate) async fn pull(
                 id: meta.id,
                 offset: *next,
                 len: len as u32,
-            })?;
+            })
+            .map_err(|e| failed(format!("lost the connection to the sender: {e}")))?;
             *next += len;
             Ok(())
         };
@@ -350,11 +371,12 @@ pub(crate) async fn pull(
                     if received > meta.size {
                         return Err(failed("more bytes than announced"));
                     }
-                    sink.write(data).await?;
-                    progress(received, meta.size);
+                    // Ask for more before writing, so that disk and network overlap.
                     if next < meta.size {
                         ask(&mut next)?;
                     }
+                    sink.write(data).await?;
+                    progress(received, meta.size);
                 }
             }
         }
@@ -401,6 +423,7 @@ impl NodeInner {
             Source::Memory(Arc::new(p.0)),
             size,
             checksum,
+            None,
         ))
     }
 
@@ -456,6 +479,8 @@ impl NodeInner {
 /// pulled on demand — into memory or straight into a file — on the receiving side.
 pub struct Blob {
     repr: BlobRepr,
+    /// Told (bytes sent, total) as a receiver pulls this blob from here.
+    progress: Option<Progress>,
 }
 
 enum BlobRepr {
@@ -494,6 +519,7 @@ impl Blob {
     pub fn from_bytes(bytes: Vec<u8>) -> Blob {
         Blob {
             repr: BlobRepr::Bytes(Arc::new(bytes)),
+            progress: None,
         }
     }
 
@@ -511,7 +537,15 @@ impl Blob {
                 path,
                 size,
             },
+            progress: None,
         })
+    }
+
+    /// The same blob, calling `progress(sent, total)` as a receiver pulls it
+    /// from this node (for a progress bar on the sending side).
+    pub fn with_progress(mut self, progress: impl Fn(u64, u64) + Send + Sync + 'static) -> Blob {
+        self.progress = Some(Arc::new(progress));
+        self
     }
 
     /// Size in bytes.
@@ -641,6 +675,7 @@ impl Serialize for Blob {
                 Source::Memory(Arc::clone(b)),
                 b.len() as u64,
                 Some(crc32fast::hash(b)),
+                self.progress.clone(),
             ),
             BlobRepr::File { file, size, .. } => node.transfers.offer(
                 node.id,
@@ -648,6 +683,7 @@ impl Serialize for Blob {
                 Source::File(Arc::clone(file)),
                 *size,
                 None,
+                self.progress.clone(),
             ),
             BlobRepr::Remote { .. } => {
                 return Err(serde::ser::Error::custom(
@@ -673,6 +709,7 @@ impl<'de> Deserialize<'de> for Blob {
                 node,
                 pulled: false,
             },
+            progress: None,
         })
     }
 }

@@ -233,3 +233,100 @@ async fn a_killed_clients_leases_expire_and_its_objects_are_freed() {
     }
     assert_eq!(server.stats().leases, base.leases);
 }
+
+/// Waits (bounded) until `f` holds.
+async fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_killed_mid_transfer_fails_the_call_and_leaves_nothing() {
+    let mut server = ChildNode::start();
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&server.addr, "calc").await.unwrap();
+    let c = calc.clone();
+    let pull = tokio::spawn(async move { c.make_bytes(256 << 20, 1).await });
+    let stats = client.clone();
+    wait_until("the pull to start", move || stats.stats().transfers_in == 1).await;
+    server.child.kill().unwrap();
+    let err = pull.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RpcError::TransferFailed { .. } | RpcError::ConnectionLost { .. }
+        ),
+        "{err:?}"
+    );
+    let stats = client.clone();
+    wait_until("no transfer state", move || {
+        let s = stats.stats();
+        s.transfers_in + s.transfers_out == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_killed_mid_transfer_frees_the_senders_copy() {
+    let mut server = ChildNode::start();
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&server.addr, "calc").await.unwrap();
+    let c = calc.clone();
+    let push = tokio::spawn(async move {
+        c.echo_bytes(serde_bytes::ByteBuf::from(pattern(256 << 20, 2)))
+            .await
+    });
+    let stats = client.clone();
+    wait_until("the push to start", move || {
+        stats.stats().transfers_out == 1
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    server.child.kill().unwrap();
+    let err = push.await.unwrap().unwrap_err();
+    assert!(err.is_transport(), "{err:?}");
+    let stats = client.clone();
+    wait_until("the sender's copy freed", move || {
+        stats.stats().transfers_out == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_written_file_is_removed_when_the_sender_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::write(&src, pattern(256 << 20, 3)).unwrap();
+    let mut server = ChildNode::start();
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(&server.addr, "calc").await.unwrap();
+    let blob = calc
+        .file_blob(src.to_string_lossy().into_owned())
+        .await
+        .unwrap();
+    let dst = dir.path().join("dst");
+    let d = dst.clone();
+    let save = tokio::spawn(async move { blob.save_to(&d).await });
+    let d = dst.clone();
+    wait_until("bytes on disk", move || {
+        std::fs::metadata(&d).is_ok_and(|m| m.len() > 0)
+    })
+    .await;
+    server.child.kill().unwrap();
+    let err = save.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RpcError::TransferFailed { .. } | RpcError::ConnectionLost { .. }
+        ),
+        "{err:?}"
+    );
+    assert!(!dst.exists(), "the partial file was left behind");
+    assert_eq!(client.stats().transfers_in, 0);
+}

@@ -1,20 +1,506 @@
-//! The large message proxy: values above the threshold are pulled in chunks.
+//! The large message proxy: values above the threshold are pulled in chunks,
+//! small calls keep flowing meanwhile, and faults are typed errors that leave
+//! no transfer state behind.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 
 use common::*;
-use rpc_core::{Config, Node, RpcError};
+use rpc_core::wire::{
+    self, Arg, ArgList, Hello, IpcHeader, Message, MessageKind, PROTOCOL_VERSION, Payload, Request,
+    RequestHeader, ResponseBody, TransferMeta,
+};
+use rpc_core::{Blob, Capability, Config, Node, NodeId, RemoteRef, RpcError, TransferId};
 use serde_bytes::ByteBuf;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const BOUND: Duration = Duration::from_secs(60);
+const T: usize = rpc_core::config::LARGE_THRESHOLD;
+
+async fn client_for(addr: &str) -> (Node, CalcRef) {
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.lookup(addr, "calc").await.unwrap();
+    (client, calc)
+}
+
+/// Waits until both nodes hold no transfer state.
+async fn no_transfers_left(nodes: &[&Node]) {
+    let t0 = Instant::now();
+    loop {
+        let open: usize = nodes
+            .iter()
+            .map(|n| n.stats().transfers_in + n.stats().transfers_out)
+            .sum();
+        if open == 0 {
+            return;
+        }
+        assert!(t0.elapsed() < BOUND, "transfers left open");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 #[tokio::test]
-async fn one_mebibyte_round_trip() {
-    let (_s, addr, _) = calc_server().await;
-    let client = Node::new(Config::default());
-    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
-    let data = pattern(1 << 20, 7);
+async fn sizes_around_the_threshold_are_routed_exactly() {
+    // Encoded ByteBuf of n bytes (256 <= n < 65536) takes n + 3 bytes.
+    let sizes = [
+        (T - 1 - 3, "threshold - 1"),
+        (T - 3, "threshold"),
+        (T + 1 - 3, "threshold + 1"),
+    ];
+    // A server that refuses any pulled value shows which sizes were routed.
+    let (refusing, addr, _) = calc_server_with(Config {
+        max_large_value: 0,
+        ..Config::default()
+    })
+    .await;
+    let (client, calc) = client_for(&addr).await;
+    for (n, what) in sizes {
+        let data = pattern(n, 3);
+        let r = calc.echo_bytes(ByteBuf::from(data.clone())).await;
+        if n + 3 > T {
+            assert!(
+                matches!(r, Err(RpcError::TransferFailed { .. })),
+                "{what}: should have been a transfer: {r:?}"
+            );
+        } else {
+            assert_eq!(r.unwrap().into_vec(), data, "{what}: inline");
+        }
+    }
+    // With a normal server every size crosses intact, both ways.
+    let (normal, addr, _) = calc_server().await;
+    let (client2, calc) = client_for(&addr).await;
+    for (n, what) in sizes {
+        let data = pattern(n, 5);
+        let back = calc.echo_bytes(ByteBuf::from(data.clone())).await.unwrap();
+        assert!(back.as_slice() == data.as_slice(), "{what}");
+    }
+    no_transfers_left(&[&refusing, &client, &normal, &client2]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_mebibytes_both_ways() {
+    let (server, addr, _) = calc_server().await;
+    let (client, calc) = client_for(&addr).await;
+    let n = 256 << 20;
+    // Client -> server -> client.
+    let data = pattern(n, 11);
     let back = calc.echo_bytes(ByteBuf::from(data.clone())).await.unwrap();
     assert!(back.as_slice() == data.as_slice());
-    let _ = RpcError::Cancelled;
+    drop((data, back));
+    // Made on the server, pulled by the client.
+    let made = calc.make_bytes(n as u64, 13).await.unwrap();
+    assert!(made.as_slice() == pattern(n, 13).as_slice());
+    no_transfers_left(&[&server, &client]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_calls_keep_flowing_during_transfers() {
+    let (server, addr, _) = calc_server().await;
+    let (client, calc) = client_for(&addr).await;
+    // Data made beforehand, moved as blobs (no re-encoding inside tasks), so
+    // that what is measured is the connection, not CPU spent making bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("down");
+    std::fs::write(&file, pattern(256 << 20, 1)).unwrap();
+    let up = Blob::from_bytes(pattern(256 << 20, 2));
+    let c = calc.clone();
+    let up = tokio::spawn(async move { c.blob_len(up).await });
+    let c = calc.clone();
+    let path = file.to_string_lossy().into_owned();
+    let saved = dir.path().join("saved");
+    let s2 = saved.clone();
+    let down = tokio::spawn(async move {
+        let blob = c.file_blob(path).await.unwrap();
+        blob.save_to(&s2).await
+    });
+    // Wait for the transfers to be under way.
+    let t0 = Instant::now();
+    while client.stats().transfers_in + server.stats().transfers_in == 0 {
+        assert!(t0.elapsed() < BOUND, "transfers did not start");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut during = 0;
+    let mut worst = Duration::ZERO;
+    for i in 0..200i64 {
+        let t = Instant::now();
+        assert_eq!(calc.add(i, 1).await.unwrap(), i + 1);
+        worst = worst.max(t.elapsed());
+        if client.stats().transfers_in + server.stats().transfers_in > 0 {
+            during += 1;
+        }
+    }
+    assert!(
+        during >= 20,
+        "only {during} small calls overlapped a transfer"
+    );
+    assert!(
+        worst < Duration::from_secs(1),
+        "a small call waited {worst:?}"
+    );
+    assert_eq!(up.await.unwrap().unwrap(), 256 << 20);
+    assert_eq!(down.await.unwrap().unwrap(), 256 << 20);
+    assert!(std::fs::read(&saved).unwrap() == pattern(256 << 20, 1));
+    no_transfers_left(&[&server, &client]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_transfers_in_both_directions() {
+    let (server, addr, _) = calc_server().await;
+    let (client, calc) = client_for(&addr).await;
+    let mut set = tokio::task::JoinSet::new();
+    for k in 0..4u8 {
+        let c = calc.clone();
+        set.spawn(async move {
+            let n = (16 << 20) + usize::from(k) * 12345;
+            if k % 2 == 0 {
+                let data = pattern(n, k);
+                let back = c.echo_bytes(ByteBuf::from(data.clone())).await.unwrap();
+                assert!(back.as_slice() == data.as_slice());
+            } else {
+                let made = c.make_bytes(n as u64, k).await.unwrap();
+                assert!(made.as_slice() == pattern(n, k).as_slice());
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+    no_transfers_left(&[&server, &client]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_from_files_to_files_both_ways() {
+    let (server, addr, _) = calc_server().await;
+    let (client, calc) = client_for(&addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let data = pattern((32 << 20) + 17, 9);
+    std::fs::write(&src, &data).unwrap();
+    // Up: a file-backed blob saved by the server to a file.
+    let dst = dir.path().join("dst");
+    let n = calc
+        .store_blob(
+            Blob::from_file(&src).unwrap(),
+            dst.to_string_lossy().into_owned(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, data.len() as u64);
+    assert!(std::fs::read(&dst).unwrap() == data);
+    // Down: the server returns a file-backed blob, saved here.
+    let blob = calc
+        .file_blob(dst.to_string_lossy().into_owned())
+        .await
+        .unwrap();
+    assert!(blob.is_remote());
+    assert_eq!(blob.len(), data.len() as u64);
+    let back = dir.path().join("back");
+    let mut last = 0;
+    blob.save_to_with_progress(&back, |done, total| {
+        assert!(done > last && done <= total);
+        last = done;
+    })
+    .await
+    .unwrap();
+    assert_eq!(last, data.len() as u64);
+    assert!(std::fs::read(&back).unwrap() == data);
+    // In-memory blobs, small and empty ones too.
+    for n in [0usize, 10, 300_000] {
+        assert_eq!(
+            calc.blob_len(Blob::from_bytes(pattern(n, 1)))
+                .await
+                .unwrap(),
+            n as u64
+        );
+    }
+    // A blob dropped unread is released at once.
+    drop(
+        calc.file_blob(src.to_string_lossy().into_owned())
+            .await
+            .unwrap(),
+    );
+    no_transfers_left(&[&server, &client]).await;
+}
+
+// --- raw peers speaking the wire protocol, to inject faults ----------------
+
+struct Raw {
+    stream: TcpStream,
+    me: NodeId,
+    server: NodeId,
+}
+
+impl Raw {
+    async fn connect(addr: &str) -> Raw {
+        let me = NodeId::random();
+        let mut r = Raw {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            me,
+            server: me, // until the server's hello says who it is
+        };
+        r.send(&Message::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            node: me,
+            listen: None,
+            max_frame: 1 << 24,
+        }))
+        .await;
+        match r.recv().await {
+            Message::Hello(h) => r.server = h.node,
+            other => panic!("expected hello, got {other:?}"),
+        }
+        r
+    }
+
+    async fn send(&mut self, m: &Message) {
+        let mut buf = Vec::new();
+        wire::encode_frame(m, &mut buf, 1 << 24).unwrap();
+        self.stream.write_all(&buf).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> Message {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            let mut prefix = [0u8; 4];
+            self.stream.read_exact(&mut prefix).await.unwrap();
+            let mut body = vec![0; u32::from_be_bytes(prefix) as usize];
+            self.stream.read_exact(&mut body).await.unwrap();
+            wire::codec::decode_body(&body).unwrap()
+        })
+        .await
+        .expect("the server answered in time")
+    }
+
+    async fn request(&mut self, call_id: u64, target: &Capability, method: &str, args: Vec<Arg>) {
+        let req = Message::Request(Request {
+            ipc: IpcHeader {
+                kind: MessageKind::Request,
+                call_id,
+                sender: self.me,
+                receiver: self.server,
+            },
+            rpc: RequestHeader {
+                target: target.clone(),
+                method_id: 0,
+                deadline_ms: Some(10_000),
+            },
+            args: ArgList {
+                method: method.into(),
+                args,
+            },
+        });
+        self.send(&req).await;
+    }
+}
+
+fn cbor<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).unwrap();
+    out
+}
+
+async fn calc_capability(addr: &str) -> (Node, Capability) {
+    let (client, calc) = client_for(addr).await;
+    let mut cap = calc.capability().unwrap().clone();
+    cap.class = CalcRef::CLASS.id;
+    cap.version = CalcRef::CLASS.version;
+    (client, cap)
+}
+
+/// Offers `bytes` to the server as the argument of `echo_bytes`, answering
+/// its chunk requests with `corrupt` applied, and returns the call's answer.
+async fn push_with(
+    addr: &str,
+    bytes: &[u8],
+    announced: Option<u32>,
+    corrupt: impl Fn(u32) -> u32,
+) -> ResponseBody {
+    let (_client, cap) = calc_capability(addr).await;
+    let mut raw = Raw::connect(addr).await;
+    let meta = TransferMeta {
+        id: TransferId::random(),
+        sender: raw.me,
+        receiver: raw.server,
+        size: bytes.len() as u64,
+        checksum: announced,
+    };
+    raw.request(1, &cap, "echo_bytes", vec![Arg::Transfer(meta.clone())])
+        .await;
+    loop {
+        match raw.recv().await {
+            Message::ChunkRequest { id, offset, len } => {
+                assert_eq!(id, meta.id);
+                let data = bytes[offset as usize..(offset + u64::from(len)) as usize].to_vec();
+                let crc = corrupt(crc32fast::hash(&data));
+                raw.send(&Message::Chunk {
+                    id,
+                    offset,
+                    data: Payload(data),
+                    crc,
+                })
+                .await;
+            }
+            Message::TransferEnd { .. } | Message::Ping(_) => {}
+            Message::Response(r) => return r.body,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_corrupted_chunk_or_total_is_an_error_never_data() {
+    let (server, addr, _) = calc_server().await;
+    let value = cbor(&ByteBuf::from(pattern(300_000, 4)));
+    let good = crc32fast::hash(&value);
+    // A chunk whose bytes do not match its CRC.
+    match push_with(&addr, &value, Some(good), |c| c ^ 1).await {
+        ResponseBody::System(RpcError::TransferFailed { reason }) => {
+            assert!(
+                reason.contains("checksum mismatch in the chunk"),
+                "{reason}"
+            )
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Every chunk right, the announced total wrong.
+    match push_with(&addr, &value, Some(good ^ 1), |c| c).await {
+        ResponseBody::System(RpcError::TransferFailed { reason }) => {
+            assert!(reason.contains("whole value"), "{reason}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // And intact, the same value goes through.
+    match push_with(&addr, &value, Some(good), |c| c).await {
+        ResponseBody::Out(out) => assert_eq!(out.len(), 1),
+        other => panic!("unexpected {other:?}"),
+    }
+    no_transfers_left(&[&server]).await;
+}
+
+#[tokio::test]
+async fn bad_chunk_requests_are_refused() {
+    let (server, addr, _) = calc_server().await;
+    let (_client, cap) = calc_capability(&addr).await;
+    let mut owner = Raw::connect(&addr).await;
+    owner
+        .request(
+            1,
+            &cap,
+            "make_bytes",
+            vec![
+                Arg::Inline(Payload(cbor(&200_000u64))),
+                Arg::Inline(Payload(cbor(&0u8))),
+            ],
+        )
+        .await;
+    let meta = match owner.recv().await {
+        Message::Response(r) => match r.body {
+            ResponseBody::Out(mut out) => match out.pop() {
+                Some(Arg::Transfer(m)) => m,
+                other => panic!("expected a transfer, got {other:?}"),
+            },
+            other => panic!("unexpected {other:?}"),
+        },
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(meta.receiver, owner.me);
+    assert_eq!(server.stats().transfers_out, 1);
+    let refused = |m: Message| match m {
+        Message::ChunkError {
+            error: RpcError::TransferFailed { .. },
+            ..
+        } => {}
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    // Past the end.
+    owner
+        .send(&Message::ChunkRequest {
+            id: meta.id,
+            offset: meta.size,
+            len: 10,
+        })
+        .await;
+    refused(owner.recv().await);
+    // A transfer that does not exist.
+    owner
+        .send(&Message::ChunkRequest {
+            id: TransferId::random(),
+            offset: 0,
+            len: 10,
+        })
+        .await;
+    refused(owner.recv().await);
+    // Another node asking for this node's transfer.
+    let mut thief = Raw::connect(&addr).await;
+    thief
+        .send(&Message::ChunkRequest {
+            id: meta.id,
+            offset: 0,
+            len: 10,
+        })
+        .await;
+    refused(thief.recv().await);
+    // The owner still gets its bytes, then frees the transfer.
+    owner
+        .send(&Message::ChunkRequest {
+            id: meta.id,
+            offset: 0,
+            len: 10,
+        })
+        .await;
+    match owner.recv().await {
+        Message::Chunk { data, .. } => assert_eq!(data.0.len(), 10),
+        other => panic!("unexpected {other:?}"),
+    }
+    owner
+        .send(&Message::TransferEnd {
+            id: meta.id,
+            ok: false,
+        })
+        .await;
+    no_transfers_left(&[&server]).await;
+}
+
+#[tokio::test]
+async fn a_receiver_that_vanishes_is_dropped_after_the_timeout() {
+    let (server, addr, _) = calc_server_with(Config {
+        transfer_timeout: Duration::from_millis(300),
+        ..Config::default()
+    })
+    .await;
+    let (_client, cap) = calc_capability(&addr).await;
+    let mut raw = Raw::connect(&addr).await;
+    raw.request(
+        1,
+        &cap,
+        "make_bytes",
+        vec![
+            Arg::Inline(Payload(cbor(&200_000u64))),
+            Arg::Inline(Payload(cbor(&0u8))),
+        ],
+    )
+    .await;
+    assert!(matches!(raw.recv().await, Message::Response(_)));
+    assert_eq!(server.stats().transfers_out, 1);
+    // Never pulls, never ends, keeps the connection open.
+    no_transfers_left(&[&server]).await;
+    drop(raw);
+}
+
+#[tokio::test]
+async fn many_failed_transfers_leave_no_state() {
+    let (server, addr, _) = calc_server_with(Config {
+        max_large_value: 100_000,
+        ..Config::default()
+    })
+    .await;
+    let (client, calc) = client_for(&addr).await;
+    for k in 0..20u8 {
+        let r = calc.echo_bytes(ByteBuf::from(pattern(200_000, k))).await;
+        assert!(matches!(r, Err(RpcError::TransferFailed { .. })), "{r:?}");
+    }
+    assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+    no_transfers_left(&[&server, &client]).await;
 }

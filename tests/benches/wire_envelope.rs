@@ -76,12 +76,12 @@ fn main() {
         },
         args: ArgList {
             method: "ping".into(),
-            args: vec![Payload(cbor(&x))],
+            args: vec![rpc_core::wire::Arg::Inline(Payload(cbor(&x)))],
         },
     });
     let resp = Message::Response(Response::new(
         ipc(MessageKind::Response, server, client),
-        ResponseBody::Out(vec![Payload(cbor(&(x + 1)))]),
+        ResponseBody::Out(vec![rpc_core::wire::Arg::Inline(Payload(cbor(&(x + 1))))]),
     ));
     let compact: Compact = (
         100_000,

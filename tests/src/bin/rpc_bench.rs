@@ -663,12 +663,12 @@ fn rpc_frames(client: &Node, ping: &PingRef, x: u64) -> Result<(Vec<u8>, Vec<u8>
         },
         args: ArgList {
             method: "ping".into(),
-            args: vec![cbor_u64(x)],
+            args: vec![rpc_core::wire::Arg::Inline(cbor_u64(x))],
         },
     });
     let resp = Message::Response(Response::new(
         ipc(MessageKind::Response, cap.home.node, client.id()),
-        ResponseBody::Out(vec![cbor_u64(x + 1)]),
+        ResponseBody::Out(vec![rpc_core::wire::Arg::Inline(cbor_u64(x + 1))]),
     ));
     let (mut a, mut b) = (Vec::new(), Vec::new());
     wire::encode_frame(&req, &mut a, usize::MAX)?;

@@ -1,0 +1,188 @@
+//! The command line: one [`clap::Parser`] ([`Cli`]) with one subcommand enum
+//! ([`Command`]). Parsing only; running a command is [`crate::commands`].
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Default path of the database in the name server.
+pub const DEFAULT_DB_PATH: &str = "dbserver/db";
+
+/// Default time a command (connecting included) may take, in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+/// Command-line client of the distributed demo database.
+///
+/// Exit status: 0 on success, 1 when the command failed, 2 for a usage error.
+#[derive(Debug, Parser)]
+#[command(name = "client", version, about)]
+pub struct Cli {
+    /// Address (HOST:PORT) of the name server; required by every command but `demo`.
+    #[arg(long, global = true, env = "NAMESERVER", value_name = "ADDR")]
+    pub nameserver: Option<String>,
+    /// Path of the database in the name server.
+    #[arg(long, global = true, default_value = DEFAULT_DB_PATH, value_name = "PATH")]
+    pub db: String,
+    /// Machine-readable output: one JSON document per command (for `watch`,
+    /// one JSON object per line and change).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Seconds a command may take before it fails (`watch` and `bench-cells`:
+    /// only their setup is bounded).
+    #[arg(long, global = true, default_value_t = DEFAULT_TIMEOUT_SECS, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start an embedded name server and database server on loopback (temporary
+    /// data directory) and walk through the main features; needs no name server.
+    Demo,
+    /// List a naming context of the name server, with the kind of each entry.
+    Ls(LsArgs),
+    /// List the tables of the database with their columns.
+    Tables,
+    /// Create a table.
+    CreateTable(CreateTableArgs),
+    /// Drop a table and all its rows.
+    DropTable(TableArg),
+    /// Insert a row; prints the new row id.
+    Insert(InsertArgs),
+    /// Print the value of one cell.
+    Get(CellArgs),
+    /// Set the value of one cell.
+    Set(SetArgs),
+    /// Print every row of a table (read page by page).
+    Scan(TableArg),
+    /// Print the changes of a table (or of one cell) as they happen; the
+    /// server calls back a listener object living in this process.
+    Watch(WatchArgs),
+    /// Import a CSV file (header line = column names, optionally `name:type`)
+    /// into a table, creating the table if needed; the server pulls the rows
+    /// from this process through callbacks.
+    ImportCsv(ImportCsvArgs),
+    /// Store a file's bytes in a cell (bytes or untyped column); the server
+    /// pulls them in chunks, read from the file as it goes.
+    PutFile(FileArgs),
+    /// Write a cell's bytes to a file, chunk by chunk.
+    GetFile(FileArgs),
+    /// Benchmark: cell gets and sets per second, with many concurrent callers
+    /// on one connection (and optionally several client processes).
+    BenchCells(BenchCellsArgs),
+}
+
+/// Arguments of `ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Context to list (`dbserver`, `a/b`); the root when absent.
+    #[arg(default_value = "")]
+    pub path: String,
+}
+
+/// A table name alone.
+#[derive(Debug, Args)]
+pub struct TableArg {
+    /// Table name.
+    pub table: String,
+}
+
+/// Arguments of `create-table`.
+#[derive(Debug, Args)]
+pub struct CreateTableArgs {
+    /// Table name.
+    pub table: String,
+    /// Columns, comma-separated: `name` (any type) or `name:int`,
+    /// `name:float`, `name:text`, `name:bytes`, `name:any`.
+    #[arg(long, value_name = "COLUMNS", required = true)]
+    pub columns: String,
+}
+
+/// Arguments of `insert`.
+#[derive(Debug, Args)]
+pub struct InsertArgs {
+    /// Table name.
+    pub table: String,
+    /// One value per column: integers, floats, `null`, anything else is text
+    /// (a text column takes the argument as written; a bytes column takes `0x` hex).
+    #[arg(num_args = 1.., required = true, allow_hyphen_values = true)]
+    pub values: Vec<String>,
+}
+
+/// A cell address.
+#[derive(Debug, Args)]
+pub struct CellArgs {
+    /// Table name.
+    pub table: String,
+    /// Row id.
+    pub row: u64,
+    /// Column name.
+    pub column: String,
+}
+
+/// Arguments of `set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The cell.
+    #[command(flatten)]
+    pub cell: CellArgs,
+    /// The new value (as for `insert`).
+    #[arg(allow_hyphen_values = true)]
+    pub value: String,
+}
+
+/// Arguments of `put-file` and `get-file`.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The cell.
+    #[command(flatten)]
+    pub cell: CellArgs,
+    /// The file to read (`put-file`) or write (`get-file`).
+    pub path: std::path::PathBuf,
+}
+
+/// Arguments of `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Table name.
+    pub table: String,
+    /// Row id, to watch one cell (with COLUMN).
+    #[arg(requires = "column")]
+    pub row: Option<u64>,
+    /// Column name, to watch one cell (with ROW).
+    pub column: Option<String>,
+    /// Exit after this many changes; without it, run until Ctrl-C.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+}
+
+/// Arguments of `import-csv`.
+#[derive(Debug, Args)]
+pub struct ImportCsvArgs {
+    /// Table name (created from the CSV header if it does not exist).
+    pub table: String,
+    /// CSV file: a header line, then one line per row; an empty unquoted field is null.
+    pub file: PathBuf,
+}
+
+/// Arguments of `bench-cells`.
+#[derive(Debug, Args)]
+pub struct BenchCellsArgs {
+    /// Concurrent callers per process, all on one connection.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub callers: u32,
+    /// Length of each phase (gets, then sets), in seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub seconds: u64,
+    /// Client processes to run at once (this binary, started again); their
+    /// rates are summed.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub processes: u32,
+    /// Run as one worker of `--processes`: wait for `go` on standard input
+    /// after setting up, and print the result as JSON.
+    #[arg(long, hide = true)]
+    pub worker: bool,
+}

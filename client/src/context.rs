@@ -1,0 +1,135 @@
+//! What every command runs with: a client node connected to the name server,
+//! the path of the database, the printer and the time limit.
+
+use crate::ClientError;
+use crate::output::Printer;
+use dbserver::api::{Database, DatabaseRef, TableRef};
+use nameserver::client::NameClient;
+use rpc_core::{Config, Node};
+use std::future::Future;
+use std::time::Duration;
+
+/// Longest wait for the node to close its connections when a command ends.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// A connected client.
+#[derive(Debug)]
+pub struct Context {
+    /// The client's node: it does not listen; servers call its listener
+    /// objects back over the connections it opened.
+    node: Node,
+    /// The name server connection (resolves paths; binds nothing).
+    names: NameClient,
+    /// Address of the name server, handed on to benchmark workers.
+    nameserver: String,
+    /// Path of the database in the name server.
+    db_path: String,
+    /// Prints outputs, events and notices.
+    printer: Printer,
+    /// Time limit of one command (`--timeout`).
+    timeout: Duration,
+}
+
+impl Context {
+    /// Connects a new client node to the name server at `nameserver`.
+    ///
+    /// # Errors
+    /// [`ClientError::Name`] when the name server cannot be reached or is not one.
+    pub async fn connect(
+        nameserver: &str,
+        db_path: &str,
+        printer: Printer,
+        timeout: Duration,
+    ) -> Result<Context, ClientError> {
+        let node = Node::new(Config::default());
+        let names = NameClient::connect(&node, nameserver).await?;
+        Ok(Context {
+            node,
+            names,
+            nameserver: nameserver.to_owned(),
+            db_path: db_path.to_owned(),
+            printer,
+            timeout,
+        })
+    }
+
+    /// The client's node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The name server connection.
+    pub fn names(&self) -> &NameClient {
+        &self.names
+    }
+
+    /// Address of the name server.
+    pub fn nameserver(&self) -> &str {
+        &self.nameserver
+    }
+
+    /// Path of the database in the name server.
+    pub fn db_path(&self) -> &str {
+        &self.db_path
+    }
+
+    /// The printer.
+    pub fn printer(&self) -> Printer {
+        self.printer
+    }
+
+    /// Time limit of one command.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The database, resolved through the name server (each time, so that a
+    /// restarted server is found at its new address).
+    ///
+    /// # Errors
+    /// [`ClientError::Name`] when nothing (or something else) is bound there.
+    pub async fn db(&self) -> Result<DatabaseRef, ClientError> {
+        Ok(self.names.resolve::<DatabaseRef>(&self.db_path).await?)
+    }
+
+    /// An existing table.
+    ///
+    /// # Errors
+    /// As [`Context::db`]; [`dbserver::DbError::NoSuchTable`].
+    pub async fn table(&self, name: &str) -> Result<TableRef, ClientError> {
+        Ok(self.db().await?.open_table(name.to_owned()).await?)
+    }
+
+    /// Runs `f` within the time limit.
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`] when it takes longer; else what `f` returns.
+    pub async fn bounded<T>(
+        &self,
+        f: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        bounded(self.timeout, f).await
+    }
+
+    /// Closes the node's connections (briefly waiting), so that servers drop
+    /// this client's listeners at once.
+    pub async fn close(self) {
+        drop(self.names);
+        let _ = tokio::time::timeout(CLOSE_WAIT, self.node.shutdown()).await;
+    }
+}
+
+/// Runs `f`, failing with [`ClientError::Timeout`] after `limit`.
+///
+/// # Errors
+/// [`ClientError::Timeout`]; else what `f` returns.
+pub async fn bounded<T>(
+    limit: Duration,
+    f: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(limit, f)
+        .await
+        .map_err(|_| ClientError::Timeout {
+            secs: limit.as_secs(),
+        })?
+}

@@ -1,0 +1,482 @@
+//! All printing of the client: what each command returns ([`Output`]), the
+//! changes `watch` streams ([`WatchEvent`]), both rendered for humans or as
+//! JSON ([`render`], [`render_event`]), and the [`Printer`] writing them.
+//!
+//! JSON values: `null`, numbers for `int` and finite `float` (a float always
+//! has a fraction or exponent, `1.0`), strings for `text`, `{"bytes": "00ab"}`
+//! (hex) for bytes, `{"float": "NaN"}` for non-finite floats.
+
+use crate::commands::bench_cells::{BenchReport, PhaseReport};
+use crate::schema::describe_columns;
+use dbserver::api::{TableChange, TableInfo};
+use dbserver::{Column, Value};
+use nameserver::api::Entry;
+use serde_json::{Value as Json, json};
+use std::io::Write;
+
+/// What a command produced, printed once it finished.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Output {
+    /// Nothing more to print (`watch` printed as it went).
+    None,
+    /// `ls`: the entries of a naming context.
+    Entries {
+        /// The context listed (empty: the root).
+        path: String,
+        /// Its entries, by name.
+        entries: Vec<Entry>,
+    },
+    /// `tables`: every table with its columns.
+    Tables(Vec<TableInfo>),
+    /// `create-table`: the new table.
+    Created(TableInfo),
+    /// `drop-table`: the table dropped.
+    Dropped {
+        /// Its name.
+        table: String,
+    },
+    /// `insert`: the new row.
+    Inserted {
+        /// Table name.
+        table: String,
+        /// Id of the new row.
+        row: u64,
+    },
+    /// `get`: one cell's value.
+    Value {
+        /// Table name.
+        table: String,
+        /// Row id.
+        row: u64,
+        /// Column name.
+        column: String,
+        /// The value.
+        value: Value,
+    },
+    /// `set`: the value written.
+    Set {
+        /// Table name.
+        table: String,
+        /// Row id.
+        row: u64,
+        /// Column name.
+        column: String,
+        /// The new value.
+        value: Value,
+    },
+    /// `put-file` / `get-file`: bytes moved between a file and a cell.
+    File {
+        /// Table name.
+        table: String,
+        /// Row id.
+        row: u64,
+        /// Column name.
+        column: String,
+        /// The local file.
+        path: String,
+        /// Bytes moved.
+        bytes: u64,
+        /// True for `put-file` (file to cell).
+        put: bool,
+    },
+    /// `scan`: every row of a table.
+    Rows {
+        /// Name and columns.
+        info: TableInfo,
+        /// `(row id, values)`, in id order.
+        rows: Vec<(u64, Vec<Value>)>,
+    },
+    /// `import-csv`: how many rows the server pulled.
+    Imported {
+        /// Table name.
+        table: String,
+        /// Rows imported.
+        rows: u64,
+        /// Whether the table was created from the CSV header.
+        created: bool,
+    },
+    /// `bench-cells`: the figures.
+    Bench(BenchReport),
+}
+
+/// One change received by `watch`.
+#[derive(Debug, Clone)]
+pub struct WatchEvent {
+    /// The watched table.
+    pub table: String,
+    /// What changed (a watched cell reports [`TableChange::CellSet`]).
+    pub change: TableChange,
+}
+
+/// Writes outputs and events to standard output, notices to standard error.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    /// JSON instead of text.
+    json: bool,
+}
+
+impl Printer {
+    /// A printer for text (`json == false`) or JSON output.
+    pub fn new(json: bool) -> Printer {
+        Printer { json }
+    }
+
+    /// Whether output is JSON.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// Prints a command's output (nothing for [`Output::None`]).
+    ///
+    /// # Errors
+    /// When standard output cannot be written.
+    pub fn print(&self, output: &Output) -> std::io::Result<()> {
+        if matches!(output, Output::None) {
+            return Ok(());
+        }
+        self.line(&render(output, self.json))
+    }
+
+    /// Prints one change at once (flushed, so that a reader sees it now).
+    ///
+    /// # Errors
+    /// When standard output cannot be written.
+    pub fn event(&self, event: &WatchEvent) -> std::io::Result<()> {
+        self.line(&render_event(event, self.json))
+    }
+
+    /// Prints `text` and a line break on standard output, flushed.
+    ///
+    /// # Errors
+    /// When standard output cannot be written.
+    pub fn line(&self, text: &str) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{text}")?;
+        out.flush()
+    }
+
+    /// A progress notice for people, on standard error (never part of the output).
+    pub fn notice(&self, text: &str) {
+        eprintln!("client: {text}");
+    }
+}
+
+/// A value as JSON (see the module doc).
+pub fn value_json(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Int(i) => json!(i),
+        Value::Float(f) if f.is_finite() => json!(f),
+        Value::Float(f) => json!({ "float": f.to_string() }),
+        Value::Text(s) => json!(s),
+        Value::Bytes(b) => {
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            json!({ "bytes": hex })
+        }
+    }
+}
+
+fn columns_json(columns: &[Column]) -> Json {
+    columns
+        .iter()
+        .map(|c| json!({ "name": c.name, "type": c.ty.to_string() }))
+        .collect()
+}
+
+fn table_json(info: &TableInfo) -> Json {
+    json!({ "name": info.name, "columns": columns_json(&info.columns) })
+}
+
+fn values_json(values: &[Value]) -> Json {
+    values.iter().map(value_json).collect()
+}
+
+fn phase_json(p: &PhaseReport) -> Json {
+    json!({
+        "calls": p.calls,
+        "errors": p.errors,
+        "per_sec": p.per_sec,
+        "p50_us": p.p50_us,
+        "p99_us": p.p99_us,
+    })
+}
+
+/// A command's output as one text block (no final line break) or one JSON document.
+pub fn render(output: &Output, json: bool) -> String {
+    if json {
+        render_json(output).to_string()
+    } else {
+        render_text(output)
+    }
+}
+
+fn render_json(output: &Output) -> Json {
+    match output {
+        Output::None => Json::Null,
+        Output::Entries { path, entries } => json!({
+            "path": path,
+            "entries": entries
+                .iter()
+                .map(|e| json!({ "name": e.name, "kind": e.kind.to_string() }))
+                .collect::<Vec<_>>(),
+        }),
+        Output::Tables(tables) => {
+            json!({ "tables": tables.iter().map(table_json).collect::<Vec<_>>() })
+        }
+        Output::Created(info) => json!({ "created": table_json(info) }),
+        Output::Dropped { table } => json!({ "dropped": table }),
+        Output::Inserted { table, row } => json!({ "table": table, "row": row }),
+        Output::Value {
+            table,
+            row,
+            column,
+            value,
+        }
+        | Output::Set {
+            table,
+            row,
+            column,
+            value,
+        } => json!({ "table": table, "row": row, "column": column, "value": value_json(value) }),
+        Output::File {
+            table,
+            row,
+            column,
+            path,
+            bytes,
+            ..
+        } => json!({ "table": table, "row": row, "column": column, "path": path, "bytes": bytes }),
+        Output::Rows { info, rows } => json!({
+            "table": info.name,
+            "columns": columns_json(&info.columns),
+            "rows": rows
+                .iter()
+                .map(|(id, values)| json!({ "id": id, "values": values_json(values) }))
+                .collect::<Vec<_>>(),
+        }),
+        Output::Imported {
+            table,
+            rows,
+            created,
+        } => json!({ "table": table, "imported": rows, "created": created }),
+        Output::Bench(r) => json!({
+            "callers": r.callers,
+            "processes": r.processes,
+            "seconds": r.seconds,
+            "get": phase_json(&r.get),
+            "set": phase_json(&r.set),
+        }),
+    }
+}
+
+fn render_text(output: &Output) -> String {
+    match output {
+        Output::None => String::new(),
+        Output::Entries { entries, .. } => entries
+            .iter()
+            .map(|e| format!("{:<8} {}", e.kind.to_string(), e.name))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Output::Tables(tables) => tables
+            .iter()
+            .map(|t| format!("{}  {}", t.name, describe_columns(&t.columns)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Output::Created(info) => format!(
+            "created table {} ({})",
+            info.name,
+            describe_columns(&info.columns)
+        ),
+        Output::Dropped { table } => format!("dropped table {table}"),
+        Output::Inserted { row, .. } => row.to_string(),
+        Output::Value { value, .. } => value.to_string(),
+        Output::Set {
+            table,
+            row,
+            column,
+            value,
+        } => format!("{table}[{row}].{column} = {value}"),
+        Output::File {
+            table,
+            row,
+            column,
+            path,
+            bytes,
+            put,
+        } => {
+            if *put {
+                format!("stored {bytes} bytes from {path} in {table}[{row}].{column}")
+            } else {
+                format!("wrote {bytes} bytes of {table}[{row}].{column} to {path}")
+            }
+        }
+        Output::Rows { info, rows } => rows_text(info, rows),
+        Output::Imported {
+            table,
+            rows,
+            created,
+        } => {
+            let how = if *created { " (table created)" } else { "" };
+            let s = if *rows == 1 { "" } else { "s" };
+            format!("imported {rows} row{s} into {table}{how}")
+        }
+        Output::Bench(r) => {
+            let phase = |name: &str, p: &PhaseReport| {
+                format!(
+                    "{name}: {:>10.0} calls/s  ({} calls, {} errors, p50 {} us, p99 {} us)",
+                    p.per_sec, p.calls, p.errors, p.p50_us, p.p99_us
+                )
+            };
+            let worst = if r.processes > 1 {
+                " (latencies: worst process)"
+            } else {
+                ""
+            };
+            format!(
+                "bench-cells: {} callers x {} process(es), {} s per phase{worst}\n{}\n{}",
+                r.callers,
+                r.processes,
+                r.seconds,
+                phase("get", &r.get),
+                phase("set", &r.set)
+            )
+        }
+    }
+}
+
+/// A table as aligned columns, with a header line (`id` and the column names).
+fn rows_text(info: &TableInfo, rows: &[(u64, Vec<Value>)]) -> String {
+    let mut table: Vec<Vec<String>> = Vec::with_capacity(rows.len() + 1);
+    let mut header = vec!["id".to_owned()];
+    header.extend(info.columns.iter().map(|c| c.name.clone()));
+    table.push(header);
+    for (id, values) in rows {
+        let mut line = vec![id.to_string()];
+        line.extend(values.iter().map(ToString::to_string));
+        table.push(line);
+    }
+    let width = table.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..width)
+        .map(|i| {
+            table
+                .iter()
+                .filter_map(|l| l.get(i))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    table
+        .iter()
+        .map(|line| {
+            let cells: Vec<String> = line
+                .iter()
+                .zip(&widths)
+                .map(|(s, w)| format!("{s:<w$}"))
+                .collect();
+            cells.join("  ").trim_end().to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One watched change as one line of text or one JSON object.
+pub fn render_event(event: &WatchEvent, json: bool) -> String {
+    let table = &event.table;
+    if json {
+        let j = match &event.change {
+            TableChange::Inserted { row, values } => {
+                json!({ "table": table, "change": "inserted", "row": row, "values": values_json(values) })
+            }
+            TableChange::Updated { row, values } => {
+                json!({ "table": table, "change": "updated", "row": row, "values": values_json(values) })
+            }
+            TableChange::Deleted { row } => {
+                json!({ "table": table, "change": "deleted", "row": row })
+            }
+            TableChange::CellSet { row, column, value } => json!({
+                "table": table, "change": "set", "row": row, "column": column, "value": value_json(value),
+            }),
+            TableChange::Dropped => json!({ "table": table, "change": "dropped" }),
+        };
+        return j.to_string();
+    }
+    let joined = |values: &[Value]| {
+        values
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match &event.change {
+        TableChange::Inserted { row, values } => {
+            format!("inserted {table}[{row}]: {}", joined(values))
+        }
+        TableChange::Updated { row, values } => {
+            format!("updated {table}[{row}]: {}", joined(values))
+        }
+        TableChange::Deleted { row } => format!("deleted {table}[{row}]"),
+        TableChange::CellSet { row, column, value } => {
+            format!("set {table}[{row}].{column} = {value}")
+        }
+        TableChange::Dropped => format!("dropped {table}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbserver::ValueType;
+
+    #[test]
+    fn values_as_json() {
+        assert_eq!(value_json(&Value::Null), Json::Null);
+        assert_eq!(value_json(&Value::Int(3)).to_string(), "3");
+        assert_eq!(value_json(&Value::Float(3.0)).to_string(), "3.0");
+        assert_eq!(value_json(&Value::Text("3".into())).to_string(), "\"3\"");
+        assert_eq!(
+            value_json(&Value::Bytes(vec![0, 0xab])).to_string(),
+            r#"{"bytes":"00ab"}"#
+        );
+        assert_eq!(
+            value_json(&Value::Float(f64::NAN)).to_string(),
+            r#"{"float":"NaN"}"#
+        );
+    }
+
+    #[test]
+    fn scan_text_is_aligned() {
+        let info = TableInfo {
+            name: "t".into(),
+            columns: vec![
+                Column::new("name", ValueType::Text),
+                Column::new("n", ValueType::Int),
+            ],
+        };
+        let rows = vec![
+            (1, vec![Value::Text("ada".into()), Value::Int(1815)]),
+            (12, vec![Value::Text("al".into()), Value::Null]),
+        ];
+        assert_eq!(
+            render(&Output::Rows { info, rows }, false),
+            "id  name  n\n1   ada   1815\n12  al    null"
+        );
+    }
+
+    #[test]
+    fn events_as_text_and_json() {
+        let e = WatchEvent {
+            table: "t".into(),
+            change: TableChange::CellSet {
+                row: 2,
+                column: "n".into(),
+                value: Value::Int(5),
+            },
+        };
+        assert_eq!(render_event(&e, false), "set t[2].n = 5");
+        let j: Json = serde_json::from_str(&render_event(&e, true)).unwrap();
+        assert_eq!(j["change"], "set");
+        assert_eq!(j["value"], 5);
+    }
+}

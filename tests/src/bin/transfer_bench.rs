@@ -1,0 +1,1000 @@
+//! `transfer-bench`: large transfers through rpc-core's large message proxy
+//! (issue 5), next to a plain TCP copy of the same bytes, in one run on
+//! 127.0.0.1.
+//!
+//! ```text
+//! transfer-bench [--size-mib N] [--repeat N] [--pings N] [--runtime current|multi] [--awake]
+//! ```
+//!
+//! Servers run in child processes: this binary re-executed with
+//! `--serve rpc|tcp`, printing `listening ADDR` and serving until its stdin
+//! closes. The peak-RSS figures re-execute the client side too
+//! (`--rss-client VARIANT`), because `VmHWM` is a lifetime maximum: every
+//! variant gets a fresh server and a fresh client process.
+//!
+//! # What is measured
+//! 1. Throughput of one `--size-mib` value (MB = 10^6 bytes), `--repeat`
+//!    rounds, the variants interleaved in every round:
+//!    - `plain tcp copy`: a tokio client writes the bytes in 64 KiB writes to
+//!      a server that reads and discards them, then answers one byte; timed
+//!      until that byte arrives.
+//!    - `rpc in-memory`: `take(Blob::from_bytes(..))`, the server pulls it with
+//!      `into_bytes` and returns the length (the 1 GiB buffer is freed off
+//!      the timed path).
+//!    - `rpc file up`: `store(Blob::from_file(src), path)`, the server
+//!      `save_to`s it (which fsyncs); the file is removed by a later, untimed call.
+//!    - `rpc file down`: `fetch(src)` returns `Blob::from_file` on the
+//!      server, the client `save_to`s it (fsync included).
+//!    - `disk write+fsync`: this process writes the same bytes to a file in
+//!      the same directory and fsyncs it: the ceiling of the file variants.
+//! 2. Peak RSS (`VmHWM` minus `VmRSS` just before the transfer) of a fresh
+//!    server and a fresh client process per variant. The in-memory client
+//!    holds the value before its idle figure is taken, so its delta is the
+//!    framework's overhead; the in-memory server's delta includes the
+//!    received value itself (one copy is the floor).
+//! 3. Latency of sequential null calls on the transfer's connection: idle,
+//!    then while a transfer of each kind runs concurrently.
+
+use clap::{Parser, ValueEnum};
+use rpc_core::{Blob, Config, Node, RpcError, remote};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Any error; the benchmark only reports it.
+type BoxErr = Box<dyn std::error::Error + Send + Sync>;
+
+/// Name the rpc server binds its object under.
+const XFER_NAME: &str = "xfer";
+
+/// Write size of the plain TCP copy and read size of its server.
+const TCP_IO: usize = 64 * 1024;
+
+/// Upper bound on the `--awake` busy loop's life, in case this process dies
+/// without killing it.
+const SPIN_LIMIT_SECS: u32 = 900;
+
+/// Deadline of the benchmark's calls: a slow disk must not fail a transfer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The benchmarked interface.
+#[remote(name = "bench.Xfer")]
+pub trait Xfer {
+    /// A null call.
+    async fn ping(&self) -> Result<(), RpcError>;
+    /// Pulls `b` into memory and returns its length.
+    async fn take(&self, b: Blob) -> Result<u64, RpcError>;
+    /// Writes `b` to the file `path` (`Blob::save_to`) and returns its length.
+    async fn store(&self, b: Blob, path: String) -> Result<u64, RpcError>;
+    /// A file-backed blob of the file at `path`.
+    async fn fetch(&self, path: String) -> Result<Blob, RpcError>;
+    /// Removes the file at `path`.
+    async fn remove(&self, path: String) -> Result<(), RpcError>;
+}
+
+/// The object the rpc server exports.
+struct XferImpl;
+
+fn remote_err(what: &str, e: &std::io::Error) -> RpcError {
+    RpcError::Remote {
+        message: format!("{what}: {e}"),
+    }
+}
+
+impl Xfer for XferImpl {
+    async fn ping(&self) -> Result<(), RpcError> {
+        Ok(())
+    }
+
+    async fn take(&self, b: Blob) -> Result<u64, RpcError> {
+        let v = b.into_bytes().await?;
+        let n = v.len() as u64;
+        // Freeing a touched 1 GiB buffer takes tens of ms: an application
+        // cost, kept off the measured call.
+        tokio::task::spawn_blocking(move || drop(v));
+        Ok(n)
+    }
+
+    async fn store(&self, b: Blob, path: String) -> Result<u64, RpcError> {
+        b.save_to(path).await
+    }
+
+    async fn fetch(&self, path: String) -> Result<Blob, RpcError> {
+        Blob::from_file(&path).map_err(|e| remote_err(&format!("cannot open {path}"), &e))
+    }
+
+    async fn remove(&self, path: String) -> Result<(), RpcError> {
+        tokio::fs::remove_file(&path)
+            .await
+            .map_err(|e| remote_err(&format!("cannot remove {path}"), &e))
+    }
+}
+
+/// Tokio runtime flavour, used by every process of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Flavour {
+    /// `new_current_thread`.
+    Current,
+    /// `new_multi_thread` with the default worker count (one per CPU).
+    Multi,
+}
+
+impl Flavour {
+    fn name(self) -> &'static str {
+        match self {
+            Flavour::Current => "current",
+            Flavour::Multi => "multi",
+        }
+    }
+
+    fn runtime(self) -> std::io::Result<tokio::runtime::Runtime> {
+        match self {
+            Flavour::Current => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            Flavour::Multi => tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build(),
+        }
+    }
+}
+
+/// What a server child process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ServeKind {
+    /// An rpc-core node exporting an `Xfer` object.
+    Rpc,
+    /// Reads a length, then that many bytes, answers one byte; per connection.
+    Tcp,
+}
+
+impl ServeKind {
+    fn name(self) -> &'static str {
+        match self {
+            ServeKind::Rpc => "rpc",
+            ServeKind::Tcp => "tcp",
+        }
+    }
+}
+
+/// A framework transfer variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Variant {
+    /// `take(Blob::from_bytes)`: pulled into memory.
+    Mem,
+    /// `store(Blob::from_file)`: file to file, client to server.
+    Up,
+    /// `fetch` then `save_to`: file to file, server to client.
+    Down,
+}
+
+impl Variant {
+    const ALL: [Variant; 3] = [Variant::Mem, Variant::Up, Variant::Down];
+
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Mem => "mem",
+            Variant::Up => "up",
+            Variant::Down => "down",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Mem => "rpc in-memory (take)",
+            Variant::Up => "rpc file up (store)",
+            Variant::Down => "rpc file down (fetch)",
+        }
+    }
+}
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "transfer-bench",
+    about = "rpc-core large-transfer throughput, peak RSS and latency under load, against plain TCP"
+)]
+struct Args {
+    /// Size of the transferred value, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    size_mib: u64,
+    /// Rounds of the throughput measurement (each variant once per round).
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    /// Sequential null calls timed for the idle latency figure.
+    #[arg(long, default_value_t = 5_000)]
+    pings: usize,
+    /// Runtime flavour of every process.
+    #[arg(long, value_enum, default_value = "multi")]
+    runtime: Flavour,
+    /// Keep a vCPU awake with a low-priority busy loop during the measurements.
+    #[arg(long)]
+    awake: bool,
+    /// Internal: serve (in a child process) instead of measuring.
+    #[arg(long, value_enum, hide = true)]
+    serve: Option<ServeKind>,
+    /// Internal: be the client of one peak-RSS measurement.
+    #[arg(long, value_enum, hide = true)]
+    rss_client: Option<Variant>,
+    /// Internal: server address of `--rss-client`.
+    #[arg(long, hide = true)]
+    addr: Option<String>,
+    /// Internal: source file of `--rss-client`.
+    #[arg(long, hide = true)]
+    src: Option<PathBuf>,
+    /// Internal: scratch directory of `--rss-client`.
+    #[arg(long, hide = true)]
+    dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let r = match (args.serve, args.rss_client) {
+        (Some(kind), _) => serve(kind, args.runtime),
+        (None, Some(v)) => rss_client(&args, v),
+        (None, None) => bench(&args),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("transfer-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------- servers
+
+/// Child process: serves `kind` until stdin closes.
+fn serve(kind: ServeKind, flavour: Flavour) -> Result<(), BoxErr> {
+    let rt = flavour.runtime()?;
+    std::thread::spawn(|| {
+        // The parent holds our stdin; its end (or the parent's death) ends us.
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    rt.block_on(async move {
+        match kind {
+            ServeKind::Rpc => serve_rpc().await,
+            ServeKind::Tcp => serve_tcp().await,
+        }
+    })
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+async fn serve_rpc() -> Result<(), BoxErr> {
+    let node = Node::new(Config {
+        call_timeout: CALL_TIMEOUT,
+        max_large_value: u64::MAX,
+        ..Config::default()
+    });
+    let addr = node.listen("127.0.0.1:0").await?;
+    node.bind_bootstrap(XFER_NAME, &XferRef::new(XferImpl))?;
+    say(&format!("listening {addr}"));
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+async fn serve_tcp() -> Result<(), BoxErr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    say(&format!("listening {}", listener.local_addr()?));
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            if let Err(e) = sink_conn(stream).await {
+                eprintln!("transfer-bench tcp server: {e}");
+            }
+        });
+    }
+}
+
+/// Reads a u64 length, then that many bytes in reads of up to 64 KiB, and
+/// acknowledges the last one with one byte.
+async fn sink_conn(mut s: TcpStream) -> std::io::Result<()> {
+    s.set_nodelay(true)?;
+    let len = s.read_u64().await?;
+    let mut buf = vec![0u8; TCP_IO];
+    let mut got = 0u64;
+    while got < len {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n as u64;
+    }
+    s.write_u8(1).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- processes
+
+/// A child process of this binary; closes its stdin and reaps it when dropped.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Result<Proc, BoxErr> {
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        // From here on the guard reaps the child on any error.
+        let mut guard = Proc {
+            child,
+            stdin,
+            stdout: BufReader::new(
+                stdout.ok_or_else(|| std::io::Error::other("child without stdout"))?,
+            ),
+        };
+        if guard.stdin.is_none() {
+            guard.child.kill()?;
+            return Err("child without stdin".into());
+        }
+        Ok(guard)
+    }
+
+    /// The next line the child prints, which must start with `prefix`; the rest.
+    fn expect_line(&mut self, prefix: &str) -> Result<String, BoxErr> {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        match line.trim().strip_prefix(prefix) {
+            Some(rest) => Ok(rest.trim().to_owned()),
+            None => Err(format!("child said {line:?}, expected {prefix:?}").into()),
+        }
+    }
+
+    fn tell(&mut self, line: &str) -> Result<(), BoxErr> {
+        let w = self.stdin.as_mut().ok_or("child stdin closed")?;
+        writeln!(w, "{line}")?;
+        w.flush()?;
+        Ok(())
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        reap(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+/// A server child process and its address.
+struct ServerProc {
+    proc: Proc,
+    addr: String,
+}
+
+impl ServerProc {
+    fn spawn(kind: ServeKind, flavour: Flavour) -> Result<ServerProc, BoxErr> {
+        let mut proc = Proc::spawn(&["--serve", kind.name(), "--runtime", flavour.name()])?;
+        let addr = proc.expect_line("listening ")?;
+        Ok(ServerProc { proc, addr })
+    }
+}
+
+/// Waits up to `grace` for `child` to exit, then kills it.
+fn reap(child: &mut Child, grace: Duration) {
+    let until = Instant::now() + grace;
+    while Instant::now() < until {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The `--awake` busy loop: `timeout N nice -n 19 sh -c 'while :; do :; done'`.
+struct Spinner {
+    child: Child,
+}
+
+impl Spinner {
+    fn start() -> Result<Spinner, BoxErr> {
+        let child = Command::new("timeout")
+            .args([
+                "--kill-after=5",
+                &SPIN_LIMIT_SECS.to_string(),
+                "nice",
+                "-n",
+                "19",
+                "sh",
+                "-c",
+                "while :; do :; done",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the busy loop (timeout, nice, sh): {e}"))?;
+        Ok(Spinner { child })
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        // SIGTERM, which `timeout` passes on to the loop; SIGKILL would orphan it.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        reap(&mut self.child, Duration::from_secs(2));
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// `VmRSS:` or `VmHWM:` of process `pid` ("self" for this one), in KiB.
+fn status_kib(pid: &str, field: &str) -> Result<u64, BoxErr> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status").into())
+}
+
+/// CPU time used so far by all live threads of process `pid`, in ns.
+fn cpu_ns(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// `size` bytes of xorshift64* output: real data, not zeros.
+fn make_data(size: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(size);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while v.len() < size {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        let w = x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+        let take = (size - v.len()).min(8);
+        v.extend_from_slice(&w[..take]);
+    }
+    v
+}
+
+/// Writes `data` to `path` and fsyncs it; returns the time it took.
+fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<Duration> {
+    let t = Instant::now();
+    let mut f = std::fs::File::create(path)?;
+    for c in data.chunks(1 << 20) {
+        f.write_all(c)?;
+    }
+    f.sync_all()?;
+    Ok(t.elapsed())
+}
+
+fn path_str(p: &Path) -> Result<String, BoxErr> {
+    p.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{} is not UTF-8", p.display()).into())
+}
+
+fn mbps(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+fn elapsed_ns(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Where the bytes of one run are.
+#[derive(Debug, Clone)]
+struct Files {
+    /// The source file (the same bytes as the in-memory value).
+    src: PathBuf,
+    /// Scratch directory for received files.
+    dir: PathBuf,
+}
+
+/// One framework transfer of `variant`; returns the size the far side reports
+/// and the time the transfer took. [`Variant::Mem`] sends `mem`, which the
+/// caller prepared outside the timing.
+async fn transfer(
+    x: &XferRef,
+    variant: Variant,
+    mem: Option<Vec<u8>>,
+    files: &Files,
+    tag: &str,
+) -> Result<(u64, Duration), BoxErr> {
+    match variant {
+        Variant::Mem => {
+            let v = mem.ok_or("no in-memory value")?;
+            let t = Instant::now();
+            let n = x.take(Blob::from_bytes(v)).await?;
+            Ok((n, t.elapsed()))
+        }
+        Variant::Up => {
+            let to = path_str(&files.dir.join(format!("up-{tag}")))?;
+            let t = Instant::now();
+            let n = x.store(Blob::from_file(&files.src)?, to.clone()).await?;
+            let d = t.elapsed();
+            x.remove(to).await?;
+            Ok((n, d))
+        }
+        Variant::Down => {
+            let to = files.dir.join(format!("down-{tag}"));
+            let t = Instant::now();
+            let blob = x.fetch(path_str(&files.src)?).await?;
+            let n = blob.save_to(&to).await?;
+            let d = t.elapsed();
+            tokio::fs::remove_file(&to).await?;
+            Ok((n, d))
+        }
+    }
+}
+
+/// The plain TCP copy: 64 KiB writes of `data`, timed until the server's one-byte ack.
+async fn plain_copy(addr: &str, data: &[u8]) -> Result<Duration, BoxErr> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let t = Instant::now();
+    s.write_u64(data.len() as u64).await?;
+    for c in data.chunks(TCP_IO) {
+        s.write_all(c).await?;
+    }
+    if s.read_u8().await? != 1 {
+        return Err("tcp server answered something else".into());
+    }
+    Ok(t.elapsed())
+}
+
+// ---------------------------------------------------------------- measurements
+
+/// Median, min and max of some MB/s figures (and the median CPU seconds).
+#[derive(Debug, Clone, Copy, Default)]
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+    cpu_s: Option<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn stats(runs: &[(f64, Option<f64>)]) -> Stats {
+    let rates: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    let cpus: Option<Vec<f64>> = runs.iter().map(|r| r.1).collect();
+    Stats {
+        median: median(rates.clone()),
+        min: rates.iter().copied().fold(f64::INFINITY, f64::min),
+        max: rates.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        cpu_s: cpus.map(median),
+    }
+}
+
+/// Latency summary of sequential calls, in µs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Lat {
+    n: usize,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    /// Throughput of the concurrent transfer, MB/s.
+    xfer_mbps: Option<f64>,
+}
+
+fn summarize(mut ns: Vec<u64>) -> Lat {
+    ns.sort_unstable();
+    let n = ns.len().max(1);
+    let rank = |q: usize| ns.get((n * q).div_ceil(100).saturating_sub(1)).copied();
+    let us = |v: Option<u64>| v.unwrap_or(0) as f64 / 1_000.0;
+    Lat {
+        n: ns.len(),
+        p50: us(rank(50)),
+        p99: us(rank(99)),
+        max: us(ns.last().copied()),
+        xfer_mbps: None,
+    }
+}
+
+/// Throughput rows, in print order.
+#[derive(Debug, Default)]
+struct Figures {
+    plain: Vec<(f64, Option<f64>)>,
+    variants: [Vec<(f64, Option<f64>)>; 3],
+    disk: Vec<(f64, Option<f64>)>,
+    idle: Lat,
+    during: [Lat; 3],
+}
+
+/// Runs `fut` and returns its result with the CPU seconds both processes used.
+async fn with_cpu<T>(
+    server: u32,
+    fut: impl Future<Output = Result<T, BoxErr>>,
+) -> Result<(T, Option<f64>), BoxErr> {
+    let me = std::process::id();
+    let before = cpu_ns(me).zip(cpu_ns(server));
+    let r = fut.await?;
+    let after = cpu_ns(me).zip(cpu_ns(server));
+    let cpu = before
+        .zip(after)
+        .map(|((a0, b0), (a1, b1))| (a1 + b1).saturating_sub(a0 + b0) as f64 / 1e9);
+    Ok((r, cpu))
+}
+
+async fn pings(x: &XferRef, n: usize) -> Result<Vec<u64>, BoxErr> {
+    let mut ns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        x.ping().await?;
+        ns.push(elapsed_ns(t));
+    }
+    Ok(ns)
+}
+
+/// Throughput rounds and latency, against already running servers.
+async fn measure(
+    tcp: (String, u32),
+    rpc: (String, u32),
+    data: std::sync::Arc<Vec<u8>>,
+    files: Files,
+    args: (usize, usize),
+) -> Result<Figures, BoxErr> {
+    let (repeat, n_pings) = args;
+    let size = data.len() as u64;
+    let client = Node::new(Config {
+        call_timeout: CALL_TIMEOUT,
+        ..Config::default()
+    });
+    let x: XferRef = client.lookup(&rpc.0, XFER_NAME).await?;
+    // Warm-up: connection, code paths, a small transfer of each kind.
+    x.ping().await?;
+    let warm = data[..data.len().min(8 << 20)].to_vec();
+    x.take(Blob::from_bytes(warm.clone())).await?;
+    plain_copy(&tcp.0, &warm).await?;
+    drop(warm);
+
+    let mut fig = Figures::default();
+    let check = |n: u64, what: &str| -> Result<(), BoxErr> {
+        if n == size {
+            Ok(())
+        } else {
+            Err(format!("{what} moved {n} bytes, not {size}").into())
+        }
+    };
+    for round in 0..repeat {
+        let (d, cpu) = with_cpu(tcp.1, plain_copy(&tcp.0, &data)).await?;
+        fig.plain.push((mbps(size, d), cpu));
+        let mut line = format!("round {}/{repeat}: plain {:.0}", round + 1, mbps(size, d));
+        for (i, v) in Variant::ALL.into_iter().enumerate() {
+            // The in-memory value is copied for each run, outside the timing.
+            let mem = (v == Variant::Mem).then(|| data.to_vec());
+            let tag = format!("r{round}");
+            let ((n, d), cpu) = with_cpu(rpc.1, transfer(&x, v, mem, &files, &tag)).await?;
+            check(n, v.label())?;
+            fig.variants[i].push((mbps(size, d), cpu));
+            line.push_str(&format!(", {} {:.0}", v.name(), mbps(size, d)));
+        }
+        let disk_path = files.dir.join(format!("disk-{round}"));
+        let d2 = std::sync::Arc::clone(&data);
+        let p2 = disk_path.clone();
+        let d = tokio::task::spawn_blocking(move || write_synced(&p2, &d2)).await??;
+        tokio::fs::remove_file(&disk_path).await?;
+        fig.disk.push((mbps(size, d), None));
+        line.push_str(&format!(", disk {:.0} MB/s", mbps(size, d)));
+        eprintln!("{line}");
+    }
+
+    // Latency on the transfer's connection: idle, then during each transfer.
+    pings(&x, n_pings / 10).await?;
+    fig.idle = summarize(pings(&x, n_pings).await?);
+    for (i, v) in Variant::ALL.into_iter().enumerate() {
+        let (x2, files2) = (x.clone(), files.clone());
+        let mem = (v == Variant::Mem).then(|| data.to_vec());
+        let job = tokio::spawn(async move { transfer(&x2, v, mem, &files2, "lat").await });
+        let mut ns = Vec::new();
+        while !job.is_finished() {
+            let t = Instant::now();
+            x.ping().await?;
+            ns.push(elapsed_ns(t));
+        }
+        let (n, d) = job.await??;
+        check(n, v.label())?;
+        let mut lat = summarize(ns);
+        lat.xfer_mbps = Some(mbps(size, d));
+        fig.during[i] = lat;
+        eprintln!(
+            "latency during {}: {} pings, p99 {:.0} us",
+            v.name(),
+            lat.n,
+            lat.p99
+        );
+    }
+    drop(x);
+    client.shutdown().await;
+    Ok(fig)
+}
+
+/// Peak RSS above idle, in KiB, of one variant's server and client processes.
+#[derive(Debug, Clone, Copy)]
+struct Rss {
+    server: u64,
+    client: u64,
+    mbps: f64,
+}
+
+/// One fresh server and one fresh client process for `v`.
+fn measure_rss(v: Variant, flavour: Flavour, files: &Files, size_mib: u64) -> Result<Rss, BoxErr> {
+    let server = ServerProc::spawn(ServeKind::Rpc, flavour)?;
+    let spid = server.proc.pid().to_string();
+    let (src, dir) = (path_str(&files.src)?, path_str(&files.dir)?);
+    let mut client = Proc::spawn(&[
+        "--rss-client",
+        v.name(),
+        "--runtime",
+        flavour.name(),
+        "--size-mib",
+        &size_mib.to_string(),
+        "--addr",
+        &server.addr,
+        "--src",
+        &src,
+        "--dir",
+        &dir,
+    ])?;
+    let client_idle: u64 = client.expect_line("ready ")?.parse()?;
+    let server_idle = status_kib(&spid, "VmRSS:")?;
+    client.tell("go")?;
+    let done = client.expect_line("done ")?;
+    let server_peak = status_kib(&spid, "VmHWM:")?;
+    let mut it = done.split_whitespace();
+    let client_peak: u64 = it.next().ok_or("no client peak")?.parse()?;
+    let rate: f64 = it.next().ok_or("no client rate")?.parse()?;
+    drop(client);
+    drop(server);
+    Ok(Rss {
+        server: server_peak.saturating_sub(server_idle),
+        client: client_peak.saturating_sub(client_idle),
+        mbps: rate,
+    })
+}
+
+/// Child process: the client side of one peak-RSS measurement.
+fn rss_client(args: &Args, v: Variant) -> Result<(), BoxErr> {
+    let addr = args.addr.clone().ok_or("--addr missing")?;
+    let files = Files {
+        src: args.src.clone().ok_or("--src missing")?,
+        dir: args.dir.clone().ok_or("--dir missing")?,
+    };
+    let rt = args.runtime.runtime()?;
+    let task = rt.spawn(async move {
+        let client = Node::new(Config {
+            call_timeout: CALL_TIMEOUT,
+            ..Config::default()
+        });
+        let x: XferRef = client.lookup(&addr, XFER_NAME).await?;
+        x.ping().await?;
+        // The application's own copy of an in-memory value is there before idle.
+        let mem = match v {
+            Variant::Mem => Some(tokio::fs::read(&files.src).await?),
+            _ => None,
+        };
+        say(&format!("ready {}", status_kib("self", "VmRSS:")?));
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)
+        })
+        .await??;
+        let (n, d) = transfer(&x, v, mem, &files, "rss").await?;
+        say(&format!(
+            "done {} {}",
+            status_kib("self", "VmHWM:")?,
+            mbps(n, d)
+        ));
+        drop(x);
+        client.shutdown().await;
+        Ok::<(), BoxErr>(())
+    });
+    let r = rt.block_on(task)?;
+    rt.shutdown_timeout(Duration::from_secs(1));
+    r
+}
+
+fn bench(args: &Args) -> Result<(), BoxErr> {
+    if args.size_mib == 0 || args.repeat == 0 || args.pings == 0 {
+        return Err("--size-mib, --repeat and --pings must be positive".into());
+    }
+    let size = usize::try_from(args.size_mib << 20)?;
+    let spinner = if args.awake {
+        let s = Spinner::start()?;
+        std::thread::sleep(Duration::from_millis(200));
+        Some(s)
+    } else {
+        None
+    };
+    let state = if args.awake { "awake" } else { "idle" };
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?").to_owned();
+
+    let tmp = tempfile::Builder::new()
+        .prefix("transfer-bench-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temp dir: {e}"))?;
+    let files = Files {
+        src: tmp.path().join("src"),
+        dir: tmp.path().to_path_buf(),
+    };
+    let data = std::sync::Arc::new(make_data(size));
+    write_synced(&files.src, &data).map_err(|e| format!("cannot write the source file: {e}"))?;
+
+    println!(
+        "transfer-bench: 127.0.0.1, servers in child processes, runtime={}, state={state}, \
+         load average {load}; value {} MiB ({:.1} MB), {} rounds; files in {}",
+        args.runtime.name(),
+        args.size_mib,
+        size as f64 / 1e6,
+        args.repeat,
+        files.dir.display()
+    );
+
+    let fig = {
+        let tcp = ServerProc::spawn(ServeKind::Tcp, args.runtime)?;
+        let rpc = ServerProc::spawn(ServeKind::Rpc, args.runtime)?;
+        let rt = args.runtime.runtime()?;
+        let task = rt.spawn(measure(
+            (tcp.addr.clone(), tcp.proc.pid()),
+            (rpc.addr.clone(), rpc.proc.pid()),
+            std::sync::Arc::clone(&data),
+            files.clone(),
+            (args.repeat, args.pings),
+        ));
+        let fig = rt.block_on(task)??;
+        rt.shutdown_timeout(Duration::from_secs(1));
+        fig
+    };
+    drop(data);
+
+    let mut rss = Vec::new();
+    for v in Variant::ALL {
+        let r = measure_rss(v, args.runtime, &files, args.size_mib)?;
+        eprintln!(
+            "peak rss {}: server +{} KiB, client +{} KiB",
+            v.name(),
+            r.server,
+            r.client
+        );
+        rss.push((v, r));
+    }
+    drop(spinner);
+    print_report(&fig, &rss, size);
+    tmp.close()
+        .map_err(|e| format!("cannot remove the temp dir: {e}"))?;
+    Ok(())
+}
+
+fn goal(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
+fn print_report(fig: &Figures, rss: &[(Variant, Rss)], size: usize) {
+    let plain = stats(&fig.plain);
+    let disk = stats(&fig.disk);
+    println!();
+    println!(
+        "{:<34}{:>9}{:>9}{:>9}{:>12}{:>13}",
+        "throughput (MB/s)", "median", "min", "max", "vs plain", "cpu c+s (s)"
+    );
+    let row = |name: &str, s: &Stats| {
+        let cpu = s.cpu_s.map_or_else(|| "-".into(), |c| format!("{c:.2}"));
+        println!(
+            "{name:<34}{:>9.0}{:>9.0}{:>9.0}{:>11.2}x{cpu:>13}",
+            s.median,
+            s.min,
+            s.max,
+            s.median / plain.median
+        );
+    };
+    row("plain tcp copy (64 KiB writes)", &plain);
+    let vstats: Vec<Stats> = fig.variants.iter().map(|v| stats(v)).collect();
+    for (v, s) in Variant::ALL.iter().zip(&vstats) {
+        row(v.label(), s);
+    }
+    row("disk write+fsync (reference)", &disk);
+
+    println!();
+    println!(
+        "{:<34}{:>16}{:>16}{:>12}",
+        "peak RSS above idle (MiB)", "server", "client", "MB/s"
+    );
+    for (v, r) in rss {
+        println!(
+            "{:<34}{:>16.1}{:>16.1}{:>12.0}",
+            v.label(),
+            r.server as f64 / 1024.0,
+            r.client as f64 / 1024.0,
+            r.mbps
+        );
+    }
+    println!(
+        "  (fresh server and client process per variant; value {:.1} MiB; the in-memory \
+         client's idle figure already holds the value)",
+        size as f64 / (1 << 20) as f64
+    );
+
+    println!();
+    println!(
+        "{:<34}{:>8}{:>9}{:>9}{:>10}{:>10}{:>11}",
+        "null call on the same connection",
+        "calls",
+        "p50(us)",
+        "p99(us)",
+        "max(us)",
+        "p99/idle",
+        "xfer MB/s"
+    );
+    let lrow = |name: &str, l: &Lat| {
+        let x = l
+            .xfer_mbps
+            .map_or_else(|| "-".into(), |m| format!("{m:.0}"));
+        println!(
+            "{name:<34}{:>8}{:>9.1}{:>9.1}{:>10.1}{:>9.2}x{x:>11}",
+            l.n,
+            l.p50,
+            l.p99,
+            l.max,
+            l.p99 / fig.idle.p99
+        );
+    };
+    lrow("idle", &fig.idle);
+    for (v, l) in Variant::ALL.iter().zip(&fig.during) {
+        lrow(&format!("during {}", v.label()), l);
+    }
+
+    println!();
+    for (v, s) in Variant::ALL.iter().zip(&vstats) {
+        let ceiling = if *v == Variant::Mem {
+            String::new()
+        } else {
+            format!(
+                "; vs min(plain, disk) {:.2}x",
+                s.median / plain.median.min(disk.median)
+            )
+        };
+        println!(
+            "aim throughput >= 0.70x plain, {}: {} ({:.2}x{ceiling})",
+            v.label(),
+            goal(s.median >= 0.7 * plain.median),
+            s.median / plain.median
+        );
+    }
+    for (v, l) in Variant::ALL.iter().zip(&fig.during) {
+        println!(
+            "aim p99 during <= 3x idle, {}: {} ({:.2}x)",
+            v.label(),
+            goal(l.p99 <= 3.0 * fig.idle.p99),
+            l.p99 / fig.idle.p99
+        );
+    }
+}
