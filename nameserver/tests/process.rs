@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nameserver");
 const CHILD_ENV: &str = "NAMESERVER_TEST_CHILD_ADDR";
-const LEASE_MS: u64 = 800;
+const LEASE_MS: u64 = 1500;
 
 /// A child process, killed when dropped; its standard output read line by
 /// line on a thread, so that every read can have a deadline.
@@ -172,7 +172,7 @@ async fn resolve_through_the_binary_and_a_killed_node_vanishes() {
         .expect("the killed node vanishes from the root");
     let after = killed.elapsed();
     assert!(
-        after <= lease + Duration::from_millis(300),
+        after <= lease + Duration::from_millis(1000),
         "vanished after {after:?}"
     );
 

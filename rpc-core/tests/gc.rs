@@ -13,7 +13,7 @@ const BOUND: Duration = Duration::from_secs(10);
 
 fn short_lease() -> Config {
     Config {
-        lease: Duration::from_millis(400),
+        lease: Duration::from_millis(1000),
         ..Config::default()
     }
 }
@@ -73,7 +73,7 @@ async fn held_references_outlive_many_lease_periods() {
     let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
     let kid = calc.make_child().await.unwrap();
     let base = server.stats().exports;
-    tokio::time::sleep(Duration::from_millis(2000)).await; // five lease periods
+    tokio::time::sleep(Duration::from_millis(3000)).await; // three lease periods
     assert_eq!(kid.add(2, 2).await.unwrap(), 4, "renewals kept it alive");
     assert_eq!(server.stats().exports, base);
     drop(kid);
@@ -90,7 +90,7 @@ async fn pinned_objects_are_never_collected() {
         calc.add(1, 1).await.unwrap();
         client.shutdown().await;
     }
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(server.stats().exports, base);
     let again = Node::new(Config::default());
     let calc: CalcRef = again.lookup(&addr, "calc").await.unwrap();
