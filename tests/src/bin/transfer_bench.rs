@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! transfer-bench [--size-mib N] [--repeat N] [--pings N] [--runtime current|multi] [--awake]
+//!                [--chunk-kib N] [--window N]
 //! ```
 //!
 //! Servers run in child processes: this binary re-executed with
@@ -59,6 +60,46 @@ const SPIN_LIMIT_SECS: u32 = 900;
 
 /// Deadline of the benchmark's calls: a slow disk must not fail a transfer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Transfer knobs given on the command line, passed on to every child process.
+#[derive(Debug, Clone, Copy, Default)]
+struct Knobs {
+    chunk_kib: Option<usize>,
+    window: Option<usize>,
+}
+
+impl Knobs {
+    fn of(args: &Args) -> Knobs {
+        Knobs {
+            chunk_kib: args.chunk_kib,
+            window: args.window,
+        }
+    }
+
+    /// The node configuration of every process of the run.
+    fn config(self) -> Config {
+        let d = Config::default();
+        Config {
+            call_timeout: CALL_TIMEOUT,
+            max_large_value: u64::MAX,
+            chunk_size: self.chunk_kib.map_or(d.chunk_size, |k| k << 10),
+            transfer_window: self.window.unwrap_or(d.transfer_window),
+            ..d
+        }
+    }
+
+    /// Command-line arguments that give a child process the same knobs.
+    fn args(self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(k) = self.chunk_kib {
+            v.extend(["--chunk-kib".to_owned(), k.to_string()]);
+        }
+        if let Some(w) = self.window {
+            v.extend(["--window".to_owned(), w.to_string()]);
+        }
+        v
+    }
+}
 
 /// The benchmarked interface.
 #[remote(name = "bench.Xfer")]
@@ -213,6 +254,12 @@ struct Args {
     /// Keep a vCPU awake with a low-priority busy loop during the measurements.
     #[arg(long)]
     awake: bool,
+    /// `Config::chunk_size` of every node, in KiB (rpc-core's default when absent).
+    #[arg(long)]
+    chunk_kib: Option<usize>,
+    /// `Config::transfer_window` of every node (rpc-core's default when absent).
+    #[arg(long)]
+    window: Option<usize>,
     /// Internal: serve (in a child process) instead of measuring.
     #[arg(long, value_enum, hide = true)]
     serve: Option<ServeKind>,
@@ -233,7 +280,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let r = match (args.serve, args.rss_client) {
-        (Some(kind), _) => serve(kind, args.runtime),
+        (Some(kind), _) => serve(kind, args.runtime, Knobs::of(&args)),
         (None, Some(v)) => rss_client(&args, v),
         (None, None) => bench(&args),
     };
@@ -249,7 +296,7 @@ fn main() -> ExitCode {
 // ---------------------------------------------------------------- servers
 
 /// Child process: serves `kind` until stdin closes.
-fn serve(kind: ServeKind, flavour: Flavour) -> Result<(), BoxErr> {
+fn serve(kind: ServeKind, flavour: Flavour, knobs: Knobs) -> Result<(), BoxErr> {
     let rt = flavour.runtime()?;
     std::thread::spawn(|| {
         // The parent holds our stdin; its end (or the parent's death) ends us.
@@ -258,7 +305,7 @@ fn serve(kind: ServeKind, flavour: Flavour) -> Result<(), BoxErr> {
     });
     rt.block_on(async move {
         match kind {
-            ServeKind::Rpc => serve_rpc().await,
+            ServeKind::Rpc => serve_rpc(knobs).await,
             ServeKind::Tcp => serve_tcp().await,
         }
     })
@@ -270,12 +317,8 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-async fn serve_rpc() -> Result<(), BoxErr> {
-    let node = Node::new(Config {
-        call_timeout: CALL_TIMEOUT,
-        max_large_value: u64::MAX,
-        ..Config::default()
-    });
+async fn serve_rpc(knobs: Knobs) -> Result<(), BoxErr> {
+    let node = Node::new(knobs.config());
     let addr = node.listen("127.0.0.1:0").await?;
     node.bind_bootstrap(XFER_NAME, &XferRef::new(XferImpl))?;
     say(&format!("listening {addr}"));
@@ -385,8 +428,11 @@ struct ServerProc {
 }
 
 impl ServerProc {
-    fn spawn(kind: ServeKind, flavour: Flavour) -> Result<ServerProc, BoxErr> {
-        let mut proc = Proc::spawn(&["--serve", kind.name(), "--runtime", flavour.name()])?;
+    fn spawn(kind: ServeKind, flavour: Flavour, knobs: Knobs) -> Result<ServerProc, BoxErr> {
+        let mut args = vec!["--serve", kind.name(), "--runtime", flavour.name()];
+        let extra = knobs.args();
+        args.extend(extra.iter().map(String::as_str));
+        let mut proc = Proc::spawn(&args)?;
         let addr = proc.expect_line("listening ")?;
         Ok(ServerProc { proc, addr })
     }
@@ -660,14 +706,11 @@ async fn measure(
     rpc: (String, u32),
     data: std::sync::Arc<Vec<u8>>,
     files: Files,
-    args: (usize, usize),
+    args: (usize, usize, Knobs),
 ) -> Result<Figures, BoxErr> {
-    let (repeat, n_pings) = args;
+    let (repeat, n_pings, knobs) = args;
     let size = data.len() as u64;
-    let client = Node::new(Config {
-        call_timeout: CALL_TIMEOUT,
-        ..Config::default()
-    });
+    let client = Node::new(knobs.config());
     let x: XferRef = client.lookup(&rpc.0, XFER_NAME).await?;
     // Warm-up: connection, code paths, a small transfer of each kind.
     x.ping().await?;
@@ -746,24 +789,25 @@ struct Rss {
 }
 
 /// One fresh server and one fresh client process for `v`.
-fn measure_rss(v: Variant, flavour: Flavour, files: &Files, size_mib: u64) -> Result<Rss, BoxErr> {
-    let server = ServerProc::spawn(ServeKind::Rpc, flavour)?;
+fn measure_rss(v: Variant, flavour: Flavour, files: &Files, knobs: Knobs) -> Result<Rss, BoxErr> {
+    let server = ServerProc::spawn(ServeKind::Rpc, flavour, knobs)?;
     let spid = server.proc.pid().to_string();
     let (src, dir) = (path_str(&files.src)?, path_str(&files.dir)?);
-    let mut client = Proc::spawn(&[
+    let extra = knobs.args();
+    let mut args = vec![
         "--rss-client",
         v.name(),
         "--runtime",
         flavour.name(),
-        "--size-mib",
-        &size_mib.to_string(),
         "--addr",
         &server.addr,
         "--src",
         &src,
         "--dir",
         &dir,
-    ])?;
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let mut client = Proc::spawn(&args)?;
     let client_idle: u64 = client.expect_line("ready ")?.parse()?;
     let server_idle = status_kib(&spid, "VmRSS:")?;
     client.tell("go")?;
@@ -789,11 +833,9 @@ fn rss_client(args: &Args, v: Variant) -> Result<(), BoxErr> {
         dir: args.dir.clone().ok_or("--dir missing")?,
     };
     let rt = args.runtime.runtime()?;
+    let knobs = Knobs::of(args);
     let task = rt.spawn(async move {
-        let client = Node::new(Config {
-            call_timeout: CALL_TIMEOUT,
-            ..Config::default()
-        });
+        let client = Node::new(knobs.config());
         let x: XferRef = client.lookup(&addr, XFER_NAME).await?;
         x.ping().await?;
         // The application's own copy of an in-memory value is there before idle.
@@ -827,6 +869,10 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
         return Err("--size-mib, --repeat and --pings must be positive".into());
     }
     let size = usize::try_from(args.size_mib << 20)?;
+    let knobs = Knobs::of(args);
+    if knobs.chunk_kib == Some(0) || knobs.window == Some(0) {
+        return Err("--chunk-kib and --window must be positive".into());
+    }
     let spinner = if args.awake {
         let s = Spinner::start()?;
         std::thread::sleep(Duration::from_millis(200));
@@ -849,10 +895,14 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
     let data = std::sync::Arc::new(make_data(size));
     write_synced(&files.src, &data).map_err(|e| format!("cannot write the source file: {e}"))?;
 
+    let cfg = knobs.config();
     println!(
         "transfer-bench: 127.0.0.1, servers in child processes, runtime={}, state={state}, \
-         load average {load}; value {} MiB ({:.1} MB), {} rounds; files in {}",
+         load average {load}; chunk {} KiB, window {}; value {} MiB ({:.1} MB), {} rounds; \
+         files in {}",
         args.runtime.name(),
+        cfg.chunk_size >> 10,
+        cfg.transfer_window,
         args.size_mib,
         size as f64 / 1e6,
         args.repeat,
@@ -860,15 +910,15 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
     );
 
     let fig = {
-        let tcp = ServerProc::spawn(ServeKind::Tcp, args.runtime)?;
-        let rpc = ServerProc::spawn(ServeKind::Rpc, args.runtime)?;
+        let tcp = ServerProc::spawn(ServeKind::Tcp, args.runtime, knobs)?;
+        let rpc = ServerProc::spawn(ServeKind::Rpc, args.runtime, knobs)?;
         let rt = args.runtime.runtime()?;
         let task = rt.spawn(measure(
             (tcp.addr.clone(), tcp.proc.pid()),
             (rpc.addr.clone(), rpc.proc.pid()),
             std::sync::Arc::clone(&data),
             files.clone(),
-            (args.repeat, args.pings),
+            (args.repeat, args.pings, knobs),
         ));
         let fig = rt.block_on(task)??;
         rt.shutdown_timeout(Duration::from_secs(1));
@@ -878,7 +928,7 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
 
     let mut rss = Vec::new();
     for v in Variant::ALL {
-        let r = measure_rss(v, args.runtime, &files, args.size_mib)?;
+        let r = measure_rss(v, args.runtime, &files, knobs)?;
         eprintln!(
             "peak rss {}: server +{} KiB, client +{} KiB",
             v.name(),
