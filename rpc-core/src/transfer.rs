@@ -18,11 +18,20 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Write;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+/// Largest value whose whole CRC-32 is computed up front (on the sending
+/// task: about 0.1 s per GiB); above it the per-chunk CRCs carry integrity.
+pub const WHOLE_CHECKSUM_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The whole-value checksum announced for `bytes`, if it is cheap enough.
+fn whole_checksum(bytes: &[u8]) -> Option<u32> {
+    (bytes.len() <= WHOLE_CHECKSUM_LIMIT).then(|| crc32fast::hash(bytes))
+}
 
 /// Bytes a chunk frame needs besides its data (envelope, ids, CRC), with room to spare.
 const CHUNK_FRAME_OVERHEAD: usize = 256;
@@ -48,9 +57,9 @@ struct Outgoing {
     progress: Option<Progress>,
     /// Last time the receiver asked for something; idle transfers are dropped.
     touched: Mutex<Instant>,
-    /// File chunks are read off the connection's reader, in order, by one task
-    /// per transfer fed through this queue.
-    file_queue: Mutex<Option<mpsc::UnboundedSender<(Arc<Connection>, u64, u32)>>>,
+    /// Chunk requests, served in order off the connection's reader by one
+    /// blocking thread per transfer (started on demand, gone when idle).
+    serve_queue: Mutex<Option<std::sync::mpsc::Sender<(Arc<Connection>, u64, u32)>>>,
 }
 
 /// What the reader hands an incoming transfer.
@@ -106,7 +115,7 @@ impl Transfers {
                 source,
                 progress,
                 touched: Mutex::new(Instant::now()),
-                file_queue: Mutex::new(None),
+                serve_queue: Mutex::new(None),
             }),
         );
         TransferMeta {
@@ -145,23 +154,19 @@ impl Transfers {
             )));
         }
         *out.touched.lock() = Instant::now();
-        match &out.source {
-            Source::Memory(bytes) => {
-                let (a, b) = (offset as usize, (offset + u64::from(len)) as usize);
-                let data = bytes[a..b].to_vec();
-                send_chunk(conn, id, offset, data);
-                if let Some(p) = &out.progress {
-                    p(b as u64, out.size);
-                }
-            }
-            Source::File(file) => {
-                let mut q = out.file_queue.lock();
-                let tx = q.get_or_insert_with(|| {
-                    spawn_file_server(id, Arc::clone(file), out.size, out.progress.clone())
-                });
-                let _ = tx.send((Arc::clone(conn), offset, len));
-            }
-        }
+        let mut q = out.serve_queue.lock();
+        let req = (Arc::clone(conn), offset, len);
+        // A server thread that went idle has dropped its receiver: start another.
+        let req = match q.as_ref() {
+            Some(tx) => match tx.send(req) {
+                Ok(()) => return,
+                Err(std::sync::mpsc::SendError(req)) => req,
+            },
+            None => req,
+        };
+        let tx = spawn_chunk_server(id, Arc::clone(&out));
+        let _ = tx.send(req);
+        *q = Some(tx);
     }
 
     /// Routes a chunk (or a refusal) from the peer of `conn` to its pull.
@@ -225,39 +230,58 @@ fn send_chunk(conn: &Connection, id: TransferId, offset: u64, data: Vec<u8>) {
     }
 }
 
-/// One task per file-backed transfer reads its chunks in request order, off
-/// the connection's reader (disk reads may block).
-fn spawn_file_server(
+/// How long a transfer's chunk server waits for the next request before its
+/// thread goes back to the pool (the next request starts another).
+const CHUNK_SERVER_IDLE: Duration = Duration::from_secs(2);
+
+/// Serves the chunk requests of one transfer in order on a blocking thread:
+/// copying, reading from disk, checksumming and framing never run on the
+/// connection's reader or on a runtime worker, and cost no task hop per chunk.
+fn spawn_chunk_server(
     id: TransferId,
-    file: Arc<std::fs::File>,
-    size: u64,
-    progress: Option<Progress>,
-) -> mpsc::UnboundedSender<(Arc<Connection>, u64, u32)> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<Connection>, u64, u32)>();
-    tokio::spawn(async move {
-        while let Some((conn, offset, len)) = rx.recv().await {
-            let f = Arc::clone(&file);
-            let read = tokio::task::spawn_blocking(move || {
-                use std::os::unix::fs::FileExt;
-                let mut buf = vec![0u8; len as usize];
-                f.read_exact_at(&mut buf, offset).map(|()| buf)
-            })
-            .await;
-            match read {
-                Ok(Ok(data)) => {
-                    let end = offset + data.len() as u64;
-                    send_chunk(&conn, id, offset, data);
-                    if let Some(p) = &progress {
-                        p(end, size);
+    out: Arc<Outgoing>,
+) -> std::sync::mpsc::Sender<(Arc<Connection>, u64, u32)> {
+    let (tx, rx) = std::sync::mpsc::channel::<(Arc<Connection>, u64, u32)>();
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let (conn, offset, len) = match rx.recv_timeout(CHUNK_SERVER_IDLE) {
+                Ok(req) => req,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    // Leave only under the queue's lock, after a last look, so
+                    // that no request is queued to a thread that is gone.
+                    let mut q = out.serve_queue.lock();
+                    match rx.try_recv() {
+                        Ok(req) => req,
+                        Err(_) => {
+                            *q = None;
+                            return;
+                        }
                     }
                 }
-                Ok(Err(e)) => {
+            };
+            let end = offset + u64::from(len);
+            let data = match &out.source {
+                Source::Memory(bytes) => Ok(bytes[offset as usize..end as usize].to_vec()),
+                Source::File(file) => {
+                    use std::os::unix::fs::FileExt;
+                    let mut buf = vec![0u8; len as usize];
+                    file.read_exact_at(&mut buf, offset).map(|()| buf)
+                }
+            };
+            match data {
+                Ok(data) => {
+                    send_chunk(&conn, id, offset, data);
+                    if let Some(p) = &out.progress {
+                        p(end, out.size);
+                    }
+                }
+                Err(e) => {
                     let _ = conn.send(&Message::ChunkError {
                         id,
                         error: failed(format!("sender could not read its file: {e}")),
                     });
                 }
-                Err(_) => return,
             }
         }
     });
@@ -268,13 +292,70 @@ fn spawn_file_server(
 pub(crate) enum Sink {
     /// Into memory.
     Memory(Vec<u8>),
-    /// Into a file, appended in order; removed if the pull fails.
-    File {
-        /// The open file (taken while a write runs on the blocking pool).
-        file: Option<std::fs::File>,
-        /// Its path, to remove a partial file.
-        path: PathBuf,
-    },
+    /// Into a file, by a writer thread; removed if the pull fails.
+    File(FileSink),
+}
+
+/// A file written in order by one blocking thread, fed through a bounded
+/// channel (a few chunks of write-behind), synced to disk at the end.
+pub(crate) struct FileSink {
+    /// Chunks for the writer thread; dropped to tell it the value is complete.
+    tx: Option<mpsc::Sender<Vec<u8>>>,
+    /// The writer thread: its result says whether every byte reached the disk.
+    writer: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The file's path, to name it in errors and remove a partial file.
+    path: PathBuf,
+}
+
+impl FileSink {
+    /// Creates (truncates) the file at `path` and starts its writer.
+    pub(crate) fn create(path: PathBuf, depth: usize) -> std::io::Result<FileSink> {
+        let mut file = std::fs::File::create(&path)?;
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(depth.max(1));
+        let writer = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = rx.blocking_recv() {
+                file.write_all(&chunk)?;
+            }
+            file.sync_all()
+        });
+        Ok(FileSink {
+            tx: Some(tx),
+            writer: Some(writer),
+            path,
+        })
+    }
+
+    async fn write(&mut self, data: Vec<u8>) -> Result<(), RpcError> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(data).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The writer stopped: its result says why.
+        Err(self
+            .finish()
+            .await
+            .err()
+            .unwrap_or_else(|| failed("file writer stopped")))
+    }
+
+    /// Waits until every chunk is written and synced.
+    async fn finish(&mut self) -> Result<(), RpcError> {
+        drop(self.tx.take());
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        match w.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(failed(format!(
+                "could not write {}: {e}",
+                self.path.display()
+            ))),
+            Err(e) => Err(failed(format!("file writer failed: {e}"))),
+        }
+    }
 }
 
 impl Sink {
@@ -284,19 +365,7 @@ impl Sink {
                 v.extend_from_slice(&data);
                 Ok(())
             }
-            Sink::File { file, path } => {
-                let Some(mut f) = file.take() else {
-                    return Err(failed("file sink already failed"));
-                };
-                let (f, r) = tokio::task::spawn_blocking(move || {
-                    let r = f.write_all(&data);
-                    (f, r)
-                })
-                .await
-                .map_err(|e| failed(format!("file write task failed: {e}")))?;
-                *file = Some(f);
-                r.map_err(|e| failed(format!("could not write {}: {e}", path.display())))
-            }
+            Sink::File(f) => f.write(data).await,
         }
     }
 }
@@ -361,12 +430,15 @@ pub(crate) async fn pull(
                             "chunk at {offset} arrived where {received} was expected"
                         )));
                     }
-                    if crc32fast::hash(&data) != crc {
+                    // One pass: the chunk's CRC, then folded into the total.
+                    let mut h = crc32fast::Hasher::new();
+                    h.update(&data);
+                    if h.clone().finalize() != crc {
                         return Err(failed(format!(
                             "checksum mismatch in the chunk at {offset}"
                         )));
                     }
-                    hasher.update(&data);
+                    hasher.combine(&h);
                     received += data.len() as u64;
                     if received > meta.size {
                         return Err(failed("more bytes than announced"));
@@ -393,11 +465,16 @@ pub(crate) async fn pull(
         id: meta.id,
         ok: result.is_ok(),
     });
+    // A file is complete only once its writer has written and synced it.
+    let result = match (result, &mut *sink) {
+        (Ok(()), Sink::File(f)) => f.finish().await,
+        (r, _) => r,
+    };
     if result.is_err()
-        && let Sink::File { file, path } = sink
+        && let Sink::File(f) = sink
     {
-        drop(file.take());
-        let _ = std::fs::remove_file(&*path);
+        let _ = f.finish().await;
+        let _ = tokio::fs::remove_file(&f.path).await;
     }
     result
 }
@@ -416,7 +493,7 @@ impl NodeInner {
             return Arg::Inline(p);
         }
         let size = p.0.len() as u64;
-        let checksum = Some(crc32fast::hash(&p.0));
+        let checksum = whole_checksum(&p.0);
         Arg::Transfer(self.transfers.offer(
             self.id,
             receiver,
@@ -454,7 +531,7 @@ impl NodeInner {
                 pull(self, conn, &meta, &mut sink, |_, _| {}).await?;
                 match sink {
                     Sink::Memory(v) => Ok(Payload(v)),
-                    Sink::File { .. } => Err(failed("memory sink became a file")),
+                    Sink::File(_) => Err(failed("memory sink became a file")),
                 }
             }
         }
@@ -591,7 +668,7 @@ impl Blob {
                 pull(node, &conn, meta, &mut sink, |_, _| {}).await?;
                 match sink {
                     Sink::Memory(v) => Ok(v),
-                    Sink::File { .. } => Err(failed("memory sink became a file")),
+                    Sink::File(_) => Err(failed("memory sink became a file")),
                 }
             }
         }
@@ -626,15 +703,9 @@ impl Blob {
             BlobRepr::Remote { meta, node, pulled } => {
                 *pulled = true;
                 let conn = node.conn_for_transfer(meta)?;
-                let file = std::fs::File::create(&path).map_err(io)?;
-                let mut sink = Sink::File {
-                    file: Some(file),
-                    path: path.clone(),
-                };
+                let depth = node.config.transfer_window;
+                let mut sink = Sink::File(FileSink::create(path.clone(), depth).map_err(io)?);
                 pull(node, &conn, meta, &mut sink, progress).await?;
-                if let Sink::File { file: Some(f), .. } = sink {
-                    f.sync_all().map_err(io)?;
-                }
                 Ok(meta.size)
             }
         }
@@ -674,7 +745,7 @@ impl Serialize for Blob {
                 receiver,
                 Source::Memory(Arc::clone(b)),
                 b.len() as u64,
-                Some(crc32fast::hash(b)),
+                whole_checksum(b),
                 self.progress.clone(),
             ),
             BlobRepr::File { file, size, .. } => node.transfers.offer(
