@@ -247,7 +247,9 @@ impl Node {
     /// # Errors
     /// [`RpcError::NotBound`] when that node offers no such class; transport errors.
     pub async fn create<R: RemoteRef>(&self, addr: &str) -> Result<R, RpcError> {
-        let cap = self.bootstrap_call(addr, "create", R::CLASS.name).await?;
+        let cap = self
+            .bootstrap_capability(addr, "create", R::CLASS.name)
+            .await?;
         self.resolve(cap)
     }
 
@@ -258,16 +260,18 @@ impl Node {
     /// [`RpcError::WrongClass`] or [`RpcError::VersionMismatch`] when it is bound
     /// to another interface; transport errors.
     pub async fn lookup<R: RemoteRef>(&self, addr: &str, name: &str) -> Result<R, RpcError> {
-        let cap = self.bootstrap_call(addr, "lookup", name).await?;
+        let cap = self.bootstrap_capability(addr, "lookup", name).await?;
         self.resolve(cap)
     }
 
-    async fn bootstrap_call(
+    /// Calls `method` of the bootstrap registry of the node at `addr` and
+    /// decodes its single result.
+    async fn bootstrap_call<T: serde::de::DeserializeOwned>(
         &self,
         addr: &str,
         method: &str,
-        name: &str,
-    ) -> Result<Capability, RpcError> {
+        args: &[&str],
+    ) -> Result<T, RpcError> {
         let conn = self.inner.connect_addr(addr).await?;
         let target = Capability {
             object: BOOTSTRAP_OBJECT,
@@ -278,11 +282,15 @@ impl Node {
                 addr: conn.peer_listen.clone(),
             },
         };
-        let arg = dispatch::encode_payload(&self.inner, None, name, "name")?;
+        let args = args
+            .iter()
+            .map(|a| dispatch::encode_payload(&self.inner, None, a, "name"))
+            .map(|p| p.map(crate::wire::Arg::Inline))
+            .collect::<Result<Vec<_>, _>>()?;
         let body = conn
             .call(
                 target,
-                connection::arg_list(method, vec![crate::wire::Arg::Inline(arg)]),
+                connection::arg_list(method, args),
                 self.inner.config.call_timeout,
             )
             .await?;
@@ -290,14 +298,24 @@ impl Node {
             ResponseBody::Out(out) => self.inner.materialize_all(&conn, out).await?,
             ResponseBody::System(e) => return Err(e),
             ResponseBody::Application(_) => {
-                return Err(RpcError::protocol(
-                    "bootstrap returned an application error",
-                ));
+                return Err(RpcError::protocol(format!(
+                    "bootstrap `{method}` returned an application error"
+                )));
             }
         };
         let [p] = <[Payload; 1]>::try_from(out)
-            .map_err(|_| RpcError::protocol("bootstrap lookup returned no result"))?;
-        let cap: Option<Capability> = dispatch::decode_payload(&self.inner, &p, "capability")?;
+            .map_err(|_| RpcError::protocol(format!("bootstrap `{method}` returned no result")))?;
+        dispatch::decode_payload(&self.inner, &p, method)
+    }
+
+    /// A bootstrap lookup or creation: the capability, or `NotBound`.
+    async fn bootstrap_capability(
+        &self,
+        addr: &str,
+        method: &str,
+        name: &str,
+    ) -> Result<Capability, RpcError> {
+        let cap: Option<Capability> = self.bootstrap_call(addr, method, &[name]).await?;
         cap.ok_or_else(|| RpcError::NotBound {
             name: name.to_owned(),
         })
@@ -365,35 +383,7 @@ impl Node {
     /// # Errors
     /// Transport errors.
     pub async fn remote_stats(&self, addr: &str) -> Result<NodeStats, RpcError> {
-        let conn = self.inner.connect_addr(addr).await?;
-        let target = Capability {
-            object: BOOTSTRAP_OBJECT,
-            class: BOOTSTRAP_CLASS.id,
-            version: BOOTSTRAP_CLASS.version,
-            home: ComHandle {
-                node: conn.peer,
-                addr: conn.peer_listen.clone(),
-            },
-        };
-        let body = conn
-            .call(
-                target,
-                connection::arg_list("stats", vec![]),
-                self.inner.config.call_timeout,
-            )
-            .await?;
-        match body {
-            ResponseBody::Out(out) => {
-                let out = self.inner.materialize_all(&conn, out).await?;
-                let [p] = <[Payload; 1]>::try_from(out)
-                    .map_err(|_| RpcError::protocol("stats returned no result"))?;
-                dispatch::decode_payload(&self.inner, &p, "stats")
-            }
-            ResponseBody::System(e) => Err(e),
-            ResponseBody::Application(_) => {
-                Err(RpcError::protocol("stats returned an application error"))
-            }
-        }
+        self.bootstrap_call(addr, "stats", &[]).await
     }
 
     /// Stops exporting the object with this id; its capability stops working.

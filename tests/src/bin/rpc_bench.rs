@@ -42,6 +42,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tests::{Spinner, reap};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -334,55 +335,6 @@ impl ServerProc {
 impl Drop for ServerProc {
     fn drop(&mut self) {
         drop(self.child.stdin.take());
-        reap(&mut self.child, Duration::from_secs(2));
-    }
-}
-
-/// Waits up to `grace` for `child` to exit, then kills it.
-fn reap(child: &mut Child, grace: Duration) {
-    let until = Instant::now() + grace;
-    while Instant::now() < until {
-        match child.try_wait() {
-            Ok(Some(_)) | Err(_) => return,
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// The `--awake` busy loop: `timeout N nice -n 19 sh -c 'while :; do :; done'`.
-struct Spinner {
-    child: Child,
-}
-
-impl Spinner {
-    fn start() -> Result<Spinner, BoxErr> {
-        let child = Command::new("timeout")
-            .args([
-                "--kill-after=5",
-                &SPIN_LIMIT_SECS.to_string(),
-                "nice",
-                "-n",
-                "19",
-                "sh",
-                "-c",
-                "while :; do :; done",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start the busy loop (timeout, nice, sh): {e}"))?;
-        Ok(Spinner { child })
-    }
-}
-
-impl Drop for Spinner {
-    fn drop(&mut self) {
-        // SIGTERM, which `timeout` passes on to the loop; SIGKILL would orphan it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
         reap(&mut self.child, Duration::from_secs(2));
     }
 }
@@ -834,7 +786,7 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
         tput_calls: args.tput_calls,
     };
     let spinner = if args.awake {
-        let s = Spinner::start()?;
+        let s = Spinner::start(SPIN_LIMIT_SECS)?;
         std::thread::sleep(Duration::from_millis(200));
         Some(s)
     } else {

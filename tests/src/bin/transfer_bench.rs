@@ -42,6 +42,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
+use tests::{Spinner, reap};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -438,55 +439,6 @@ impl ServerProc {
     }
 }
 
-/// Waits up to `grace` for `child` to exit, then kills it.
-fn reap(child: &mut Child, grace: Duration) {
-    let until = Instant::now() + grace;
-    while Instant::now() < until {
-        match child.try_wait() {
-            Ok(Some(_)) | Err(_) => return,
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// The `--awake` busy loop: `timeout N nice -n 19 sh -c 'while :; do :; done'`.
-struct Spinner {
-    child: Child,
-}
-
-impl Spinner {
-    fn start() -> Result<Spinner, BoxErr> {
-        let child = Command::new("timeout")
-            .args([
-                "--kill-after=5",
-                &SPIN_LIMIT_SECS.to_string(),
-                "nice",
-                "-n",
-                "19",
-                "sh",
-                "-c",
-                "while :; do :; done",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start the busy loop (timeout, nice, sh): {e}"))?;
-        Ok(Spinner { child })
-    }
-}
-
-impl Drop for Spinner {
-    fn drop(&mut self) {
-        // SIGTERM, which `timeout` passes on to the loop; SIGKILL would orphan it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        reap(&mut self.child, Duration::from_secs(2));
-    }
-}
-
 // ---------------------------------------------------------------- helpers
 
 /// `VmRSS:` or `VmHWM:` of process `pid` ("self" for this one), in KiB.
@@ -874,7 +826,7 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
         return Err("--chunk-kib and --window must be positive".into());
     }
     let spinner = if args.awake {
-        let s = Spinner::start()?;
+        let s = Spinner::start(SPIN_LIMIT_SECS)?;
         std::thread::sleep(Duration::from_millis(200));
         Some(s)
     } else {
