@@ -71,6 +71,42 @@ impl fmt::Debug for TransferId {
     }
 }
 
+/// Identity of one piece of data kept by a data manager: 122 random bits
+/// (UUID v4), so that holding the id is the right to read the data, as
+/// holding a capability is the right to call an object.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DataId(pub Uuid);
+
+impl DataId {
+    /// A fresh random data id.
+    pub fn random() -> Self {
+        DataId(Uuid::new_v4())
+    }
+}
+
+impl fmt::Debug for DataId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "data:{}", &self.0.simple().to_string()[..8])
+    }
+}
+
+impl fmt::Display for DataId {
+    /// The full id as a hyphenated UUID, the form the CLI prints and parses.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::str::FromStr for DataId {
+    type Err = uuid::Error;
+
+    /// Parses the [`Display`](fmt::Display) form (any UUID spelling `uuid` accepts).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(DataId)
+    }
+}
+
 /// Per-connection, per-direction call number; answers are matched by it.
 pub type CallId = u64;
 
@@ -162,5 +198,14 @@ mod tests {
         // Golden values: a change here changes every class id on the wire.
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn data_ids_print_and_parse_as_uuids() {
+        let id = DataId::random();
+        let text = id.to_string();
+        assert_eq!(text.len(), 36);
+        assert_eq!(text.parse::<DataId>().unwrap(), id);
+        assert!("not-an-id".parse::<DataId>().is_err());
     }
 }

@@ -42,6 +42,7 @@
 //! ```
 
 pub mod config;
+pub mod data;
 pub mod dispatch;
 pub mod error;
 pub mod ids;
@@ -57,9 +58,10 @@ pub mod wire;
 pub mod __private;
 
 pub use config::Config;
+pub use data::{DataInfo, Persistence};
 pub use dispatch::{RemoteHandle, RemoteRef, call_deadline, caller};
 pub use error::{Result, RpcError};
-pub use ids::{Capability, ClassId, ClassVersion, ComHandle, NodeId, ObjectId, TransferId};
+pub use ids::{Capability, ClassId, ClassVersion, ComHandle, DataId, NodeId, ObjectId, TransferId};
 pub use node::{Node, NodeStats};
 pub use registry::classes::{ClassInfo, class_registry};
 pub use rpc_macros::remote;
