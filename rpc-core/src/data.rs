@@ -9,6 +9,14 @@
 //! See `docs/data.md` (included below) for the whole design.
 #![doc = include_str!("docs/data.md")]
 
+pub(crate) mod reference;
+pub(crate) mod remote;
+pub(crate) mod store;
+
+pub use reference::DataRef;
+pub use remote::{DataManager, DataManagerClientProxy, DataManagerRef, DataManagerServerProxy};
+pub use store::{BOOTSTRAP_NAME, DataConfig, DataHandle, DataStore, VOLATILE_TTL};
+
 use crate::dispatch::BoxFuture;
 use crate::error::RpcError;
 use crate::ids::{ComHandle, DataId};

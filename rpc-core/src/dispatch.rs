@@ -120,7 +120,7 @@ impl IncomingCall {
     /// Encodes a method's result as the response body.
     pub fn reply<T: Serialize, E: Serialize>(&self, result: Result<T, E>) -> ResponseBody {
         match result {
-            Ok(v) => match encode_payload(&self.node, Some(self.peer), &v, "result") {
+            Ok(v) => match as_reply(|| encode_payload(&self.node, Some(self.peer), &v, "result")) {
                 Ok(p) => ResponseBody::Out(vec![self.node.route_one(p, self.peer)]),
                 Err(e) => ResponseBody::System(e),
             },
@@ -416,8 +416,28 @@ thread_local! {
     /// Typed error of the last reference that failed to decode, so that it
     /// survives serde's string-only custom errors.
     static REF_ERROR: RefCell<Option<RpcError>> = const { RefCell::new(None) };
+    /// Set while a method's result is encoded, so that values which travel
+    /// differently in a reply (a `DataRef`'s copy back) can tell.
+    static REPLYING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Object id the next new export on this thread must use (see `Node::export_as`).
     static FIXED_ID: RefCell<Option<crate::ids::ObjectId>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` as encoding the result of a call.
+fn as_reply<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            REPLYING.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(REPLYING.with(|c| c.replace(true)));
+    f()
+}
+
+/// True while the result of a call is being encoded on this thread.
+pub(crate) fn replying() -> bool {
+    REPLYING.with(std::cell::Cell::get)
 }
 
 /// Runs `f` so that a local object it exports for the first time gets `id`.

@@ -12,6 +12,8 @@
 //! - [`node`]: the runtime: listen, connect, serve, shut down.
 //! - [`config`]: limits and timeouts.
 //! - [`transfer`]: the large message proxy and [`Blob`].
+//! - [`data`]: the data manager: data kept under a [`DataId`] with a
+//!   [`Persistence`] mode, fetched, moved and located by id.
 //! - [`shutdown`]: the Ctrl-C / SIGTERM future server binaries stop on.
 //!
 //! # Example
@@ -41,6 +43,10 @@
 //! # Ok(()) }
 //! ```
 
+// `#[remote]`-generated code names `::rpc_core`; the data manager's own
+// remote trait expands inside this crate.
+extern crate self as rpc_core;
+
 pub mod config;
 pub mod data;
 pub mod dispatch;
@@ -58,7 +64,7 @@ pub mod wire;
 pub mod __private;
 
 pub use config::Config;
-pub use data::{DataInfo, Persistence};
+pub use data::{DataConfig, DataInfo, DataManagerRef, DataRef, DataStore, Persistence};
 pub use dispatch::{RemoteHandle, RemoteRef, call_deadline, caller};
 pub use error::{Result, RpcError};
 pub use ids::{Capability, ClassId, ClassVersion, ComHandle, DataId, NodeId, ObjectId, TransferId};

@@ -65,6 +65,12 @@ pub struct NodeStats {
     pub transfers_out: usize,
     /// Large values this node is pulling now.
     pub transfers_in: usize,
+    /// Bytes written to all connections since the node started.
+    pub bytes_sent: u64,
+    /// Bytes read from all connections since the node started.
+    pub bytes_received: u64,
+    /// Data items its data manager keeps (0 without one).
+    pub data_items: usize,
 }
 
 /// Shared state of a node.
@@ -83,6 +89,10 @@ pub(crate) struct NodeInner {
     pub(crate) gc: LeaseQueue,
     /// Large values we keep for others and pull from others.
     pub(crate) transfers: crate::transfer::Transfers,
+    /// Byte counters of all connections.
+    traffic: Arc<connection::Traffic>,
+    /// The data manager, once enabled ([`Node::enable_data`]).
+    pub(crate) data: std::sync::OnceLock<Arc<crate::data::store::DataInner>>,
     /// Open connections by peer; short lookups only, never held across an await.
     conns: Mutex<HashMap<NodeId, Arc<Connection>>>,
     /// Serializes dialing so that concurrent first calls to one peer share one connection.
@@ -133,6 +143,8 @@ impl Node {
             imports: ImportTable::default(),
             gc: LeaseQueue::default(),
             transfers: crate::transfer::Transfers::default(),
+            traffic: Arc::default(),
+            data: std::sync::OnceLock::new(),
             conns: Mutex::new(HashMap::new()),
             dial: tokio::sync::Mutex::new(()),
             bootstrap: RwLock::new(HashMap::new()),
@@ -391,6 +403,51 @@ impl Node {
         *id != BOOTSTRAP_OBJECT && self.inner.exports.remove(id)
     }
 
+    /// Starts this node's data manager over `config` (a directory, or
+    /// memory): loads what a disk store kept, and binds the remote data
+    /// manager as [`crate::data::BOOTSTRAP_NAME`] in the bootstrap registry.
+    /// Call it after [`Node::serve`], so that references carry the address.
+    ///
+    /// # Errors
+    /// [`RpcError::Storage`] when the store cannot be opened, or when the
+    /// node has a data manager already.
+    pub async fn enable_data(
+        &self,
+        config: crate::data::DataConfig,
+    ) -> Result<crate::data::DataStore, RpcError> {
+        if self.inner.data.get().is_some() {
+            return Err(RpcError::Storage {
+                reason: "this node has a data manager already".into(),
+            });
+        }
+        let inner = crate::data::store::DataInner::open(&self.inner, config).await?;
+        if self.inner.data.set(Arc::clone(&inner)).is_err() {
+            return Err(RpcError::Storage {
+                reason: "this node has a data manager already".into(),
+            });
+        }
+        let store = crate::data::DataStore { inner };
+        let obj = crate::data::DataManagerRef::new(crate::data::store::DataManagerObj {
+            store: store.clone(),
+        });
+        self.bind_bootstrap(crate::data::BOOTSTRAP_NAME, &obj)?;
+        Ok(store)
+    }
+
+    /// This node's data manager.
+    ///
+    /// # Errors
+    /// [`RpcError::NoDataManager`] before [`Node::enable_data`].
+    pub fn data(&self) -> Result<crate::data::DataStore, RpcError> {
+        self.inner
+            .data
+            .get()
+            .map(|inner| crate::data::DataStore {
+                inner: Arc::clone(inner),
+            })
+            .ok_or(RpcError::NoDataManager)
+    }
+
     /// Current counts of exports, proxies, connections and calls.
     pub fn stats(&self) -> NodeStats {
         let conns: Vec<_> = self.inner.conns.lock().values().cloned().collect();
@@ -403,6 +460,9 @@ impl Node {
             pending_calls: conns.iter().map(|c| c.pending_calls()).sum(),
             transfers_out: self.inner.transfers.counts().0,
             transfers_in: self.inner.transfers.counts().1,
+            bytes_sent: self.inner.traffic.sent.load(Ordering::Relaxed),
+            bytes_received: self.inner.traffic.received.load(Ordering::Relaxed),
+            data_items: self.inner.data.get().map_or(0, |d| d.len()),
         }
     }
 
@@ -435,6 +495,11 @@ impl Node {
 }
 
 impl NodeInner {
+    /// The capability bound under `name` in this node's bootstrap registry.
+    pub(crate) fn bootstrap_entry(&self, name: &str) -> Option<Capability> {
+        self.bootstrap.read().get(name).cloned()
+    }
+
     pub(crate) fn listen_addr(&self) -> Option<String> {
         self.listen.read().clone()
     }
@@ -495,6 +560,7 @@ impl NodeInner {
                     &peer,
                     &node.config,
                     Arc::clone(&node) as Arc<dyn Handler>,
+                    Arc::clone(&node.traffic),
                 );
                 conn.hold_permit(permit);
                 tracing::debug!(%from, peer = ?peer.node, "accepted connection");
@@ -568,6 +634,7 @@ impl NodeInner {
             &peer,
             &self.config,
             Arc::clone(self) as Arc<dyn Handler>,
+            Arc::clone(&self.traffic),
         );
         self.register(Arc::clone(&conn));
         Ok(conn)

@@ -372,13 +372,15 @@ impl Sink {
 
 /// Pulls the transfer `meta` from the peer of `conn` into `sink`, keeping up to
 /// `window` chunk requests in flight, checking every chunk and the total.
+/// Returns the CRC-32 of all bytes, so that a caller who knows the value's
+/// checksum from elsewhere (the data manager) can check it without a second pass.
 pub(crate) async fn pull(
     node: &NodeInner,
     conn: &Arc<Connection>,
     meta: &TransferMeta,
     sink: &mut Sink,
     mut progress: impl FnMut(u64, u64) + Send,
-) -> Result<(), RpcError> {
+) -> Result<u32, RpcError> {
     let cfg = &node.config;
     let window = cfg.transfer_window.max(1);
     // A chunk and its frame header must fit in the smaller of both frame limits.
@@ -452,12 +454,11 @@ pub(crate) async fn pull(
                 }
             }
         }
-        if let Some(want) = meta.checksum
-            && hasher.finalize() != want
-        {
+        let crc = hasher.finalize();
+        if meta.checksum.is_some_and(|want| want != crc) {
             return Err(failed("checksum mismatch over the whole value"));
         }
-        Ok(())
+        Ok(crc)
     }
     .await;
     node.transfers.incoming.lock().remove(&meta.id);
@@ -467,7 +468,7 @@ pub(crate) async fn pull(
     });
     // A file is complete only once its writer has written and synced it.
     let result = match (result, &mut *sink) {
-        (Ok(()), Sink::File(f)) => f.finish().await,
+        (Ok(crc), Sink::File(f)) => f.finish().await.map(|()| crc),
         (r, _) => r,
     };
     if result.is_err()
@@ -710,6 +711,103 @@ impl Blob {
             }
         }
     }
+}
+
+impl Blob {
+    /// A blob over shared in-memory bytes (the data manager's memory store),
+    /// without copying them.
+    pub(crate) fn from_shared(bytes: Arc<Vec<u8>>) -> Blob {
+        Blob {
+            repr: BlobRepr::Bytes(bytes),
+            progress: None,
+        }
+    }
+
+    /// A blob announced by a peer in `meta`, to be pulled by `node`.
+    pub(crate) fn announced(meta: TransferMeta, node: Arc<NodeInner>) -> Blob {
+        Blob {
+            repr: BlobRepr::Remote {
+                meta,
+                node,
+                pulled: false,
+            },
+            progress: None,
+        }
+    }
+
+    /// Writes the bytes to `path` (created or truncated) and syncs it; returns
+    /// the size and the CRC-32 of all bytes. A partly written file is removed
+    /// when this fails. Local files are copied on a blocking thread, remote
+    /// blobs are pulled chunk by chunk: memory stays bounded either way.
+    ///
+    /// # Errors
+    /// As [`Blob::save_to`].
+    pub(crate) async fn save_checked(mut self, path: &Path) -> Result<(u64, u32), RpcError> {
+        let io = |e: std::io::Error| failed(format!("could not write {}: {e}", path.display()));
+        match &mut self.repr {
+            BlobRepr::Remote { meta, node, pulled } => {
+                *pulled = true;
+                let conn = node.conn_for_transfer(meta)?;
+                let depth = node.config.transfer_window;
+                let mut sink = Sink::File(FileSink::create(path.to_owned(), depth).map_err(io)?);
+                let crc = pull(node, &conn, meta, &mut sink, |_, _| {}).await?;
+                Ok((meta.size, crc))
+            }
+            BlobRepr::Bytes(b) => {
+                let bytes = Arc::clone(b);
+                let to = path.to_owned();
+                let r = tokio::task::spawn_blocking(move || {
+                    let mut f = std::fs::File::create(&to)?;
+                    f.write_all(&bytes)?;
+                    f.sync_all()?;
+                    Ok((bytes.len() as u64, crc32fast::hash(&bytes)))
+                })
+                .await
+                .map_err(|e| failed(format!("file writer failed: {e}")))?;
+                finish_local_copy(r, path).await.map_err(io)
+            }
+            BlobRepr::File { file, size, .. } => {
+                let (from, size, to) = (Arc::clone(file), *size, path.to_owned());
+                let r = tokio::task::spawn_blocking(move || copy_with_crc(&from, size, &to))
+                    .await
+                    .map_err(|e| failed(format!("file copy failed: {e}")))?;
+                finish_local_copy(r, path).await.map_err(io)
+            }
+        }
+    }
+}
+
+/// Removes a partly written copy when writing it failed.
+async fn finish_local_copy(
+    r: std::io::Result<(u64, u32)>,
+    path: &Path,
+) -> std::io::Result<(u64, u32)> {
+    if r.is_err() {
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    r
+}
+
+/// Bytes read per step by [`copy_with_crc`].
+const COPY_STEP: usize = 1024 * 1024;
+
+/// Copies `size` bytes of `from` into a new file `to` in steps of
+/// [`COPY_STEP`], computing their CRC-32 on the way; syncs `to`.
+fn copy_with_crc(from: &std::fs::File, size: u64, to: &Path) -> std::io::Result<(u64, u32)> {
+    use std::os::unix::fs::FileExt;
+    let mut out = std::fs::File::create(to)?;
+    let mut buf = vec![0u8; COPY_STEP];
+    let mut hasher = crc32fast::Hasher::new();
+    let mut off = 0u64;
+    while off < size {
+        let n = usize::try_from((size - off).min(COPY_STEP as u64)).unwrap_or(COPY_STEP);
+        from.read_exact_at(&mut buf[..n], off)?;
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])?;
+        off += n as u64;
+    }
+    out.sync_all()?;
+    Ok((size, hasher.finalize()))
 }
 
 impl Drop for Blob {

@@ -40,6 +40,17 @@ pub(crate) trait Handler: Send + Sync + 'static {
     fn on_closed(&self, conn: &Arc<Connection>, reason: &RpcError);
 }
 
+/// Bytes a node's connections wrote and read, summed over all of them (the
+/// handshake excepted): what [`crate::NodeStats`] reports, and what tests
+/// count to prove that a value crossed the wire only once.
+#[derive(Debug, Default)]
+pub(crate) struct Traffic {
+    /// Bytes written to sockets.
+    pub(crate) sent: AtomicU64,
+    /// Bytes read from sockets.
+    pub(crate) received: AtomicU64,
+}
+
 /// Result of a call as the caller sees it.
 pub(crate) type CallResult = Result<ResponseBody, RpcError>;
 
@@ -99,6 +110,8 @@ pub(crate) struct Connection {
     closed: Mutex<Option<RpcError>>,
     /// Writer and keepalive tasks, aborted on close.
     tasks: Mutex<Vec<AbortHandle>>,
+    /// The node's byte counters, shared by all its connections.
+    traffic: Arc<Traffic>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -209,6 +222,7 @@ impl Connection {
         peer: &Hello,
         config: &crate::config::Config,
         handler: Arc<dyn Handler>,
+        traffic: Arc<Traffic>,
     ) -> Arc<Connection> {
         let max_frame = config.max_frame_len;
         let _ = stream.set_nodelay(true);
@@ -233,6 +247,7 @@ impl Connection {
             born: std::time::Instant::now(),
             last_rx_ms: AtomicU64::new(0),
             stop: tokio_util::sync::CancellationToken::new(),
+            traffic,
         });
         // The reader is not aborted on close: it stops through `stop` and then
         // reports the close to the handler, whoever closed the connection.
@@ -352,7 +367,10 @@ impl Connection {
                         });
                         return Ok(());
                     }
-                    Ok(n) => off += n,
+                    Ok(n) => {
+                        self.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
+                        off += n;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         // Hand the rest to the writer task, ahead of what others queued.
                         let mut st = self.writer.state.lock();
@@ -425,7 +443,10 @@ impl Connection {
                         return;
                     }
                     match self.writer.sock.try_write(&buf[off..]) {
-                        Ok(n) => off += n,
+                        Ok(n) => {
+                            self.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
+                            off += n;
+                        }
                         Err(e)
                             if matches!(
                                 e.kind(),
@@ -708,7 +729,9 @@ impl Connection {
                         },
                     };
                 }
-                Ok(_) => {}
+                Ok(n) => {
+                    self.traffic.received.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 Err(e) => {
                     return RpcError::ConnectionLost {
                         peer: self.peer_name(),

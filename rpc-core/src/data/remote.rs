@@ -1,0 +1,45 @@
+//! The remote interface of a node's data manager: what other nodes (clients,
+//! the data mover of another node) call. Each node that keeps data binds it
+//! as [`BOOTSTRAP_NAME`](crate::data::BOOTSTRAP_NAME) in its bootstrap
+//! registry; servers also bind it in the name server (`<context>/data`).
+
+use crate::data::reference::DataRef;
+use crate::data::{DataInfo, Persistence};
+use crate::error::RpcError;
+use crate::ids::DataId;
+use crate::remote;
+use crate::transfer::Blob;
+
+/// A node's data manager (the seed's DataManager role).
+#[remote(name = "rpc.DataManager")]
+pub trait DataManager {
+    /// Stores the bytes of `data` under a new id with `mode` (pulled in
+    /// chunks, straight to disk on a disk store) and returns the reference.
+    /// With a `*_return` mode the reference carries a copy of the stored
+    /// bytes back ([`DataRef::take_copy`]).
+    async fn put(&self, data: Blob, mode: Persistence) -> Result<DataRef, RpcError>;
+
+    /// The bytes of `id` as a blob the caller pulls, with their size and
+    /// checksum. One use: volatile data is gone after it.
+    async fn get(&self, id: DataId) -> Result<(DataInfo, Blob), RpcError>;
+
+    /// What this node keeps under `id` (not a use).
+    #[idempotent]
+    async fn info(&self, id: DataId) -> Result<DataInfo, RpcError>;
+
+    /// Everything this node keeps, sorted by id.
+    #[idempotent]
+    async fn list(&self) -> Result<Vec<DataInfo>, RpcError>;
+
+    /// Deletes `id` here and from the location service; returns what it was.
+    async fn remove(&self, id: DataId) -> Result<DataInfo, RpcError>;
+
+    /// The data mover: moves `id` from this node to `dest` directly (node to
+    /// node), then updates the location service. Sticky data fails with
+    /// [`RpcError::NotMovable`].
+    async fn move_to(&self, id: DataId, dest: DataManagerRef) -> Result<DataRef, RpcError>;
+
+    /// Stores data moved here by another node's data mover, under its own id;
+    /// the bytes must match `info`'s size and checksum.
+    async fn receive(&self, info: DataInfo, data: Blob) -> Result<DataInfo, RpcError>;
+}
