@@ -6,8 +6,14 @@
 //! by `/` (see [`crate::name`]). Every binding, context and class offer made
 //! through a remote call belongs to the calling node and lives as long as that
 //! node's lease (see [`NameContext::renew`]).
+//!
+//! The tree is also the location service (the LocManager role of DIET's Data
+//! Tree Manager): each context may hold data entries, data id -> owner node,
+//! recorded by the nodes that keep the data ([`NameContext::add_data`]) and
+//! found from any context of the tree ([`NameContext::locate`]). A data id has
+//! one location at a time: adding it again, from anywhere, moves the entry.
 
-use rpc_core::{Capability, ComHandle, RpcError, remote};
+use rpc_core::{Capability, ComHandle, DataId, RpcError, remote};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -18,6 +24,13 @@ pub const ROOT_NAME: &str = "root";
 /// Name of the name server's own context under the root.
 pub const NAMESERVER_CONTEXT: &str = "nameserver";
 
+/// Most data ids one [`NameContext::add_data`] call may carry, so that one
+/// request stays well below the frame limit and holds the tree's lock only
+/// briefly; more is refused with
+/// [`NameError::TooManyIds`]. [`crate::NameClient::add_data`] splits larger
+/// sets into batches of this size.
+pub const MAX_DATA_IDS_PER_CALL: usize = 1024;
+
 /// A naming context: a directory of objects, child contexts and class offers.
 #[remote(name = "nameserver.NameContext")]
 pub trait NameContext {
@@ -27,7 +40,8 @@ pub trait NameContext {
     /// Binds `object` under `path`, replacing an object bound there.
     async fn rebind(&self, path: String, object: Capability) -> Result<(), NameError>;
 
-    /// Removes the object, class or empty context bound under `path`.
+    /// Removes the object, class or empty context bound under `path` (a
+    /// context holding data entries is not empty).
     async fn unbind(&self, path: String) -> Result<(), NameError>;
 
     /// The capability bound under `path`: an object, or a context (the empty
@@ -41,7 +55,7 @@ pub trait NameContext {
     /// Creates a child context under `path` and returns it.
     async fn create_context(&self, path: String) -> Result<NameContextRef, NameError>;
 
-    /// Removes the empty context at `path`.
+    /// Removes the empty context at `path` (no entries, no data entries).
     async fn destroy_context(&self, path: String) -> Result<(), NameError>;
 
     /// Records that the node `offer` makes instances of the class named by the
@@ -55,9 +69,33 @@ pub trait NameContext {
     /// the caller's registrations (if not, the caller must make them again).
     async fn renew(&self) -> Result<Lease, NameError>;
 
-    /// Removes everything the caller bound and ends its lease (a clean
-    /// shutdown); returns how many entries were removed.
+    /// Removes everything the caller bound (data entries included) and ends
+    /// its lease (a clean shutdown); returns how many entries were removed.
     async fn release(&self) -> Result<u64, NameError>;
+
+    /// Records that `owner` keeps the data `ids`, in the context at `path`
+    /// (normally the owner's own context; `""`: this context). An id recorded
+    /// anywhere else is moved here with its new owner: that is how a move
+    /// updates the location. The entries belong to the caller and live as
+    /// long as its lease. At most [`MAX_DATA_IDS_PER_CALL`] ids per call.
+    async fn add_data(
+        &self,
+        path: String,
+        ids: Vec<DataId>,
+        owner: ComHandle,
+    ) -> Result<(), NameError>;
+
+    /// Removes the entry of `id` if the node it names as owner is the caller
+    /// (so that the source of a finished move leaves the destination's entry
+    /// alone); tells whether an entry was removed. An unknown id is not an error.
+    async fn remove_data(&self, id: DataId) -> Result<bool, NameError>;
+
+    /// Where `id` is recorded, wherever in the tree that is.
+    async fn locate(&self, id: DataId) -> Result<DataLocation, NameError>;
+
+    /// Every data entry in the context at `path` and the contexts below it,
+    /// sorted by id.
+    async fn list_data(&self, path: String) -> Result<Vec<DataLocation>, NameError>;
 }
 
 /// One entry of a context, as [`NameContext::list`] returns it.
@@ -88,6 +126,17 @@ impl fmt::Display for EntryKind {
             EntryKind::Class => "class",
         })
     }
+}
+
+/// One data entry of the location service: which node keeps a piece of data.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DataLocation {
+    /// The data's id.
+    pub id: DataId,
+    /// The node keeping the data.
+    pub owner: ComHandle,
+    /// Absolute path of the context holding the entry (`""`: the root).
+    pub context: String,
 }
 
 /// The answer to [`NameContext::renew`].
@@ -177,6 +226,22 @@ pub enum NameError {
     ClassNotOffered {
         /// The class asked for.
         class: String,
+    },
+    /// The location service has no entry for this data id (never added,
+    /// removed, or its owner's lease ran out).
+    #[error("no location recorded for data {id}")]
+    NoSuchData {
+        /// The id asked for.
+        id: DataId,
+    },
+    /// One call carried more data ids than [`MAX_DATA_IDS_PER_CALL`]; split
+    /// them into several calls.
+    #[error("{count} data ids in one call, at most {max} allowed")]
+    TooManyIds {
+        /// How many ids the call carried.
+        count: u64,
+        /// The most allowed ([`MAX_DATA_IDS_PER_CALL`]).
+        max: u64,
     },
     /// Transport or runtime failure.
     #[error(transparent)]

@@ -6,12 +6,23 @@
 //! again when the name server has lost it (the name server restarted, or the
 //! lease ran out while the node was cut off). Paths are absolute: they start
 //! at the root context (`dbserver/db`).
+//!
+//! It is also the client of the location service: [`NameClient::add_data`]
+//! records the data this node keeps (and records it again after the name
+//! server lost it), [`NameClient::locate`] finds where any data id is kept,
+//! and [`NameClient::locator`] hands the same service to rpc-core's data
+//! manager as a [`Locator`].
 
-use crate::api::{Lease, NameContext, NameContextRef, NameError, ROOT_NAME};
+use crate::api::{
+    DataLocation, Lease, MAX_DATA_IDS_PER_CALL, NameContext, NameContextRef, NameError, ROOT_NAME,
+};
 use crate::name;
 use parking_lot::{Mutex, RwLock};
-use rpc_core::{Capability, ComHandle, Node, NodeId, RemoteRef, RpcError};
+use rpc_core::data::Locator;
+use rpc_core::dispatch::BoxFuture;
+use rpc_core::{Capability, ComHandle, DataId, Node, NodeId, RemoteRef, RpcError};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +78,11 @@ struct Shared {
     /// What this node registered, in order, to make again after the name
     /// server lost it. Short critical sections, never across an await.
     registrations: Mutex<Vec<Registration>>,
+    /// The data entries this node recorded (id -> the node keeping it), to
+    /// record again after the name server lost them. Kept apart from
+    /// `registrations` because there may be many, removed one by one. Short
+    /// critical sections, never across an await.
+    data: Mutex<HashMap<DataId, ComHandle>>,
 }
 
 /// One change this node made, to be made again after a name server restart.
@@ -130,6 +146,7 @@ impl NameClient {
             generation: AtomicU64::new(0),
             reconnecting: tokio::sync::Mutex::new(()),
             registrations: Mutex::new(Vec::new()),
+            data: Mutex::new(HashMap::new()),
         });
         let renewal = CancellationToken::new();
         tokio::spawn(renew_loop(Arc::clone(&shared), renewal.clone()));
@@ -392,6 +409,70 @@ impl NameClient {
         Err(last)
     }
 
+    /// Records that `owner` (usually this node, [`Node::com_handle`]) keeps
+    /// the data `ids`, in this node's own context (the root without one).
+    /// An id recorded elsewhere moves here. Sent in batches of
+    /// [`MAX_DATA_IDS_PER_CALL`]; remembered, and recorded again when the
+    /// name server lost this node, until [`NameClient::remove_data`] or
+    /// [`NameClient::close`].
+    ///
+    /// # Errors
+    /// [`NameError::NotFound`] when the node's context is gone; transport
+    /// errors. On an error, the batches sent before the failing one stay
+    /// recorded (and remembered).
+    pub async fn add_data(&self, ids: Vec<DataId>, owner: ComHandle) -> Result<(), NameError> {
+        self.shared.add_data(&ids, &owner).await
+    }
+
+    /// Forgets `id` and removes its entry if it names this node as keeping
+    /// the data (an entry another node has taken over stays); tells whether
+    /// an entry was removed.
+    ///
+    /// # Errors
+    /// Transport errors (the id is forgotten all the same: it is not
+    /// recorded again after a name server restart).
+    pub async fn remove_data(&self, id: DataId) -> Result<bool, NameError> {
+        self.shared.remove_data(id).await
+    }
+
+    /// Where `id` is recorded, anywhere in the tree.
+    ///
+    /// # Errors
+    /// [`NameError::NoSuchData`] when no node recorded it; transport errors.
+    pub async fn locate(&self, id: DataId) -> Result<DataLocation, NameError> {
+        self.shared.locate(id).await
+    }
+
+    /// Every data entry in the context at `path` (`""`: the root) and below
+    /// it, sorted by id.
+    ///
+    /// # Errors
+    /// [`NameError::NotFound`], [`NameError::NotAContext`], transport errors.
+    pub async fn list_data(&self, path: &str) -> Result<Vec<DataLocation>, NameError> {
+        let p = path.to_owned();
+        self.shared
+            .call(Retry::Read, move |root| {
+                let p = p.clone();
+                async move { root.list_data(p).await }
+            })
+            .await
+    }
+
+    /// The location service as rpc-core's data manager uses it: `add`,
+    /// `remove` and `locate` do what [`NameClient::add_data`],
+    /// [`NameClient::remove_data`] and [`NameClient::locate`] do (a missing
+    /// id is `Ok(None)`; naming errors other than transport failures become
+    /// [`RpcError::Remote`]).
+    ///
+    /// The locator shares this client's connection and remembered entries,
+    /// but the lease is renewed by this client: keep it (not only the
+    /// locator) for as long as the entries must live.
+    pub fn locator(&self) -> Arc<dyn Locator> {
+        Arc::new(NameLocator {
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
     /// Stops renewing and removes everything this node bound, at once.
     ///
     /// # Errors
@@ -399,6 +480,7 @@ impl NameClient {
     pub async fn close(self) -> Result<(), NameError> {
         self.renewal.cancel();
         self.shared.registrations.lock().clear();
+        self.shared.data.lock().clear();
         let root = self.root();
         root.release().await?;
         Ok(())
@@ -474,8 +556,14 @@ impl Shared {
         }
     }
 
-    /// Makes every remembered registration again.
+    /// Makes every remembered registration again, then records the data
+    /// entries again (into the contexts the registrations made).
     async fn replay(&self, root: &NameContextRef) {
+        self.replay_registrations(root).await;
+        self.replay_data(root).await;
+    }
+
+    async fn replay_registrations(&self, root: &NameContextRef) {
         let all: Vec<Registration> = self.registrations.lock().clone();
         if all.is_empty() {
             return;
@@ -497,6 +585,76 @@ impl Shared {
         tracing::info!(made, of = all.len(), "registrations made again");
     }
 
+    async fn replay_data(&self, root: &NameContextRef) {
+        let mut by_owner: HashMap<ComHandle, Vec<DataId>> = HashMap::new();
+        for (id, owner) in self.data.lock().iter() {
+            by_owner.entry(owner.clone()).or_default().push(*id);
+        }
+        if by_owner.is_empty() {
+            return;
+        }
+        let path = self.data_path();
+        let (mut made, mut of) = (0usize, 0usize);
+        for (owner, ids) in by_owner {
+            for batch in ids.chunks(MAX_DATA_IDS_PER_CALL) {
+                of += batch.len();
+                match root
+                    .add_data(path.clone(), batch.to_vec(), owner.clone())
+                    .await
+                {
+                    Ok(()) => made += batch.len(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, ids = batch.len(), "could not record data again")
+                    }
+                }
+            }
+        }
+        tracing::info!(made, of, "data entries recorded again");
+    }
+
+    /// The context this node records its data in: its own, or the root.
+    fn data_path(&self) -> String {
+        self.context.clone().unwrap_or_default()
+    }
+
+    /// See [`NameClient::add_data`].
+    async fn add_data(&self, ids: &[DataId], owner: &ComHandle) -> Result<(), NameError> {
+        let path = self.data_path();
+        for batch in ids.chunks(MAX_DATA_IDS_PER_CALL) {
+            let (p, b, o) = (path.clone(), batch.to_vec(), owner.clone());
+            self.call(Retry::Write, move |root| {
+                let (p, b, o) = (p.clone(), b.clone(), o.clone());
+                async move { root.add_data(p, b, o).await }
+            })
+            .await?;
+            let mut data = self.data.lock();
+            for id in batch {
+                data.insert(*id, owner.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// See [`NameClient::remove_data`].
+    async fn remove_data(&self, id: DataId) -> Result<bool, NameError> {
+        // Forgotten first: a replay that starts from now on leaves it out,
+        // even if the call below fails.
+        self.data.lock().remove(&id);
+        self.call(Retry::Write, move |root| async move {
+            root.remove_data(id).await
+        })
+        .await
+    }
+
+    /// See [`NameClient::locate`].
+    async fn locate(&self, id: DataId) -> Result<DataLocation, NameError> {
+        self.call(
+            Retry::Read,
+            move |root| async move { root.locate(id).await },
+        )
+        .await
+    }
+
     fn remember(&self, r: Registration) {
         let mut regs = self.registrations.lock();
         // A rebind replaces the remembered binding.
@@ -510,6 +668,57 @@ impl Shared {
         self.registrations
             .lock()
             .retain(|r| r.path() != path && !r.path().starts_with(&below));
+    }
+}
+
+/// The [`Locator`] of a [`NameClient`]: holds its shared state, not the
+/// client, since [`NameClient::close`] consumes the client.
+#[derive(Debug)]
+struct NameLocator {
+    /// Connection, lease time and remembered entries of the client.
+    shared: Arc<Shared>,
+}
+
+impl Locator for NameLocator {
+    fn add(&self, ids: Vec<DataId>, owner: ComHandle) -> BoxFuture<'_, Result<(), RpcError>> {
+        Box::pin(async move {
+            self.shared
+                .add_data(&ids, &owner)
+                .await
+                .map_err(location_error)
+        })
+    }
+
+    fn remove(&self, id: DataId) -> BoxFuture<'_, Result<(), RpcError>> {
+        Box::pin(async move {
+            self.shared
+                .remove_data(id)
+                .await
+                .map(drop)
+                .map_err(location_error)
+        })
+    }
+
+    fn locate(&self, id: DataId) -> BoxFuture<'_, Result<Option<ComHandle>, RpcError>> {
+        Box::pin(async move {
+            match self.shared.locate(id).await {
+                Ok(found) => Ok(Some(found.owner)),
+                Err(NameError::NoSuchData { .. }) => Ok(None),
+                Err(e) => Err(location_error(e)),
+            }
+        })
+    }
+}
+
+/// A naming error as the data manager sees it: transport failures stay what
+/// they are (so that it can react to them), the rest is a remote failure of
+/// the location service.
+fn location_error(e: NameError) -> RpcError {
+    match e {
+        NameError::Rpc(e) => e,
+        other => RpcError::Remote {
+            message: format!("location service: {other}"),
+        },
     }
 }
 
@@ -563,5 +772,28 @@ async fn renew_loop(shared: Arc<Shared>, stop: CancellationToken) {
                 .min(RECONNECT_BACKOFF_MAX)
                 .min(shared.renewal_period());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_errors_keep_transport_failures_for_the_data_manager() {
+        assert_eq!(
+            location_error(NameError::Rpc(RpcError::Cancelled)),
+            RpcError::Cancelled
+        );
+        let e = location_error(NameError::NotFound {
+            component: "dbserver".into(),
+            context: String::new(),
+        });
+        assert_eq!(
+            e,
+            RpcError::Remote {
+                message: "location service: `dbserver` not found in this context".into()
+            }
+        );
     }
 }

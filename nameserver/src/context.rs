@@ -7,10 +7,15 @@
 //! by [`Tree::renew`]; when it runs out, [`Tree::expire`] removes every entry
 //! the node owns, and each context it created with everything inside.
 //! Entries owned by [`Owner::Local`] (the name server's own) never expire.
+//!
+//! Contexts also hold data entries (data id -> owner node, the location
+//! service). A tree-wide index finds the context holding an id in O(1); every
+//! change that adds or drops data entries (adding, moving, removing, removing
+//! a context, a lease running out) keeps it in step with the contexts.
 
-use crate::api::{Entry, EntryKind, NameError};
-use crate::name::{Path, check_component, join_all};
-use rpc_core::{Capability, ComHandle, NodeId};
+use crate::api::{DataLocation, Entry, EntryKind, MAX_DATA_IDS_PER_CALL, NameError};
+use crate::name::{Path, check_component, join, join_all};
+use rpc_core::{Capability, ComHandle, DataId, NodeId};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -64,12 +69,33 @@ impl Slot {
     }
 }
 
+/// One data entry: who keeps the data, and whose lease keeps the entry.
+#[derive(Debug, Clone)]
+struct DataEntry {
+    /// The node keeping the data.
+    handle: ComHandle,
+    /// The node that recorded it.
+    owner: Owner,
+}
+
 #[derive(Debug)]
 struct Context {
     parent: Option<ContextId>,
+    /// Its name in its parent (`""` for the root): contexts never move, so
+    /// the absolute path of a data entry's context is built from these.
+    name: String,
     owner: Owner,
     /// Sorted, so that `list` is stable.
     entries: BTreeMap<String, Slot>,
+    /// The data entries recorded in this context; each id is also in
+    /// [`Tree::data_index`], pointing here.
+    data: BTreeMap<DataId, DataEntry>,
+}
+
+impl Context {
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.data.is_empty()
+    }
 }
 
 /// The tree of contexts and the leases of the nodes owning entries in it.
@@ -81,6 +107,8 @@ pub(crate) struct Tree {
     leases: HashMap<NodeId, Instant>,
     /// Lease time granted on each renewal.
     lease: Duration,
+    /// The context holding each data id's entry (one per id).
+    data_index: HashMap<DataId, ContextId>,
     /// Contexts removed since the last [`Tree::take_removed`], so that the
     /// server can stop exporting their objects.
     removed: Vec<ContextId>,
@@ -94,8 +122,10 @@ impl Tree {
             ROOT,
             Context {
                 parent: None,
+                name: String::new(),
                 owner: Owner::Local,
                 entries: BTreeMap::new(),
+                data: BTreeMap::new(),
             },
         );
         Tree {
@@ -103,6 +133,7 @@ impl Tree {
             next_id: 1,
             leases: HashMap::new(),
             lease,
+            data_index: HashMap::new(),
             removed: Vec::new(),
         }
     }
@@ -214,7 +245,7 @@ impl Tree {
             Some(_) => None,
         };
         if let Some(id) = child {
-            if !self.ctx(id)?.entries.is_empty() {
+            if !self.ctx(id)?.is_empty() {
                 return Err(NameError::NotEmpty {
                     path: path.to_string(),
                 });
@@ -294,8 +325,10 @@ impl Tree {
             id,
             Context {
                 parent: Some(parent),
+                name: last.to_owned(),
                 owner,
                 entries: BTreeMap::new(),
+                data: BTreeMap::new(),
             },
         );
         self.ctx_mut(parent)?
@@ -392,6 +425,125 @@ impl Tree {
         Ok(found)
     }
 
+    /// Records that `handle` keeps the data `ids`, in the context at `path`
+    /// from `at`; an id recorded in another context moves here.
+    pub(crate) fn add_data(
+        &mut self,
+        at: ContextId,
+        path: &Path,
+        ids: Vec<DataId>,
+        handle: &ComHandle,
+        owner: Owner,
+        now: Instant,
+    ) -> Result<(), NameError> {
+        if ids.len() > MAX_DATA_IDS_PER_CALL {
+            return Err(NameError::TooManyIds {
+                count: u64::try_from(ids.len()).unwrap_or(u64::MAX),
+                max: MAX_DATA_IDS_PER_CALL as u64,
+            });
+        }
+        let target = self.walk(at, path.components())?;
+        // `walk` checks the contexts it passes through, not `at` itself.
+        self.ctx(target)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // One location per id: drop the entries these ids had elsewhere.
+        for id in &ids {
+            if let Some(&old) = self.data_index.get(id)
+                && old != target
+                && let Some(ctx) = self.contexts.get_mut(&old)
+            {
+                ctx.data.remove(id);
+            }
+        }
+        let ctx = self.ctx_mut(target)?;
+        for id in &ids {
+            let entry = DataEntry {
+                handle: handle.clone(),
+                owner,
+            };
+            ctx.data.insert(*id, entry);
+        }
+        self.data_index
+            .extend(ids.into_iter().map(|id| (id, target)));
+        self.touch(owner, now);
+        Ok(())
+    }
+
+    /// Removes the entry of `id` if the node it names as keeping the data is
+    /// `caller`; true if it did.
+    pub(crate) fn remove_data(&mut self, id: DataId, caller: NodeId) -> bool {
+        let Some(at) = self.data_index.get(&id).copied() else {
+            return false;
+        };
+        let Some(ctx) = self.contexts.get_mut(&at) else {
+            return false;
+        };
+        match ctx.data.get(&id) {
+            Some(e) if e.handle.node == caller => {
+                ctx.data.remove(&id);
+                self.data_index.remove(&id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Where `id` is recorded, found through the index.
+    pub(crate) fn locate(&self, id: DataId) -> Result<DataLocation, NameError> {
+        let missing = || NameError::NoSuchData { id };
+        let at = *self.data_index.get(&id).ok_or_else(missing)?;
+        let entry = self.ctx(at)?.data.get(&id).ok_or_else(missing)?;
+        Ok(DataLocation {
+            id,
+            owner: entry.handle.clone(),
+            context: self.path_of(at),
+        })
+    }
+
+    /// Every data entry in the context at `path` from `at` and below, sorted by id.
+    pub(crate) fn list_data(
+        &self,
+        at: ContextId,
+        path: &Path,
+    ) -> Result<Vec<DataLocation>, NameError> {
+        let start = self.walk(at, path.components())?;
+        self.ctx(start)?;
+        let mut found = Vec::new();
+        let mut stack = vec![(start, self.path_of(start))];
+        while let Some((id, ctx_path)) = stack.pop() {
+            let Some(ctx) = self.contexts.get(&id) else {
+                continue;
+            };
+            found.extend(ctx.data.iter().map(|(data_id, e)| DataLocation {
+                id: *data_id,
+                owner: e.handle.clone(),
+                context: ctx_path.clone(),
+            }));
+            for (name, slot) in &ctx.entries {
+                if let Slot::Context(child) = slot {
+                    stack.push((*child, join(&ctx_path, name)));
+                }
+            }
+        }
+        found.sort_by_key(|d| d.id);
+        Ok(found)
+    }
+
+    /// The absolute path of context `id` (`""` for the root).
+    fn path_of(&self, id: ContextId) -> String {
+        let mut names = Vec::new();
+        let mut cur = self.contexts.get(&id);
+        while let Some(ctx) = cur {
+            let Some(parent) = ctx.parent else { break };
+            names.push(ctx.name.clone());
+            cur = self.contexts.get(&parent);
+        }
+        names.reverse();
+        join_all(&names)
+    }
+
     /// Extends `node`'s lease; false if it has none (it must register again).
     pub(crate) fn renew(&mut self, node: NodeId, now: Instant) -> bool {
         match self.leases.get_mut(&node) {
@@ -461,6 +613,18 @@ impl Tree {
                 _ => true,
             });
         }
+        // And its data entries, wherever they are.
+        let index = &mut self.data_index;
+        for ctx in self.contexts.values_mut() {
+            ctx.data.retain(|id, e| {
+                if e.owner != owner {
+                    return true;
+                }
+                index.remove(id);
+                removed += 1;
+                false
+            });
+        }
         removed
     }
 
@@ -474,7 +638,10 @@ impl Tree {
                 continue;
             };
             self.removed.push(id);
-            count += 1;
+            count += 1 + ctx.data.len();
+            for data_id in ctx.data.keys() {
+                self.data_index.remove(data_id);
+            }
             for slot in ctx.entries.values() {
                 match slot {
                     Slot::Context(child) => stack.push(*child),
@@ -956,6 +1123,353 @@ mod tests {
                 })
             ));
         }
+    }
+
+    fn data(n: usize) -> Vec<DataId> {
+        let mut ids: Vec<DataId> = (0..n).map(|_| DataId::random()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// The index and the contexts' data entries agree both ways.
+    fn check_index(t: &Tree) {
+        let mut in_contexts = 0;
+        for (cid, ctx) in &t.contexts {
+            for id in ctx.data.keys() {
+                assert_eq!(t.data_index.get(id), Some(cid), "{id:?} in {cid:?}");
+                in_contexts += 1;
+            }
+        }
+        assert_eq!(t.data_index.len(), in_contexts, "index has stale ids");
+    }
+
+    fn ids_of(list: &[DataLocation]) -> Vec<DataId> {
+        list.iter().map(|d| d.id).collect()
+    }
+
+    #[test]
+    fn data_is_located_from_any_context() {
+        let mut t = Tree::new(LEASE);
+        let now = Instant::now();
+        let (db, other) = (node(), node());
+        let dbctx = t
+            .create_context(ROOT, &p("dbserver"), Owner::Node(db), now)
+            .unwrap();
+        let elsewhere = t
+            .create_context(ROOT, &p("other"), Owner::Node(other), now)
+            .unwrap();
+        let ids = data(3);
+        t.add_data(
+            ROOT,
+            &p("dbserver"),
+            ids.clone(),
+            &handle(db),
+            Owner::Node(db),
+            now,
+        )
+        .unwrap();
+        check_index(&t);
+        // The index answers for the whole tree, whichever context is asked.
+        let found = t.locate(ids[1]).unwrap();
+        assert_eq!(found.owner, handle(db));
+        assert_eq!(found.context, "dbserver");
+        // Listing covers the subtree of the context asked only.
+        assert_eq!(ids_of(&t.list_data(ROOT, &p("")).unwrap()), ids);
+        assert_eq!(ids_of(&t.list_data(dbctx, &p("")).unwrap()), ids);
+        assert!(t.list_data(elsewhere, &p("")).unwrap().is_empty());
+        // The empty path is the context called; the root's path is "".
+        let x = data(1)[0];
+        t.add_data(dbctx, &p(""), vec![x], &handle(db), Owner::Node(db), now)
+            .unwrap();
+        assert_eq!(t.locate(x).unwrap().context, "dbserver");
+        t.add_data(ROOT, &p(""), vec![x], &handle(db), Owner::Node(db), now)
+            .unwrap();
+        assert_eq!(t.locate(x).unwrap().context, "");
+        let unknown = DataId::random();
+        assert_eq!(
+            t.locate(unknown).unwrap_err(),
+            NameError::NoSuchData { id: unknown }
+        );
+        check_index(&t);
+    }
+
+    #[test]
+    fn adding_again_moves_the_entry_and_only_the_keeper_removes_it() {
+        let mut t = Tree::new(LEASE);
+        let now = Instant::now();
+        let (src, dst) = (node(), node());
+        t.create_context(ROOT, &p("src"), Owner::Node(src), now)
+            .unwrap();
+        t.create_context(ROOT, &p("dst"), Owner::Node(dst), now)
+            .unwrap();
+        let ids = data(2);
+        t.add_data(
+            ROOT,
+            &p("src"),
+            ids.clone(),
+            &handle(src),
+            Owner::Node(src),
+            now,
+        )
+        .unwrap();
+        // The destination records one of them: it moves.
+        t.add_data(
+            ROOT,
+            &p("dst"),
+            vec![ids[0]],
+            &handle(dst),
+            Owner::Node(dst),
+            now,
+        )
+        .unwrap();
+        check_index(&t);
+        let moved = t.locate(ids[0]).unwrap();
+        assert_eq!((moved.owner, moved.context.as_str()), (handle(dst), "dst"));
+        assert_eq!(ids_of(&t.list_data(ROOT, &p("src")).unwrap()), [ids[1]]);
+        assert_eq!(ids_of(&t.list_data(ROOT, &p("dst")).unwrap()), [ids[0]]);
+        // The source removing its copy leaves the destination's entry.
+        assert!(!t.remove_data(ids[0], src));
+        assert_eq!(t.locate(ids[0]).unwrap().owner, handle(dst));
+        assert!(t.remove_data(ids[1], src));
+        assert!(!t.remove_data(ids[1], src), "already gone");
+        assert!(!t.remove_data(DataId::random(), src), "never known");
+        assert!(t.remove_data(ids[0], dst));
+        assert!(t.list_data(ROOT, &p("")).unwrap().is_empty());
+        check_index(&t);
+        // Adding the same id twice in one context keeps one entry.
+        t.add_data(
+            ROOT,
+            &p("dst"),
+            vec![ids[0], ids[0]],
+            &handle(dst),
+            Owner::Node(dst),
+            now,
+        )
+        .unwrap();
+        t.add_data(
+            ROOT,
+            &p("dst"),
+            vec![ids[0]],
+            &handle(dst),
+            Owner::Node(dst),
+            now,
+        )
+        .unwrap();
+        assert_eq!(t.list_data(ROOT, &p("")).unwrap().len(), 1);
+        check_index(&t);
+    }
+
+    #[test]
+    fn list_data_covers_a_subtree_sorted_by_id() {
+        let mut t = Tree::new(LEASE);
+        let now = Instant::now();
+        let o = Owner::Local;
+        let a = t.create_context(ROOT, &p("a"), o, now).unwrap();
+        t.create_context(ROOT, &p("a/b"), o, now).unwrap();
+        t.create_context(ROOT, &p("a/b/c"), o, now).unwrap();
+        t.create_context(ROOT, &p("z"), o, now).unwrap();
+        let ids = data(8);
+        let h = handle(node());
+        t.add_data(ROOT, &p("a"), vec![ids[5], ids[0]], &h, o, now)
+            .unwrap();
+        t.add_data(ROOT, &p("a/b"), vec![ids[3]], &h, o, now)
+            .unwrap();
+        t.add_data(a, &p("b/c"), vec![ids[1], ids[7]], &h, o, now)
+            .unwrap();
+        t.add_data(ROOT, &p("z"), vec![ids[2]], &h, o, now).unwrap();
+        t.add_data(ROOT, &p(""), vec![ids[4], ids[6]], &h, o, now)
+            .unwrap();
+        let in_a = t.list_data(ROOT, &p("a")).unwrap();
+        assert_eq!(ids_of(&in_a), [ids[0], ids[1], ids[3], ids[5], ids[7]]);
+        let contexts: Vec<&str> = in_a.iter().map(|d| d.context.as_str()).collect();
+        assert_eq!(contexts, ["a", "a/b/c", "a/b", "a", "a/b/c"]);
+        assert_eq!(
+            ids_of(&t.list_data(a, &p("b")).unwrap()),
+            [ids[1], ids[3], ids[7]]
+        );
+        assert_eq!(ids_of(&t.list_data(ROOT, &p("")).unwrap()), ids);
+        assert!(matches!(
+            t.list_data(ROOT, &p("a/nope")),
+            Err(NameError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn add_data_checks_its_context_and_batch_size() {
+        let mut t = Tree::new(LEASE);
+        let now = Instant::now();
+        let n = node();
+        let o = Owner::Node(n);
+        t.bind(ROOT, &p("obj"), cap(n), o, now, false).unwrap();
+        let e = t
+            .add_data(ROOT, &p("nope"), data(1), &handle(n), o, now)
+            .unwrap_err();
+        assert!(matches!(e, NameError::NotFound { .. }), "{e:?}");
+        let e = t
+            .add_data(ROOT, &p("obj"), data(1), &handle(n), o, now)
+            .unwrap_err();
+        assert!(matches!(e, NameError::NotAContext { .. }), "{e:?}");
+        let e = t
+            .add_data(
+                ROOT,
+                &p(""),
+                data(MAX_DATA_IDS_PER_CALL + 1),
+                &handle(n),
+                o,
+                now,
+            )
+            .unwrap_err();
+        assert_eq!(
+            e,
+            NameError::TooManyIds {
+                count: MAX_DATA_IDS_PER_CALL as u64 + 1,
+                max: MAX_DATA_IDS_PER_CALL as u64
+            }
+        );
+        assert!(t.list_data(ROOT, &p("")).unwrap().is_empty());
+        t.add_data(
+            ROOT,
+            &p(""),
+            data(MAX_DATA_IDS_PER_CALL),
+            &handle(n),
+            o,
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            t.list_data(ROOT, &p("")).unwrap().len(),
+            MAX_DATA_IDS_PER_CALL
+        );
+        // Nothing to record: no error, and no lease for a node holding nothing.
+        let idle = node();
+        t.add_data(
+            ROOT,
+            &p(""),
+            Vec::new(),
+            &handle(idle),
+            Owner::Node(idle),
+            now,
+        )
+        .unwrap();
+        assert!(!t.renew(idle, now));
+        check_index(&t);
+    }
+
+    #[test]
+    fn a_context_holding_data_is_not_empty() {
+        let mut t = Tree::new(LEASE);
+        let now = Instant::now();
+        let o = Owner::Local;
+        t.create_context(ROOT, &p("a"), o, now).unwrap();
+        let id = data(1)[0];
+        let n = node();
+        t.add_data(ROOT, &p("a"), vec![id], &handle(n), o, now)
+            .unwrap();
+        assert!(
+            names(&t, ROOT, "a").is_empty(),
+            "data entries have no names"
+        );
+        assert_eq!(
+            t.unbind(ROOT, &p("a")).unwrap_err(),
+            NameError::NotEmpty { path: "a".into() }
+        );
+        assert!(matches!(
+            t.destroy_context(ROOT, &p("a")),
+            Err(NameError::NotEmpty { .. })
+        ));
+        assert!(t.remove_data(id, n));
+        t.destroy_context(ROOT, &p("a")).unwrap();
+        check_index(&t);
+    }
+
+    #[test]
+    fn data_entries_go_with_their_recorders_lease_and_context() {
+        let lease = Duration::from_millis(500);
+        let mut t = Tree::new(lease);
+        let t0 = Instant::now();
+        let (dead, alive) = (node(), node());
+        t.create_context(ROOT, &p("dead"), Owner::Node(dead), t0)
+            .unwrap();
+        t.create_context(ROOT, &p("dead/sub"), Owner::Node(dead), t0)
+            .unwrap();
+        t.create_context(ROOT, &p("alive"), Owner::Node(alive), t0)
+            .unwrap();
+        let ids = data(6);
+        // The dead node's data in its own context and below.
+        t.add_data(
+            ROOT,
+            &p("dead"),
+            vec![ids[0]],
+            &handle(dead),
+            Owner::Node(dead),
+            t0,
+        )
+        .unwrap();
+        t.add_data(
+            ROOT,
+            &p("dead/sub"),
+            vec![ids[1]],
+            &handle(dead),
+            Owner::Node(dead),
+            t0,
+        )
+        .unwrap();
+        // ... recorded in the live node's context (a data mover's record).
+        t.add_data(
+            ROOT,
+            &p("alive"),
+            vec![ids[2]],
+            &handle(alive),
+            Owner::Node(dead),
+            t0,
+        )
+        .unwrap();
+        // The live node's entries: one inside the dead node's context (gone
+        // with it), one of its own.
+        t.add_data(
+            ROOT,
+            &p("dead"),
+            vec![ids[3]],
+            &handle(alive),
+            Owner::Node(alive),
+            t0,
+        )
+        .unwrap();
+        t.add_data(
+            ROOT,
+            &p("alive"),
+            vec![ids[4]],
+            &handle(alive),
+            Owner::Node(alive),
+            t0,
+        )
+        .unwrap();
+        // The name server's own never expire.
+        t.add_data(ROOT, &p(""), vec![ids[5]], &handle(dead), Owner::Local, t0)
+            .unwrap();
+
+        assert!(t.renew(alive, t0 + lease / 2));
+        let gone = t.expire(t0 + lease);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].0, dead);
+        // two contexts and four data entries
+        assert_eq!(gone[0].1, 6);
+        check_index(&t);
+        assert_eq!(
+            ids_of(&t.list_data(ROOT, &p("")).unwrap()),
+            [ids[4], ids[5]]
+        );
+        for id in &ids[..4] {
+            assert_eq!(
+                t.locate(*id).unwrap_err(),
+                NameError::NoSuchData { id: *id }
+            );
+        }
+        // A clean release counts data entries too; local ones stay.
+        assert_eq!(t.release(alive), 2);
+        check_index(&t);
+        t.expire(t0 + lease * 10);
+        assert_eq!(ids_of(&t.list_data(ROOT, &p("")).unwrap()), [ids[5]]);
     }
 
     #[test]

@@ -9,14 +9,25 @@
 //! [`client::NameClient`] helper renews in the background and restores when
 //! the name server restarts.
 //!
+//! The tree is also the location service for data kept by nodes' data
+//! managers (the LocManager role of DIET's Data Tree Manager): a node records
+//! the data ids it keeps in its own context ([`NameClient::add_data`]), and
+//! any node finds the owner of an id from anywhere in the tree
+//! ([`NameClient::locate`]). Data entries share the lease of the node that
+//! recorded them; [`NameClient::locator`] adapts the service to rpc-core's
+//! [`rpc_core::data::Locator`].
+//!
 //! # Layout
 //! - [`api`]: the [`api::NameContext`] remote trait, [`api::NameError`] and
-//!   the values that cross the wire; what other crates depend on.
+//!   the values that cross the wire (entries, data locations); what other
+//!   crates depend on.
 //! - [`name`]: path parsing and validation (pure).
-//! - `context`: the naming tree and the leases (pure, explicit time).
+//! - `context`: the naming tree, its data entries and the leases (pure,
+//!   explicit time).
 //! - [`server`]: the tree served as remote objects; [`server::run`] for the
 //!   binary and the tests.
-//! - [`client`]: the typed client helper.
+//! - [`client`]: the typed client helper, and the [`rpc_core::data::Locator`]
+//!   adapter.
 //!
 //! # Example
 //! ```no_run
@@ -48,6 +59,12 @@
 //! let greeter: GreeterRef = lookup.resolve("greeters/hello").await?;
 //! assert_eq!(greeter.greet("ada".into()).await?, "hello, ada");
 //!
+//! // The location service: the server records data it keeps, anybody finds it.
+//! let id = rpc_core::DataId::random();
+//! names.add_data(vec![id], server.com_handle()).await?;
+//! let found = lookup.locate(id).await?;
+//! assert_eq!((found.owner, found.context.as_str()), (server.com_handle(), "greeters"));
+//!
 //! names.close().await?; // unbinds at once
 //! # Ok(()) }
 //! ```
@@ -58,6 +75,6 @@ mod context;
 pub mod name;
 pub mod server;
 
-pub use api::{Entry, EntryKind, NameContext, NameContextRef, NameError};
+pub use api::{DataLocation, Entry, EntryKind, NameContext, NameContextRef, NameError};
 pub use client::NameClient;
 pub use server::{NameServer, ServerConfig};

@@ -5,15 +5,18 @@
 //! exported. The root is bound as [`ROOT_NAME`] in the node's bootstrap
 //! registry. Changes are owned by the calling node ([`rpc_core::caller`]) and
 //! kept alive by its lease; a sweeper task and every operation remove the
-//! entries of nodes whose lease ran out.
+//! entries of nodes whose lease ran out. The tree's data entries make it the
+//! location service: any context answers [`NameContext::locate`] for the
+//! whole tree.
 
 use crate::api::{
-    Entry, Lease, NAMESERVER_CONTEXT, NameContext, NameContextRef, NameError, ROOT_NAME,
+    DataLocation, Entry, Lease, NAMESERVER_CONTEXT, NameContext, NameContextRef, NameError,
+    ROOT_NAME,
 };
 use crate::context::{ContextId, Owner, ROOT, Target, Tree};
 use crate::name::Path;
 use parking_lot::{Mutex, RwLock};
-use rpc_core::{Capability, ComHandle, Node, RpcError};
+use rpc_core::{Capability, ComHandle, DataId, Node, NodeId, RpcError};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Weak};
@@ -166,6 +169,12 @@ fn now() -> Instant {
 /// The node that owns what the current request changes.
 fn owner() -> Owner {
     rpc_core::caller().map_or(Owner::Local, Owner::Node)
+}
+
+/// The node making the current request: a remote caller, or this node for a
+/// call made in this process.
+fn calling_node(state: &State) -> NodeId {
+    rpc_core::caller().unwrap_or_else(|| state.node.id())
 }
 
 impl State {
@@ -344,6 +353,35 @@ impl NameContext for ContextObject {
                 known,
             })
         })
+    }
+
+    async fn add_data(
+        &self,
+        path: String,
+        ids: Vec<DataId>,
+        owner: ComHandle,
+    ) -> Result<(), NameError> {
+        let path = Path::parse(&path)?;
+        // `owner` here is the node keeping the data; the entry belongs to
+        // (and lives with the lease of) the node recording it.
+        let recorder = self::owner();
+        self.state()?
+            .with_write(|t, now| t.add_data(self.id, &path, ids, &owner, recorder, now))
+    }
+
+    async fn remove_data(&self, id: DataId) -> Result<bool, NameError> {
+        let state = self.state()?;
+        let caller = calling_node(&state);
+        state.with_write(|t, _| Ok(t.remove_data(id, caller)))
+    }
+
+    async fn locate(&self, id: DataId) -> Result<DataLocation, NameError> {
+        self.state()?.with_read(|t| t.locate(id))
+    }
+
+    async fn list_data(&self, path: String) -> Result<Vec<DataLocation>, NameError> {
+        let path = Path::parse(&path)?;
+        self.state()?.with_read(|t| t.list_data(self.id, &path))
     }
 
     async fn release(&self) -> Result<u64, NameError> {
