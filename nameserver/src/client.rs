@@ -418,8 +418,8 @@ impl NameClient {
     ///
     /// # Errors
     /// [`NameError::NotFound`] when the node's context is gone; transport
-    /// errors. On an error, the batches sent before the failing one stay
-    /// recorded (and remembered).
+    /// errors. On an error every id stays remembered, so that the next
+    /// replay (after the name server lost this node) records it.
     pub async fn add_data(&self, ids: Vec<DataId>, owner: ComHandle) -> Result<(), NameError> {
         self.shared.add_data(&ids, &owner).await
     }
@@ -620,6 +620,14 @@ impl Shared {
     /// See [`NameClient::add_data`].
     async fn add_data(&self, ids: &[DataId], owner: &ComHandle) -> Result<(), NameError> {
         let path = self.data_path();
+        // Remembered first: if a call fails because the name server is
+        // gone, the replay after it comes back records these too.
+        {
+            let mut data = self.data.lock();
+            for id in ids {
+                data.insert(*id, owner.clone());
+            }
+        }
         for batch in ids.chunks(MAX_DATA_IDS_PER_CALL) {
             let (p, b, o) = (path.clone(), batch.to_vec(), owner.clone());
             self.call(Retry::Write, move |root| {
@@ -627,10 +635,6 @@ impl Shared {
                 async move { root.add_data(p, b, o).await }
             })
             .await?;
-            let mut data = self.data.lock();
-            for id in batch {
-                data.insert(*id, owner.clone());
-            }
         }
         Ok(())
     }
