@@ -73,6 +73,93 @@ pub enum Command {
     /// Benchmark: cell gets and sets per second, with many concurrent callers
     /// on one connection (and optionally several client processes).
     BenchCells(BenchCellsArgs),
+    /// Data kept by the servers' data managers under data ids: store a file
+    /// once, reference it from cells (`data:<id>`), move it between servers.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+/// The `data` subcommands. NODE is the name-server context of a server with
+/// a data manager (`dbserver`): its data manager is bound as `NODE/data`.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Store a file's bytes on a server under a new data id (prints the id);
+    /// the server pulls them in chunks, straight to its disk.
+    Put(DataPutArgs),
+    /// List data: everything the location service knows (stored data of
+    /// every server), or everything one server keeps (volatile data too).
+    Ls(DataLsArgs),
+    /// Write the bytes of a data id to a file, chunk by chunk (a use:
+    /// volatile data is gone afterwards).
+    Get(DataGetArgs),
+    /// Move persistent data to another server, node to node (sticky data
+    /// cannot move).
+    Mv(DataMvArgs),
+    /// Delete a data id from the server that keeps it.
+    Rm(DataRmArgs),
+}
+
+/// Arguments of `data put`.
+#[derive(Debug, Args)]
+pub struct DataPutArgs {
+    /// The file to store.
+    pub file: PathBuf,
+    /// Persistence mode: volatile (one use), persistent, persistent_return,
+    /// sticky (never moves) or sticky_return. The `*_return` modes copy the
+    /// stored bytes back: to `--return-to`, or checked against FILE.
+    #[arg(long, default_value = "persistent", value_parser = parse_mode)]
+    pub mode: rpc_core::Persistence,
+    /// Server to store it on (default: the context of `--db`, `dbserver`).
+    #[arg(long, value_name = "NODE")]
+    pub on: Option<String>,
+    /// Where to write the copy a `*_return` mode sends back.
+    #[arg(long, value_name = "PATH")]
+    pub return_to: Option<PathBuf>,
+}
+
+/// Arguments of `data ls`.
+#[derive(Debug, Args)]
+pub struct DataLsArgs {
+    /// List what this server keeps, instead of what the location service knows.
+    #[arg(value_name = "NODE")]
+    pub node: Option<String>,
+}
+
+/// Arguments of `data get`.
+#[derive(Debug, Args)]
+pub struct DataGetArgs {
+    /// The data id.
+    pub id: rpc_core::DataId,
+    /// The file to write.
+    pub path: PathBuf,
+    /// Ask this server instead of the location service (volatile data is
+    /// not registered there).
+    #[arg(long, value_name = "NODE")]
+    pub on: Option<String>,
+}
+
+/// Arguments of `data mv`.
+#[derive(Debug, Args)]
+pub struct DataMvArgs {
+    /// The data id.
+    pub id: rpc_core::DataId,
+    /// The server to move it to.
+    #[arg(value_name = "NODE")]
+    pub to: String,
+}
+
+/// Arguments of `data rm`.
+#[derive(Debug, Args)]
+pub struct DataRmArgs {
+    /// The data id.
+    pub id: rpc_core::DataId,
+    /// Ask this server instead of the location service.
+    #[arg(long, value_name = "NODE")]
+    pub on: Option<String>,
+}
+
+fn parse_mode(s: &str) -> Result<rpc_core::Persistence, String> {
+    s.parse()
 }
 
 /// Arguments of `ls`.

@@ -3,6 +3,7 @@
 
 pub mod bench_cells;
 pub mod create_table;
+pub mod data;
 pub mod drop_table;
 pub mod files;
 pub mod get;
@@ -41,5 +42,6 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Output, ClientError>
         Command::PutFile(a) => files::put(a, ctx).await,
         Command::GetFile(a) => files::get(a, ctx).await,
         Command::BenchCells(a) => bench_cells::run(a, ctx).await,
+        Command::Data(c) => data::run(c, ctx).await,
     }
 }

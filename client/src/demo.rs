@@ -1,6 +1,8 @@
-//! The all-in-one demo: starts a name server and a database server in this
-//! process on 127.0.0.1 (ephemeral ports, a temporary data directory), then
-//! acts as a client of both and narrates what it does.
+//! The all-in-one demo: starts a name server and two database servers in
+//! this process on 127.0.0.1 (ephemeral ports, a temporary data directory),
+//! then acts as a client of them and narrates what it does: tables, cells,
+//! callbacks, an import through callbacks, and data stored once under a data
+//! id, referenced by many rows and moved between the servers.
 
 use crate::ClientError;
 use dbserver::api::{Cell, CellListener, CellListenerRef, Database, DatabaseRef, Table, TableRef};
@@ -9,7 +11,8 @@ use dbserver::server::DbServer;
 use dbserver::{Column, DbError, Value, ValueType};
 use nameserver::client::NameClient;
 use nameserver::server::NameServer;
-use rpc_core::{Config, Node};
+use rpc_core::data::{DataManager, DataManagerRef};
+use rpc_core::{Blob, Config, Node, Persistence};
 use std::io::Write;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -54,25 +57,33 @@ pub async fn run(out: &mut (dyn Write + Send)) -> Result<(), ClientError> {
     let ns = NameServer::install(&ns_node, nameserver::server::DEFAULT_LEASE)?;
     say!("name server listening on {ns_addr}");
 
-    // 2. Database server, registered as dbserver/db.
+    // 2. Two database servers, registered as dbserver/{db,data} and
+    //    archive/{db,data}; each keeps data under its data directory.
     let data = tempfile::tempdir().map_err(io("creating a data directory"))?;
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(io("binding the database server"))?;
-    let db_server = DbServer::start(listener, data.path()).await?;
-    let db_names = NameClient::connect_as(db_server.node(), &ns_addr, "dbserver").await?;
-    db_names.bind("dbserver/db", db_server.database()).await?;
-    say!(
-        "database server listening on {}, data in {}, bound as dbserver/db",
-        db_server.addr(),
-        data.path().display()
-    );
+    let mut servers = Vec::new();
+    for name in ["dbserver", "archive"] {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(io("binding a database server"))?;
+        let dir = data.path().join(name);
+        let server = DbServer::start(listener, &dir).await?;
+        let names = NameClient::connect_as(server.node(), &ns_addr, name).await?;
+        server.register(&names).await?;
+        say!(
+            "database server listening on {}, data in {}, bound as {name}/db and {name}/data",
+            server.addr(),
+            dir.display()
+        );
+        servers.push((server, names));
+    }
 
     let result = client_session(&ns_addr, out).await;
 
     say!("shutting down");
-    let _ = db_names.close().await;
-    db_server.shutdown().await;
+    for (server, names) in servers {
+        let _ = names.close().await;
+        server.shutdown().await;
+    }
     drop(ns);
     ns_node.shutdown().await;
     result
@@ -167,7 +178,99 @@ async fn client_session(ns_addr: &str, out: &mut (dyn Write + Send)) -> Result<(
             "expected 5 rows, found {count}"
         )));
     }
+    data_session(&node, &names, &db, out).await?;
     names.close().await?;
     node.shutdown().await;
     Ok(())
+}
+
+/// Size of the value the data walk-through stores once.
+const DEMO_DATA: usize = 4 * 1024 * 1024;
+
+/// Data ids: a large value stored once on `dbserver`, referenced by many
+/// rows without being sent again, moved node to node to `archive`.
+async fn data_session(
+    node: &Node,
+    names: &NameClient,
+    db: &DatabaseRef,
+    out: &mut (dyn Write + Send),
+) -> Result<(), ClientError> {
+    macro_rules! say {
+        ($($t:tt)*) => {{ let _ = writeln!(out, $($t)*); }};
+    }
+    let check = |ok: bool, what: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(ClientError::Check(what.to_owned()))
+        }
+    };
+    let here: DataManagerRef = names.resolve("dbserver/data").await?;
+    let archive: DataManagerRef = names.resolve("archive/data").await?;
+    let bytes: Vec<u8> = (0..DEMO_DATA).map(|i| (i % 251) as u8).collect();
+    let sent = node.stats().bytes_sent;
+    let r = here
+        .put(Blob::from_bytes(bytes.clone()), Persistence::Persistent)
+        .await?;
+    say!(
+        "client: stored {} bytes on dbserver as data {} ({}); {} bytes went over the wire",
+        r.size(),
+        r.id(),
+        r.mode(),
+        node.stats().bytes_sent - sent
+    );
+
+    let photos = db
+        .create_table(
+            "photos".into(),
+            vec![
+                Column::new("name", ValueType::Text),
+                Column::new("image", ValueType::Data),
+            ],
+        )
+        .await?;
+    let sent = node.stats().bytes_sent;
+    for name in ["front", "back", "side"] {
+        photos
+            .insert(vec![Value::Text(name.into()), Value::Data(r.id())])
+            .await?;
+    }
+    say!(
+        "client: 3 rows of table photos reference it; inserting them sent {} bytes",
+        node.stats().bytes_sent - sent
+    );
+
+    let moved = here.move_to(r.id(), archive.clone()).await?;
+    let owner = names.locate(r.id()).await?;
+    say!(
+        "client: moved the data to archive, node to node; the location service now says {}",
+        owner.context
+    );
+    check(
+        owner.owner == *moved.owner(),
+        "the location was not updated",
+    )?;
+
+    // dbserver reads a one-use copy from archive to answer.
+    let cell = photos.cell(2, "image".into()).await?;
+    let read = cell.get_blob().await?.into_bytes().await?;
+    check(read == bytes, "the bytes read back differ")?;
+    say!(
+        "client: photos[2].image = {}, read back through dbserver: {} bytes, identical",
+        cell.get().await?,
+        read.len()
+    );
+
+    let sticky = archive
+        .put(Blob::from_bytes(b"stays put".to_vec()), Persistence::Sticky)
+        .await?;
+    match archive.move_to(sticky.id(), here).await {
+        Err(e @ rpc_core::RpcError::NotMovable { .. }) => {
+            say!("client: sticky data stays where it is: {e}");
+            Ok(())
+        }
+        other => Err(ClientError::Check(format!(
+            "expected sticky data not to move, got {other:?}"
+        ))),
+    }
 }

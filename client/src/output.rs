@@ -4,13 +4,15 @@
 //!
 //! JSON values: `null`, numbers for `int` and finite `float` (a float always
 //! has a fraction or exponent, `1.0`), strings for `text`, `{"bytes": "00ab"}`
-//! (hex) for bytes, `{"float": "NaN"}` for non-finite floats.
+//! (hex) for bytes, `{"data": "<uuid>"}` for data references, `{"float":
+//! "NaN"}` for non-finite floats.
 
 use crate::commands::bench_cells::{BenchReport, PhaseReport};
 use crate::schema::describe_columns;
 use dbserver::api::{TableChange, TableInfo};
 use dbserver::{Column, Value};
 use nameserver::api::Entry;
+use rpc_core::{DataId, DataInfo};
 use serde_json::{Value as Json, json};
 use std::io::Write;
 
@@ -98,6 +100,67 @@ pub enum Output {
     },
     /// `bench-cells`: the figures.
     Bench(BenchReport),
+    /// `data put`: the data stored.
+    DataPut {
+        /// Id, mode, size and checksum.
+        info: DataInfo,
+        /// The server keeping it.
+        node: String,
+        /// The copy a `*_return` mode sent back.
+        returned: Option<Returned>,
+    },
+    /// `data ls`: data and the servers keeping it.
+    DataList(Vec<DataRow>),
+    /// `data get`: data written to a file.
+    DataGot {
+        /// The data.
+        info: DataInfo,
+        /// The server it came from.
+        node: String,
+        /// The file written.
+        path: String,
+        /// Bytes written.
+        bytes: u64,
+    },
+    /// `data mv`: data moved between servers.
+    DataMoved {
+        /// The data.
+        info: DataInfo,
+        /// The server that kept it.
+        from: String,
+        /// The server keeping it now.
+        to: String,
+    },
+    /// `data rm`: data deleted.
+    DataRemoved {
+        /// What it was.
+        info: DataInfo,
+        /// The server that kept it.
+        node: String,
+    },
+}
+
+/// The copy of stored data that a `*_return` mode sent back to `data put`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Returned {
+    /// Its size.
+    pub bytes: u64,
+    /// Where it was written (`--return-to`), if anywhere.
+    pub path: Option<String>,
+    /// Without `--return-to`: whether it equals the file sent.
+    pub identical: Option<bool>,
+}
+
+/// One line of `data ls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataRow {
+    /// The data id.
+    pub id: DataId,
+    /// What its server says of it (missing when the server could not be asked
+    /// or no longer has it).
+    pub info: Option<DataInfo>,
+    /// The server keeping it.
+    pub node: String,
 }
 
 /// One change received by `watch`.
@@ -174,7 +237,17 @@ pub fn value_json(v: &Value) -> Json {
             let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
             json!({ "bytes": hex })
         }
+        Value::Data(id) => json!({ "data": id.to_string() }),
     }
+}
+
+fn data_json(info: &DataInfo) -> Json {
+    json!({
+        "id": info.id.to_string(),
+        "mode": info.mode.name(),
+        "size": info.size,
+        "crc32": format!("{:08x}", info.checksum),
+    })
 }
 
 fn columns_json(columns: &[Column]) -> Json {
@@ -260,6 +333,39 @@ fn render_json(output: &Output) -> Json {
             rows,
             created,
         } => json!({ "table": table, "imported": rows, "created": created }),
+        Output::DataPut {
+            info,
+            node,
+            returned,
+        } => {
+            let mut j = json!({ "data": data_json(info), "node": node });
+            if let Some(r) = returned {
+                j["returned"] =
+                    json!({ "bytes": r.bytes, "path": r.path, "identical": r.identical });
+            }
+            j
+        }
+        Output::DataList(rows) => rows
+            .iter()
+            .map(|r| match &r.info {
+                Some(info) => json!({ "data": data_json(info), "node": r.node }),
+                None => {
+                    json!({ "data": { "id": r.id.to_string() }, "node": r.node, "missing": true })
+                }
+            })
+            .collect(),
+        Output::DataGot {
+            info,
+            node,
+            path,
+            bytes,
+        } => json!({ "data": data_json(info), "node": node, "path": path, "bytes": bytes }),
+        Output::DataMoved { info, from, to } => {
+            json!({ "data": data_json(info), "from": from, "to": to })
+        }
+        Output::DataRemoved { info, node } => {
+            json!({ "removed": data_json(info), "node": node })
+        }
         Output::Bench(r) => json!({
             "callers": r.callers,
             "processes": r.processes,
@@ -321,6 +427,55 @@ fn render_text(output: &Output) -> String {
             let s = if *rows == 1 { "" } else { "s" };
             format!("imported {rows} row{s} into {table}{how}")
         }
+        Output::DataPut { info, returned, .. } => {
+            // The id alone on the first line, so that scripts can take it.
+            let mut text = info.id.to_string();
+            match returned {
+                Some(Returned {
+                    path: Some(p),
+                    bytes,
+                    ..
+                }) => text.push_str(&format!("\ncopied back {bytes} bytes to {p}")),
+                Some(Returned {
+                    identical: Some(same),
+                    bytes,
+                    ..
+                }) => {
+                    let how = if *same {
+                        "identical to"
+                    } else {
+                        "DIFFERENT from"
+                    };
+                    text.push_str(&format!("\ncopied back {bytes} bytes, {how} the file sent"));
+                }
+                _ => {}
+            }
+            text
+        }
+        Output::DataList(rows) => rows
+            .iter()
+            .map(|r| match &r.info {
+                Some(i) => format!("{}  {:<17} {:>12}  {}", i.id, i.mode.name(), i.size, r.node),
+                None => format!("{}  {:<17} {:>12}  {}", r.id, "?", "?", r.node),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Output::DataGot {
+            info,
+            node,
+            path,
+            bytes,
+        } => format!(
+            "wrote {bytes} bytes of data {} from {node} to {path}",
+            info.id
+        ),
+        Output::DataMoved { info, from, to } => {
+            format!(
+                "moved data {} ({} bytes) from {from} to {to}",
+                info.id, info.size
+            )
+        }
+        Output::DataRemoved { info, node } => format!("removed data {} from {node}", info.id),
         Output::Bench(r) => {
             let phase = |name: &str, p: &PhaseReport| {
                 format!(

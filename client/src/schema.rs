@@ -52,10 +52,11 @@ fn parse_type(ty: &str) -> Result<ValueType, ClientError> {
         "float" => ValueType::Float,
         "text" => ValueType::Text,
         "bytes" => ValueType::Bytes,
+        "data" => ValueType::Data,
         "any" | "" => ValueType::Any,
         other => {
             return Err(ClientError::Input(format!(
-                "unknown column type `{other}` (expected int, float, text, bytes or any)"
+                "unknown column type `{other}` (expected int, float, text, bytes, data or any)"
             )));
         }
     })

@@ -21,9 +21,11 @@ struct Args {
     /// Directory of the store (created if missing).
     #[arg(long)]
     data: PathBuf,
-    /// Name server address: the database is bound there as `<name>/db`, under
-    /// a context this server registers and keeps leased. Without it the
-    /// database is only in this node's bootstrap registry, as `db`.
+    /// Name server address: the database is bound there as `<name>/db` and
+    /// the data manager as `<name>/data`, under a context this server
+    /// registers and keeps leased; the name server also locates the data
+    /// this server keeps. Without it both are only in this node's bootstrap
+    /// registry, as `db` and `data`.
     #[arg(long, env = "NAMESERVER")]
     nameserver: Option<String>,
     /// Name of this server's context in the name server.
@@ -71,14 +73,13 @@ async fn serve(args: Args) -> Result<(), String> {
             let names = NameClient::connect_as(server.node(), ns, &args.name)
                 .await
                 .map_err(|e| format!("cannot register with the name server at {ns}: {e}"))?;
-            let path = format!("{}/db", args.name);
-            // Rebind: after a crash the old binding of this very node (same
+            // Rebinds: after a crash the old bindings of this very node (same
             // node id) may still be there until its lease runs out.
-            names
-                .rebind(&path, server.database())
+            server
+                .register(&names)
                 .await
-                .map_err(|e| format!("cannot bind {path}: {e}"))?;
-            tracing::info!(%ns, %path, "bound in the name server");
+                .map_err(|e| format!("cannot register in the name server: {e}"))?;
+            tracing::info!(%ns, context = %args.name, "bound db and data in the name server");
             Some(names)
         }
         None => None,

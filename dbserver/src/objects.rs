@@ -22,7 +22,7 @@ use crate::error::DbError;
 use crate::store::{CellAddr, Column, Store, TableMeta};
 use crate::value::Value;
 use parking_lot::{Mutex, RwLock};
-use rpc_core::{Node, ObjectId};
+use rpc_core::{DataId, Node, ObjectId};
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use tokio::sync::mpsc;
@@ -268,6 +268,34 @@ impl Shared {
         }
     }
 
+    /// Fails unless every data reference among `values` names stored data
+    /// that some node keeps (here, or wherever the location service says):
+    /// a cell never holds a dangling id when it is written, nor a volatile
+    /// one, which its first read would use up.
+    async fn check_data<'v>(
+        &self,
+        values: impl IntoIterator<Item = &'v Value>,
+    ) -> Result<(), DbError> {
+        let mut ids: Vec<DataId> = values.into_iter().filter_map(Value::data_id).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        ids.sort();
+        ids.dedup();
+        let data = self.node.data()?;
+        for id in ids {
+            let (info, _) = data.describe(id).await?;
+            if !info.mode.is_stored() {
+                return Err(DbError::Unsupported {
+                    what: format!(
+                        "a reference to volatile data {id} in a cell (its first read would use it up)"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Fails with `NoLongerExists` unless `meta`'s table is still in the catalog
     /// (a re-created name is another table). Call under `lock`.
     fn check_alive(&self, meta: &TableMeta) -> Result<(), DbError> {
@@ -391,6 +419,7 @@ impl Table for TableObj {
     }
 
     async fn insert(&self, values: Vec<Value>) -> Result<u64, DbError> {
+        self.shared.check_data(&values).await?;
         self.write(move |s, m| {
             let row = s.store.insert(&m.name, &values)?;
             s.hub
@@ -423,6 +452,7 @@ impl Table for TableObj {
     }
 
     async fn update(&self, row: u64, values: Vec<Value>) -> Result<(), DbError> {
+        self.shared.check_data(&values).await?;
         self.write(move |s, m| {
             s.store.update_row(&m.name, row, &values)?;
             let mut hub = s.hub.lock();
@@ -477,6 +507,7 @@ impl Table for TableObj {
         // nothing, and importing a table into itself terminates.
         let rows = crate::api::read_all(&source, IMPORT_PAGE).await?;
         let rows: Vec<Vec<Value>> = rows.into_iter().map(|(_, v)| v).collect();
+        self.shared.check_data(rows.iter().flatten()).await?;
         tracing::debug!(table = %self.meta.name, rows = rows.len(), "importing");
         self.write(move |s, m| {
             let ids = s.store.insert_many(&m.name, &rows)?;
@@ -529,6 +560,7 @@ impl crate::api::Cell for CellObj {
     }
 
     async fn set(&self, v: Value) -> Result<(), DbError> {
+        self.shared.check_data([&v]).await?;
         let value = v.clone();
         self.write_cell(
             move |store, m, row, column| store.set_cell(&m.name, row, column, v),
@@ -538,6 +570,7 @@ impl crate::api::Cell for CellObj {
     }
 
     async fn compare_and_set(&self, expected: Value, new: Value) -> Result<(), DbError> {
+        self.shared.check_data([&new]).await?;
         let value = new.clone();
         self.write_cell(
             move |store, m, row, column| {
@@ -558,6 +591,9 @@ impl crate::api::Cell for CellObj {
     async fn get_blob(&self) -> Result<rpc_core::Blob, DbError> {
         match self.get().await? {
             Value::Bytes(b) => Ok(rpc_core::Blob::from_bytes(b)),
+            // Stored once in a data manager: read from its file here, or
+            // from a one-use copy of the owner's.
+            Value::Data(id) => Ok(self.shared.node.data()?.fetch_id(id).await?.blob()?),
             other => Err(DbError::TypeMismatch {
                 table: self.table.name.clone(),
                 column: self.column.clone(),

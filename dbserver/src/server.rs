@@ -1,17 +1,15 @@
 //! Running a database server: open the store, start a node with the server's
 //! persistent node id, export the database under its persistent object id,
-//! bind it as `"db"` in the node's bootstrap registry, serve until shutdown.
-//!
-//! Registration in the name server (as `dbserver/db`) is not done here yet: it
-//! comes with the name server integration, as a `register_with_nameserver`
-//! step after [`DbServer::start`] (the binary accepts `--nameserver`/`--name`
-//! already and warns that they are not used).
+//! bind it as `"db"` in the node's bootstrap registry, start the node's data
+//! manager over `<data dir>/data` (bound as `"data"`), serve until shutdown.
+//! [`DbServer::register`] binds both in a name server, which then also
+//! locates the server's data.
 
 use crate::api::DatabaseRef;
 use crate::error::DbError;
 use crate::objects::Shared;
 use crate::store::Store;
-use rpc_core::{Config, Node, NodeId, ObjectId};
+use rpc_core::{Config, DataConfig, DataStore, Node, NodeId, ObjectId};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,6 +19,9 @@ use tokio::net::TcpListener;
 
 /// Name of the database in the node's bootstrap registry.
 pub const BOOTSTRAP_NAME: &str = "db";
+
+/// Directory of the data manager's items, under the server's data directory.
+pub const DATA_DIR: &str = "data";
 
 /// Store identity key of the server's node id.
 const NODE_ID_KEY: &str = "node";
@@ -36,6 +37,8 @@ pub struct DbServer {
     node: Node,
     addr: SocketAddr,
     database: DatabaseRef,
+    /// The node's data manager (items under `<data dir>/data`).
+    data: DataStore,
     shared: Weak<Shared>,
 }
 
@@ -73,11 +76,15 @@ impl DbServer {
             reason: format!("cannot read the listening address: {e}"),
         })?;
         node.bind_bootstrap(BOOTSTRAP_NAME, &database)?;
+        let data = node
+            .enable_data(DataConfig::on_disk(data_dir.join(DATA_DIR)))
+            .await?;
         tracing::info!(%addr, node = %node.id(), data = %data_dir.display(), "database server started");
         Ok(DbServer {
             node,
             addr,
             database,
+            data,
             shared: Arc::downgrade(&shared),
         })
     }
@@ -97,6 +104,31 @@ impl DbServer {
         &self.database
     }
 
+    /// The node's data manager: large values stored once, referenced by
+    /// [`crate::Value::Data`] cells.
+    pub fn data(&self) -> &DataStore {
+        &self.data
+    }
+
+    /// Registers this server with the name server `names` (a client of this
+    /// server's node, with its own context): binds the database as
+    /// `<context>/db` and the data manager as `<context>/data`, and makes the
+    /// name server the location service of the data manager (telling it
+    /// every item kept). Rebinds, so that a restart within the old lease works.
+    ///
+    /// # Errors
+    /// Naming errors.
+    pub async fn register(
+        &self,
+        names: &nameserver::NameClient,
+    ) -> Result<(), nameserver::NameError> {
+        names.rebind(&names.own_path("db"), &self.database).await?;
+        let dm = self.data.manager()?;
+        names.rebind(&names.own_path("data"), &dm).await?;
+        self.data.set_locator(names.locator()).await;
+        Ok(())
+    }
+
     /// Graceful shutdown: stops accepting, lets running calls finish (within
     /// the node's grace period), then waits until the store is closed, so
     /// that another server may open the same data directory at once.
@@ -104,11 +136,13 @@ impl DbServer {
         let DbServer {
             node,
             database,
+            data,
             shared,
             ..
         } = self;
         node.shutdown().await;
         drop(database);
+        drop(data);
         drop(node);
         let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
         while shared.strong_count() > 0 {

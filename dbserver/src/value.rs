@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use rpc_core::DataId;
 use serde::{Deserialize, Serialize};
 
 /// The content of one cell.
@@ -25,13 +26,28 @@ pub enum Value {
     /// Raw bytes.
     #[serde(rename = "bytes")]
     Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A reference to data kept by a data manager (see [`rpc_core::data`]):
+    /// a large value stored once and named by many cells without being sent
+    /// again. Written `data:<uuid>` on the command line.
+    #[serde(rename = "data")]
+    Data(DataId),
 }
 
+/// How a data reference is written on the command line: `data:<uuid>`.
+pub const DATA_PREFIX: &str = "data:";
+
 impl Value {
-    /// Reads a command-line argument: integers become `Int`, floats `Float`, `null` `Null`, anything else `Text`.
+    /// Reads a command-line argument: integers become `Int`, floats `Float`,
+    /// `null` `Null`, `data:<uuid>` `Data`, anything else `Text`.
     pub fn parse_cli(s: &str) -> Value {
         if s == "null" {
             return Value::Null;
+        }
+        if let Some(id) = s
+            .strip_prefix(DATA_PREFIX)
+            .and_then(|r| r.parse::<DataId>().ok())
+        {
+            return Value::Data(id);
         }
         if let Ok(i) = s.parse::<i64>() {
             return Value::Int(i);
@@ -54,6 +70,15 @@ impl Value {
             Value::Float(_) => Some(ValueType::Float),
             Value::Text(_) => Some(ValueType::Text),
             Value::Bytes(_) => Some(ValueType::Bytes),
+            Value::Data(_) => Some(ValueType::Data),
+        }
+    }
+
+    /// The data id this value references, if it is a data reference.
+    pub fn data_id(&self) -> Option<DataId> {
+        match self {
+            Value::Data(id) => Some(*id),
+            _ => None,
         }
     }
 
@@ -84,6 +109,7 @@ impl fmt::Display for Value {
                 }
                 Ok(())
             }
+            Value::Data(id) => write!(f, "{DATA_PREFIX}{id}"),
         }
     }
 }
@@ -103,6 +129,9 @@ pub enum ValueType {
     /// Holds `Bytes` values.
     #[serde(rename = "bytes")]
     Bytes,
+    /// Holds `Data` values (references to stored data).
+    #[serde(rename = "data")]
+    Data,
     /// Holds values of any type.
     #[serde(rename = "any")]
     Any,
@@ -125,6 +154,7 @@ impl fmt::Display for ValueType {
             ValueType::Float => "float",
             ValueType::Text => "text",
             ValueType::Bytes => "bytes",
+            ValueType::Data => "data",
             ValueType::Any => "any",
         })
     }
@@ -146,6 +176,25 @@ mod tests {
         assert_eq!(Value::parse_cli("NaN"), Value::Text("NaN".into()));
         assert_eq!(Value::parse_cli(""), Value::Text(String::new()));
         assert_eq!(Value::parse_cli("hello"), Value::Text("hello".into()));
+        let id = DataId::random();
+        assert_eq!(Value::parse_cli(&format!("data:{id}")), Value::Data(id));
+        assert_eq!(
+            Value::parse_cli("data:nope"),
+            Value::Text("data:nope".into())
+        );
+    }
+
+    #[test]
+    fn data_references_round_trip_through_cbor_and_the_cli() {
+        let v = Value::Data(DataId::random());
+        assert_eq!(Value::parse_cli(&v.to_string()), v);
+        let mut buf = Vec::new();
+        ciborium::into_writer(&v, &mut buf).unwrap();
+        assert_eq!(ciborium::from_reader::<Value, _>(&buf[..]).unwrap(), v);
+        assert!(ValueType::Data.accepts(&v));
+        assert!(ValueType::Any.accepts(&v));
+        assert!(!ValueType::Bytes.accepts(&v));
+        assert!(!ValueType::Data.accepts(&Value::Bytes(vec![])));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rpc_core::Blob;
 use std::io::IsTerminal;
 
 /// A byte progress bar on a terminal, nothing otherwise.
-fn progress_bar(total: u64) -> Option<ProgressBar> {
+pub(crate) fn progress_bar(total: u64) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }

@@ -837,6 +837,27 @@ impl DataStore {
             .ok_or(RpcError::NoSuchData { id })
     }
 
+    /// What is known of `id` and which node keeps it: this one, or the owner
+    /// the location service knows (asked for the data's info). Not a use.
+    ///
+    /// # Errors
+    /// As [`DataStore::locate`]; the owner's errors.
+    pub async fn describe(&self, id: DataId) -> Result<(DataInfo, ComHandle), RpcError> {
+        if let Ok(info) = self.inner.info(&id) {
+            return Ok((info, self.inner.node()?.com_handle()));
+        }
+        let owner = self.locate(id).await?;
+        let Some(addr) = &owner.addr else {
+            return Err(RpcError::Unreachable {
+                peer: format!("{:?}", owner.node),
+                reason: "the owner of the data does not listen".into(),
+            });
+        };
+        let node = Node::from_inner(self.inner.node()?);
+        let dm: DataManagerRef = node.lookup(addr, BOOTSTRAP_NAME).await?;
+        Ok((dm.info(id).await?, owner))
+    }
+
     /// Removes `id` from this node (and from the location service).
     ///
     /// # Errors
