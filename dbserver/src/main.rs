@@ -79,7 +79,7 @@ async fn serve(args: Args) -> Result<(), String> {
                 .register(&names)
                 .await
                 .map_err(|e| format!("cannot register in the name server: {e}"))?;
-            tracing::info!(%ns, context = %args.name, "bound db and data in the name server");
+            tracing::info!(%ns, context = %args.name, "bound in the name server (db and data)");
             Some(names)
         }
         None => None,

@@ -185,8 +185,10 @@ fn a_session_through_three_processes() {
     assert!(ls.contains("context  nameserver"), "{ls}");
     let j: serde_json::Value =
         serde_json::from_str(&ok(&ns, &["--json", "ls", "dbserver"])).unwrap();
-    assert_eq!(j["entries"][0]["name"], "db");
-    assert_eq!(j["entries"][0]["kind"], "object");
+    // Sorted by name: the data manager, then the database.
+    assert_eq!(j["entries"][0]["name"], "data");
+    assert_eq!(j["entries"][1]["name"], "db");
+    assert_eq!(j["entries"][1]["kind"], "object");
 
     ok(
         &ns,
