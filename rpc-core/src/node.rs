@@ -564,7 +564,6 @@ impl NodeInner {
                 );
                 conn.hold_permit(permit);
                 tracing::debug!(%from, peer = ?peer.node, "accepted connection");
-                node.register(conn);
             });
         }
     }
@@ -636,7 +635,6 @@ impl NodeInner {
             Arc::clone(self) as Arc<dyn Handler>,
             Arc::clone(&self.traffic),
         );
-        self.register(Arc::clone(&conn));
         Ok(conn)
     }
 
@@ -883,6 +881,10 @@ impl Drop for AnswerOnPanic<'_> {
 }
 
 impl Handler for NodeInner {
+    fn on_open(&self, conn: &Arc<Connection>) {
+        self.register(Arc::clone(conn));
+    }
+
     fn on_request(self: Arc<Self>, conn: &Arc<Connection>, req: Request) {
         let call_id = req.ipc.call_id;
         if self.stopping.load(Ordering::SeqCst) {

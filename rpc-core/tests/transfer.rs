@@ -504,3 +504,23 @@ async fn many_failed_transfers_leave_no_state() {
     assert_eq!(calc.add(1, 2).await.unwrap(), 3);
     no_transfers_left(&[&server, &client]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_in_the_first_call_of_a_new_connection_is_pulled() {
+    // The server must know a connection before its first request runs: a
+    // blob argument is pulled over it at once (this once raced, and the
+    // pull found "the connection to the sender is gone").
+    let (_server, addr, _) = calc_server().await;
+    let (_looker, calc) = client_for(&addr).await;
+    let cap = calc.capability().unwrap().clone();
+    for i in 0..30u8 {
+        let fresh = Node::new(Config::default());
+        let calc: CalcRef = fresh.resolve(cap.clone()).unwrap();
+        let n = tokio::time::timeout(BOUND, calc.blob_len(Blob::from_bytes(pattern(1000, i))))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1000);
+        fresh.shutdown().await;
+    }
+}

@@ -30,6 +30,10 @@ use tokio::task::AbortHandle;
 
 /// What a connection hands incoming requests and its end to.
 pub(crate) trait Handler: Send + Sync + 'static {
+    /// The connection is ready; called before its reader starts, so that
+    /// the node knows the connection before any request on it runs (a
+    /// request carrying a blob is pulled over it at once).
+    fn on_open(&self, conn: &Arc<Connection>);
     /// Runs `req` (on a task of its own) and answers through `conn`.
     fn on_request(self: Arc<Self>, conn: &Arc<Connection>, req: Request);
     /// A transfer message (chunk request, chunk, refusal, end) from the peer.
@@ -249,6 +253,7 @@ impl Connection {
             stop: tokio_util::sync::CancellationToken::new(),
             traffic,
         });
+        handler.on_open(&conn);
         // The reader is not aborted on close: it stops through `stop` and then
         // reports the close to the handler, whoever closed the connection.
         tokio::spawn(Arc::clone(&conn).run_reader(rd, handler));
