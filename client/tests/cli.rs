@@ -2,8 +2,9 @@
 //! The real `client` binary against a name server and a database server
 //! running in this test process: a whole session (text and `--json`), a
 //! watcher called back while other client processes write, `import-csv`
-//! through callbacks, the benchmark, and every kind of bad input giving one
-//! line on standard error, a non-zero status and no change in the store.
+//! through callbacks, the benchmark, the `data` commands and cells holding
+//! data ids, and every kind of bad input giving one line on standard error,
+//! a non-zero status and no change in the store.
 
 use dbserver::Value;
 use dbserver::api::{Database, DatabaseRef, TableInfo};
@@ -53,7 +54,7 @@ impl Env {
             let names = NameClient::connect_as(server.node(), &ns_addr, "dbserver")
                 .await
                 .unwrap();
-            names.bind("dbserver/db", server.database()).await.unwrap();
+            server.register(&names).await.unwrap();
             let node = Node::new(Config::default());
             let looker = NameClient::connect(&node, &ns_addr).await.unwrap();
             let db: DatabaseRef = looker.resolve("dbserver/db").await.unwrap();
@@ -563,4 +564,175 @@ fn put_file_and_get_file_move_bytes_through_a_cell() {
     let out = env.client(&["put-file", "files", "1", "data", "/nonexistent/file"]);
     assert!(!out.ok);
     assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+}
+
+#[test]
+fn data_commands_store_list_read_and_remove_data() {
+    let env = Env::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 241) as u8).collect();
+    let src = dir.path().join("src.bin");
+    std::fs::write(&src, &data).unwrap();
+    let src_s = src.to_string_lossy().into_owned();
+
+    // The id alone on the first line: scripts take it as it is.
+    let out = env.ok(&["data", "put", &src_s]);
+    let id = out.trim().to_owned();
+    assert!(id.parse::<rpc_core::DataId>().is_ok(), "{out}");
+    let ls = env.ok(&["data", "ls"]);
+    assert!(
+        ls.contains(&format!("{id}  persistent"))
+            && ls.contains(&format!("{}  dbserver", data.len())),
+        "{ls}"
+    );
+    let j = json(&env.ok(&["--json", "data", "ls", "dbserver"]));
+    assert_eq!(j[0]["data"]["id"], id.as_str());
+    assert_eq!(j[0]["data"]["mode"], "persistent");
+    assert_eq!(j[0]["data"]["size"], data.len() as u64);
+    assert_eq!(j[0]["node"], "dbserver");
+
+    let dst = dir.path().join("dst.bin");
+    let dst_s = dst.to_string_lossy().into_owned();
+    let got = env.ok(&["data", "get", &id, &dst_s]);
+    assert!(
+        got.starts_with(&format!(
+            "wrote {} bytes of data {id} from dbserver",
+            data.len()
+        )),
+        "{got}"
+    );
+    assert!(std::fs::read(&dst).unwrap() == data, "bytes differ");
+
+    // A cell names it; reading the cell as a file reads the data.
+    env.ok(&[
+        "create-table",
+        "photos",
+        "--columns",
+        "name:text,image:data",
+    ]);
+    let reference = format!("data:{id}");
+    for name in ["front", "back", "side"] {
+        env.ok(&["insert", "photos", name, &reference]);
+    }
+    assert_eq!(
+        env.ok(&["get", "photos", "2", "image"]),
+        format!("{reference}\n")
+    );
+    let j = json(&env.ok(&["--json", "get", "photos", "2", "image"]));
+    assert_eq!(j["value"]["data"], id.as_str());
+    let cell_file = dir.path().join("cell.bin");
+    env.ok(&[
+        "get-file",
+        "photos",
+        "3",
+        "image",
+        &cell_file.to_string_lossy(),
+    ]);
+    assert!(std::fs::read(&cell_file).unwrap() == data, "bytes differ");
+
+    // A copy comes back for *_return modes: checked against the file sent,
+    // or written where asked.
+    let out = env.ok(&["data", "put", &src_s, "--mode", "sticky-return"]);
+    let mut lines = out.lines();
+    let id2 = lines.next().unwrap().to_owned();
+    assert_eq!(
+        lines.next(),
+        Some(
+            format!(
+                "copied back {} bytes, identical to the file sent",
+                data.len()
+            )
+            .as_str()
+        ),
+        "{out}"
+    );
+    let back = dir.path().join("back.bin");
+    let j = json(&env.ok(&[
+        "--json",
+        "data",
+        "put",
+        &src_s,
+        "--mode",
+        "persistent_return",
+        "--return-to",
+        &back.to_string_lossy(),
+    ]));
+    assert_eq!(j["returned"]["bytes"], data.len() as u64);
+    assert!(std::fs::read(&back).unwrap() == data, "copy differs");
+
+    // Removed: a typed one-line error afterwards, for the command and for the cell.
+    assert_eq!(
+        env.ok(&["data", "rm", &id2]),
+        format!("removed data {id2} from dbserver\n")
+    );
+    env.ok(&["data", "rm", &id]);
+    for args in [
+        vec!["data", "get", id.as_str(), dst_s.as_str()],
+        vec!["data", "rm", id.as_str()],
+        vec!["get-file", "photos", "1", "image", dst_s.as_str()],
+    ] {
+        let out = env.client(&args);
+        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains("no such data") || out.stderr.contains("no location recorded"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    }
+}
+
+#[test]
+fn bad_data_inputs_are_one_line_errors_and_change_nothing() {
+    let env = Env::start();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.bin");
+    std::fs::write(&src, b"hello").unwrap();
+    let src_s = src.to_string_lossy().into_owned();
+    env.ok(&[
+        "create-table",
+        "photos",
+        "--columns",
+        "name:text,image:data",
+    ]);
+    let unknown = rpc_core::DataId::random().to_string();
+    let usage: &[&[&str]] = &[
+        &["data", "get", "not-a-uuid", "x"],
+        &["data", "put", &src_s, "--mode", "forever"],
+        &["data", "mv", "not-a-uuid", "dbserver"],
+        &["data"],
+    ];
+    for args in usage {
+        let out = env.client(args);
+        assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+        assert_eq!(
+            out.stderr.trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let reference = format!("data:{unknown}");
+    let failing: &[&[&str]] = &[
+        &["data", "put", "/nonexistent/file"],
+        &["data", "put", &src_s, "--on", "nosuchnode"],
+        &["data", "mv", &unknown, "dbserver"],
+        &["data", "get", &unknown, "x", "--on", "dbserver"],
+        &["data", "ls", "nosuchnode"],
+        &["insert", "photos", "a", &reference],
+    ];
+    for args in failing {
+        let out = env.client(args);
+        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+        assert_eq!(
+            out.stderr.trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(env.rows("photos").is_empty());
+    let ls = env.ok(&["data", "ls"]);
+    assert!(ls.trim().is_empty(), "{ls}");
 }
