@@ -1,9 +1,13 @@
-//! Benchmarks (`rpc-bench`, `transfer-bench` in `src/bin`) and cross-crate
-//! end-to-end tests of the workspace; this library holds what the benchmark
-//! binaries share.
+//! Benchmarks (`rpc-bench`, `transfer-bench`, `data-bench` in `src/bin`) and
+//! cross-crate end-to-end tests of the workspace; this library holds what the
+//! benchmark binaries share (child processes, `/proc` readings, test data).
 
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Any error; the benchmarks only report it.
+pub type BoxErr = Box<dyn std::error::Error + Send + Sync>;
 
 /// Waits up to `grace` for `child` to exit, then kills it.
 pub fn reap(child: &mut Child, grace: Duration) {
@@ -59,3 +63,106 @@ impl Drop for Spinner {
         reap(&mut self.child, Duration::from_secs(2));
     }
 }
+
+/// A child process of this binary; closes its stdin and reaps it when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Proc {
+    /// Starts this executable again with `args`, its stdin and stdout piped.
+    ///
+    /// # Errors
+    /// When it cannot be started.
+    pub fn spawn(args: &[&str]) -> Result<Proc, BoxErr> {
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        // From here on the guard reaps the child on any error.
+        let mut guard = Proc {
+            child,
+            stdin,
+            stdout: BufReader::new(
+                stdout.ok_or_else(|| std::io::Error::other("child without stdout"))?,
+            ),
+        };
+        if guard.stdin.is_none() {
+            guard.child.kill()?;
+            return Err("child without stdin".into());
+        }
+        Ok(guard)
+    }
+
+    /// The next line the child prints, which must start with `prefix`; the rest.
+    ///
+    /// # Errors
+    /// When the child says something else or closes its stdout.
+    pub fn expect_line(&mut self, prefix: &str) -> Result<String, BoxErr> {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        match line.trim().strip_prefix(prefix) {
+            Some(rest) => Ok(rest.trim().to_owned()),
+            None => Err(format!("child said {line:?}, expected {prefix:?}").into()),
+        }
+    }
+
+    /// Writes `line` to the child's stdin.
+    ///
+    /// # Errors
+    /// When its stdin is closed.
+    pub fn tell(&mut self, line: &str) -> Result<(), BoxErr> {
+        let w = self.stdin.as_mut().ok_or("child stdin closed")?;
+        writeln!(w, "{line}")?;
+        w.flush()?;
+        Ok(())
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        reap(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+/// `VmRSS:` or `VmHWM:` of process `pid` ("self" for this one), in KiB.
+///
+/// # Errors
+/// When the file cannot be read or has no such field.
+pub fn status_kib(pid: &str, field: &str) -> Result<u64, BoxErr> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status").into())
+}
+
+/// `size` bytes of xorshift64* output: real data, not zeros.
+pub fn make_data(size: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(size);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while v.len() < size {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        let w = x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+        let take = (size - v.len()).min(8);
+        v.extend_from_slice(&w[..take]);
+    }
+    v
+}
+

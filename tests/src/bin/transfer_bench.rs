@@ -38,16 +38,14 @@
 
 use clap::{Parser, ValueEnum};
 use rpc_core::{Blob, Config, Node, RpcError, remote};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tests::{Spinner, reap};
+use tests::{BoxErr, Proc, Spinner, make_data, status_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Any error; the benchmark only reports it.
-type BoxErr = Box<dyn std::error::Error + Send + Sync>;
 
 /// Name the rpc server binds its object under.
 const XFER_NAME: &str = "xfer";
@@ -360,68 +358,6 @@ async fn sink_conn(mut s: TcpStream) -> std::io::Result<()> {
 
 // ---------------------------------------------------------------- processes
 
-/// A child process of this binary; closes its stdin and reaps it when dropped.
-struct Proc {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Result<Proc, BoxErr> {
-        let exe = std::env::current_exe()?;
-        let mut child = Command::new(exe)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        // From here on the guard reaps the child on any error.
-        let mut guard = Proc {
-            child,
-            stdin,
-            stdout: BufReader::new(
-                stdout.ok_or_else(|| std::io::Error::other("child without stdout"))?,
-            ),
-        };
-        if guard.stdin.is_none() {
-            guard.child.kill()?;
-            return Err("child without stdin".into());
-        }
-        Ok(guard)
-    }
-
-    /// The next line the child prints, which must start with `prefix`; the rest.
-    fn expect_line(&mut self, prefix: &str) -> Result<String, BoxErr> {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line)?;
-        match line.trim().strip_prefix(prefix) {
-            Some(rest) => Ok(rest.trim().to_owned()),
-            None => Err(format!("child said {line:?}, expected {prefix:?}").into()),
-        }
-    }
-
-    fn tell(&mut self, line: &str) -> Result<(), BoxErr> {
-        let w = self.stdin.as_mut().ok_or("child stdin closed")?;
-        writeln!(w, "{line}")?;
-        w.flush()?;
-        Ok(())
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        reap(&mut self.child, Duration::from_secs(5));
-    }
-}
-
 /// A server child process and its address.
 struct ServerProc {
     proc: Proc,
@@ -441,15 +377,6 @@ impl ServerProc {
 
 // ---------------------------------------------------------------- helpers
 
-/// `VmRSS:` or `VmHWM:` of process `pid` ("self" for this one), in KiB.
-fn status_kib(pid: &str, field: &str) -> Result<u64, BoxErr> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    s.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no {field} in /proc/{pid}/status").into())
-}
-
 /// CPU time used so far by all live threads of process `pid`, in ns.
 fn cpu_ns(pid: u32) -> Option<u64> {
     let mut total = 0;
@@ -458,21 +385,6 @@ fn cpu_ns(pid: u32) -> Option<u64> {
         total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
     }
     Some(total)
-}
-
-/// `size` bytes of xorshift64* output: real data, not zeros.
-fn make_data(size: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(size);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    while v.len() < size {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        let w = x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
-        let take = (size - v.len()).min(8);
-        v.extend_from_slice(&w[..take]);
-    }
-    v
 }
 
 /// Writes `data` to `path` and fsyncs it; returns the time it took.
