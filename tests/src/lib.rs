@@ -5,6 +5,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Write size of the plain TCP copy and read size of its server.
+pub const TCP_IO: usize = 64 * 1024;
 
 /// Any error; the benchmarks only report it.
 pub type BoxErr = Box<dyn std::error::Error + Send + Sync>;
@@ -164,5 +169,55 @@ pub fn make_data(size: usize) -> Vec<u8> {
         v.extend_from_slice(&w[..take]);
     }
     v
+}
+
+
+/// Reads a u64 length, then that many bytes in reads of up to 64 KiB, and
+/// acknowledges the last one with one byte.
+///
+/// # Errors
+/// I/O errors of the connection.
+pub async fn sink_conn(mut s: TcpStream) -> std::io::Result<()> {
+    s.set_nodelay(true)?;
+    let len = s.read_u64().await?;
+    let mut buf = vec![0u8; TCP_IO];
+    let mut got = 0u64;
+    while got < len {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n as u64;
+    }
+    s.write_u8(1).await?;
+    Ok(())
+}
+
+/// The plain TCP copy: 64 KiB writes of `data`, timed until the server's one-byte ack.
+///
+/// # Errors
+/// I/O errors, or a server that answers something else.
+pub async fn plain_copy(addr: &str, data: &[u8]) -> Result<Duration, BoxErr> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let t = Instant::now();
+    s.write_u64(data.len() as u64).await?;
+    for c in data.chunks(TCP_IO) {
+        s.write_all(c).await?;
+    }
+    if s.read_u8().await? != 1 {
+        return Err("tcp server answered something else".into());
+    }
+    Ok(t.elapsed())
+}
+
+/// The median of `v` (NaN when empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 

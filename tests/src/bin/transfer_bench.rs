@@ -42,16 +42,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tests::{BoxErr, Proc, Spinner, make_data, status_kib};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tests::{BoxErr, Proc, Spinner, make_data, median, plain_copy, status_kib};
+use tokio::net::TcpListener;
 
 
 /// Name the rpc server binds its object under.
 const XFER_NAME: &str = "xfer";
 
-/// Write size of the plain TCP copy and read size of its server.
-const TCP_IO: usize = 64 * 1024;
 
 /// Upper bound on the `--awake` busy loop's life, in case this process dies
 /// without killing it.
@@ -331,29 +328,11 @@ async fn serve_tcp() -> Result<(), BoxErr> {
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {
-            if let Err(e) = sink_conn(stream).await {
+            if let Err(e) = tests::sink_conn(stream).await {
                 eprintln!("transfer-bench tcp server: {e}");
             }
         });
     }
-}
-
-/// Reads a u64 length, then that many bytes in reads of up to 64 KiB, and
-/// acknowledges the last one with one byte.
-async fn sink_conn(mut s: TcpStream) -> std::io::Result<()> {
-    s.set_nodelay(true)?;
-    let len = s.read_u64().await?;
-    let mut buf = vec![0u8; TCP_IO];
-    let mut got = 0u64;
-    while got < len {
-        let n = s.read(&mut buf).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        got += n as u64;
-    }
-    s.write_u8(1).await?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------- processes
@@ -458,21 +437,6 @@ async fn transfer(
     }
 }
 
-/// The plain TCP copy: 64 KiB writes of `data`, timed until the server's one-byte ack.
-async fn plain_copy(addr: &str, data: &[u8]) -> Result<Duration, BoxErr> {
-    let mut s = TcpStream::connect(addr).await?;
-    s.set_nodelay(true)?;
-    let t = Instant::now();
-    s.write_u64(data.len() as u64).await?;
-    for c in data.chunks(TCP_IO) {
-        s.write_all(c).await?;
-    }
-    if s.read_u8().await? != 1 {
-        return Err("tcp server answered something else".into());
-    }
-    Ok(t.elapsed())
-}
-
 // ---------------------------------------------------------------- measurements
 
 /// Median, min and max of some MB/s figures (and the median CPU seconds).
@@ -482,15 +446,6 @@ struct Stats {
     min: f64,
     max: f64,
     cpu_s: Option<f64>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 fn stats(runs: &[(f64, Option<f64>)]) -> Stats {
