@@ -171,7 +171,6 @@ pub fn make_data(size: usize) -> Vec<u8> {
     v
 }
 
-
 /// Reads a u64 length, then that many bytes in reads of up to 64 KiB, and
 /// acknowledges the last one with one byte.
 ///
@@ -221,3 +220,16 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// Writes `data` to `path` and fsyncs it; returns the time it took.
+///
+/// # Errors
+/// I/O errors on `path`.
+pub fn write_synced(path: &std::path::Path, data: &[u8]) -> std::io::Result<Duration> {
+    let t = Instant::now();
+    let mut f = std::fs::File::create(path)?;
+    for c in data.chunks(1 << 20) {
+        f.write_all(c)?;
+    }
+    f.sync_all()?;
+    Ok(t.elapsed())
+}

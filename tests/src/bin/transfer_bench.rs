@@ -42,13 +42,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tests::{BoxErr, Proc, Spinner, make_data, median, plain_copy, status_kib};
+use tests::{BoxErr, Proc, Spinner, make_data, median, plain_copy, status_kib, write_synced};
 use tokio::net::TcpListener;
-
 
 /// Name the rpc server binds its object under.
 const XFER_NAME: &str = "xfer";
-
 
 /// Upper bound on the `--awake` busy loop's life, in case this process dies
 /// without killing it.
@@ -364,17 +362,6 @@ fn cpu_ns(pid: u32) -> Option<u64> {
         total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
     }
     Some(total)
-}
-
-/// Writes `data` to `path` and fsyncs it; returns the time it took.
-fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<Duration> {
-    let t = Instant::now();
-    let mut f = std::fs::File::create(path)?;
-    for c in data.chunks(1 << 20) {
-        f.write_all(c)?;
-    }
-    f.sync_all()?;
-    Ok(t.elapsed())
 }
 
 fn path_str(p: &Path) -> Result<String, BoxErr> {
