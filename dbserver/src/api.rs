@@ -119,10 +119,13 @@ pub trait Cell {
     async fn watch(&self, listener: CellListenerRef) -> Result<(), DbError>;
     /// Stores the bytes of `data` in this cell (a bytes or untyped column) and
     /// returns their size. The bytes are pulled from the caller in chunks
-    /// (large message proxy), so a file-backed blob is read as it goes.
+    /// (large message proxy), so a file-backed blob is read as it goes. In a
+    /// `data` column they go into the server's data manager (persistent, on
+    /// disk chunk by chunk) and the cell holds their data id.
     async fn put_blob(&self, data: rpc_core::Blob) -> Result<u64, DbError>;
     /// The bytes of this cell, as a blob the caller pulls in chunks (and can
-    /// save straight to a file). A cell holding something else is a type mismatch.
+    /// save straight to a file); for a data id, the bytes of that data,
+    /// wherever it is kept. A cell holding something else is a type mismatch.
     async fn get_blob(&self) -> Result<rpc_core::Blob, DbError>;
 }
 

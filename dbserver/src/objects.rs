@@ -582,6 +582,23 @@ impl crate::api::Cell for CellObj {
     }
 
     async fn put_blob(&self, data: rpc_core::Blob) -> Result<u64, DbError> {
+        let is_data = self
+            .table
+            .columns
+            .iter()
+            .any(|c| c.name == self.column && c.ty == crate::ValueType::Data);
+        if is_data {
+            // Into the data manager, chunk by chunk to its disk; the cell
+            // holds the id (the row stays small, the bytes are never in memory).
+            let r = self
+                .shared
+                .node
+                .data()?
+                .put_blob(data, rpc_core::Persistence::Persistent)
+                .await?;
+            self.set(Value::Data(r.id())).await?;
+            return Ok(r.size());
+        }
         let bytes = data.into_bytes().await?;
         let n = bytes.len() as u64;
         self.set(Value::Bytes(bytes)).await?;

@@ -237,3 +237,29 @@ async fn stored_data_and_the_rows_naming_it_survive_a_restart() {
     let got = within(cell.get_blob()).await.unwrap();
     assert_eq!(got.into_bytes().await.unwrap(), image);
 }
+
+#[tokio::test]
+async fn put_blob_into_a_data_column_stores_the_bytes_in_the_data_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path()).await;
+    let (_client, db) = connect(&server.addr().to_string()).await;
+    let table = photos(&db).await;
+    let row = table
+        .insert(vec![Value::Text("x".into()), Value::Null])
+        .await
+        .unwrap();
+    let cell = table.cell(row, "image".into()).await.unwrap();
+    let image = bytes(3 * MIB, 4);
+    let n = within(cell.put_blob(Blob::from_bytes(image.clone())))
+        .await
+        .unwrap();
+    assert_eq!(n, image.len() as u64);
+    let Value::Data(id) = cell.get().await.unwrap() else {
+        panic!("the cell should hold a data id");
+    };
+    let info = server.data().info(id).unwrap();
+    assert_eq!(info.mode, Persistence::Persistent);
+    assert_eq!(info.checksum, crc32fast::hash(&image));
+    let got = within(cell.get_blob()).await.unwrap();
+    assert_eq!(got.into_bytes().await.unwrap(), image);
+}
