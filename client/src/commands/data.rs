@@ -5,7 +5,7 @@
 
 use crate::ClientError;
 use crate::cli::{DataCommand, DataGetArgs, DataLsArgs, DataMvArgs, DataPutArgs, DataRmArgs};
-use crate::commands::files::progress_bar;
+use crate::commands::files::{progress_bar, save_with_progress};
 use crate::context::Context;
 use crate::output::{DataRow, Output, Returned};
 use rpc_core::data::{BOOTSTRAP_NAME, DataManager, DataManagerRef};
@@ -243,18 +243,7 @@ async fn get(args: DataGetArgs, ctx: &Context) -> Result<Output, ClientError> {
     let DataGetArgs { id, path, on } = args;
     let (dm, node) = owner_of(ctx, id, on.as_deref()).await?;
     let (info, blob) = dm.get(id).await?;
-    let bar = progress_bar(blob.len());
-    let b2 = bar.clone();
-    let saved = blob
-        .save_to_with_progress(&path, move |done, _| {
-            if let Some(b) = &b2 {
-                b.set_position(done);
-            }
-        })
-        .await;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    let saved = save_with_progress(blob, &path).await;
     Ok(Output::DataGot {
         bytes: saved?,
         info,

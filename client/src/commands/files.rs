@@ -25,6 +25,30 @@ pub(crate) fn progress_bar(total: u64) -> Option<ProgressBar> {
     Some(bar)
 }
 
+/// Saves `blob` to `path` chunk by chunk, with a progress bar on a terminal;
+/// returns the size. A partly written file is removed when it fails.
+///
+/// # Errors
+/// As [`Blob::save_to`].
+pub(crate) async fn save_with_progress(
+    blob: Blob,
+    path: &std::path::Path,
+) -> Result<u64, rpc_core::RpcError> {
+    let bar = progress_bar(blob.len());
+    let b2 = bar.clone();
+    let saved = blob
+        .save_to_with_progress(path, move |done, _| {
+            if let Some(b) = &b2 {
+                b.set_position(done);
+            }
+        })
+        .await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    saved
+}
+
 /// Stores the file's bytes in the cell.
 ///
 /// # Errors
@@ -69,19 +93,7 @@ pub async fn get(args: FileArgs, ctx: &Context) -> Result<Output, ClientError> {
         .cell(at.row, at.column.clone())
         .await?
         .with_timeout(ctx.timeout());
-    let blob = cell.get_blob().await?;
-    let bar = progress_bar(blob.len());
-    let b2 = bar.clone();
-    let saved = blob
-        .save_to_with_progress(&path, move |done, _| {
-            if let Some(b) = &b2 {
-                b.set_position(done);
-            }
-        })
-        .await;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    let saved = save_with_progress(cell.get_blob().await?, &path).await;
     Ok(Output::File {
         table: at.table,
         row: at.row,
