@@ -62,6 +62,16 @@ struct Outgoing {
     serve_queue: Mutex<Option<std::sync::mpsc::Sender<(Arc<Connection>, u64, u32)>>>,
 }
 
+impl Outgoing {
+    /// The transfer is over: drops the chunk server's queue, so that its
+    /// thread ends at once instead of waiting out its idle time (which held
+    /// a process that had finished up to `CHUNK_SERVER_IDLE` at exit, since
+    /// the runtime waits for its blocking threads).
+    fn stop_serving(&self) {
+        drop(self.serve_queue.lock().take());
+    }
+}
+
 /// What the reader hands an incoming transfer.
 pub(crate) enum ChunkEvent {
     /// Bytes at `offset`, with their CRC-32 as the sender computed it.
@@ -184,14 +194,22 @@ impl Transfers {
     /// The receiver is done with `id`: free it.
     pub(crate) fn on_end(&self, conn: &Connection, id: TransferId) {
         let mut m = self.outgoing.lock();
-        if m.get(&id).is_some_and(|o| o.receiver == conn.peer) {
-            m.remove(&id);
+        if m.get(&id).is_some_and(|o| o.receiver == conn.peer)
+            && let Some(o) = m.remove(&id)
+        {
+            o.stop_serving();
         }
     }
 
     /// `peer` is gone: drop what we keep for it and fail what we pull from it.
     pub(crate) fn peer_gone(&self, peer: NodeId, why: &RpcError) {
-        self.outgoing.lock().retain(|_, o| o.receiver != peer);
+        self.outgoing.lock().retain(|_, o| {
+            let keep = o.receiver != peer;
+            if !keep {
+                o.stop_serving();
+            }
+            keep
+        });
         let m = self.incoming.lock();
         for inc in m.values().filter(|i| i.sender == peer) {
             let _ = inc.tx.try_send(ChunkEvent::Failed(why.clone()));
@@ -203,7 +221,13 @@ impl Transfers {
         let now = Instant::now();
         let mut m = self.outgoing.lock();
         let before = m.len();
-        m.retain(|_, o| now.duration_since(*o.touched.lock()) < idle);
+        m.retain(|_, o| {
+            let keep = now.duration_since(*o.touched.lock()) < idle;
+            if !keep {
+                o.stop_serving();
+            }
+            keep
+        });
         before - m.len()
     }
 
