@@ -674,7 +674,7 @@ fn data_commands_store_list_read_and_remove_data() {
         let out = env.client(&args);
         assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
         assert!(
-            out.stderr.contains("no such data") || out.stderr.contains("no location recorded"),
+            out.stderr.contains("no such data"),
             "{args:?}: {}",
             out.stderr
         );

@@ -5,174 +5,16 @@
 //! insert`s and restarted on the same data directory, every acknowledged row
 //! then found by `client scan`; `client ls` showing both servers' contexts.
 //!
-//! Cargo sets `CARGO_BIN_EXE_*` only for a package's own binaries, so the
-//! binaries are looked up next to this test executable; build them first
-//! with `cargo build --workspace --bins` (`cargo test --workspace` does too).
+//! The binaries are looked up next to this test executable (see `common`);
+//! build them first with `cargo build --workspace --bins`.
 
+mod common;
+
+use common::{WAIT, client, ok, restart_dbserver, start_dbserver, start_nameserver};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Upper bound of any single wait.
-const WAIT: Duration = Duration::from_secs(30);
-/// Lease of the test's name server: a killed dbserver's entries go this soon.
-const LEASE_MS: u64 = 1000;
-
-/// `target/<profile>/<name>`: the parent of this executable's `deps` directory.
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps");
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build --workspace --bins` first (or `cargo test --workspace`)",
-        path.display()
-    );
-    path
-}
-
-/// A child process, killed when dropped; standard output and error read
-/// line by line on threads, so that every wait has a deadline.
-struct Proc {
-    child: Child,
-    stdout: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
-}
-
-fn lines_of(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let stderr = lines_of(child.stderr.take().unwrap());
-        Proc {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// The address of the `listening HOST:PORT` line, or the process's
-    /// standard error if it exits without one.
-    fn listening(&mut self) -> Result<String, String> {
-        match self.stdout.recv_timeout(WAIT) {
-            Ok(line) => line
-                .strip_prefix("listening ")
-                .map(|a| a.trim().to_owned())
-                .ok_or_else(|| format!("unexpected first line {line:?}")),
-            Err(_) => {
-                let _ = self.wait_exit();
-                Err(self.stderr.try_iter().collect::<Vec<_>>().join("\n"))
-            }
-        }
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "process did not exit in time");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL on Unix
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn start_nameserver() -> (Proc, String) {
-    let mut p = Proc::spawn(Command::new(bin("nameserver")).args([
-        "--listen",
-        "127.0.0.1:0",
-        "--lease-ms",
-        &LEASE_MS.to_string(),
-    ]));
-    let addr = p.listening().expect("nameserver started");
-    (p, addr)
-}
-
-fn start_dbserver(ns: &str, data: &Path, listen: &str) -> Result<(Proc, String), String> {
-    let mut p = Proc::spawn(
-        Command::new(bin("dbserver"))
-            .args(["--listen", listen, "--nameserver", ns, "--data"])
-            .arg(data)
-            .env("RUST_LOG", "warn"),
-    );
-    let addr = p.listening()?;
-    Ok((p, addr))
-}
-
-/// What a finished client printed.
-#[derive(Debug)]
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn client(ns: &str, args: &[&str]) -> Out {
-    let mut p = Proc::spawn(
-        Command::new(bin("client"))
-            .env_remove("NAMESERVER")
-            .env_remove("RUST_LOG")
-            .args(["--nameserver", ns, "--timeout", "10"])
-            .args(args),
-    );
-    let status = p.wait_exit();
-    let drain = |rx: &mpsc::Receiver<String>| {
-        let mut s = String::new();
-        while let Ok(line) = rx.recv_timeout(WAIT) {
-            s.push_str(&line);
-            s.push('\n');
-        }
-        s
-    };
-    Out {
-        ok: status.success(),
-        stdout: drain(&p.stdout),
-        stderr: drain(&p.stderr),
-    }
-}
-
-fn ok(ns: &str, args: &[&str]) -> String {
-    let out = client(ns, args);
-    assert!(out.ok, "client {args:?} failed: {out:?}");
-    out.stdout
-}
 
 #[test]
 fn a_session_through_three_processes() {
@@ -250,28 +92,8 @@ fn acknowledged_inserts_survive_kill_9_of_dbserver() {
     }
     let acked = acked.lock().unwrap().clone();
 
-    // Restart on the same data directory and port. The name server still
-    // holds the killed server's `dbserver/db` until its lease runs out, and
-    // the new server (same persistent node id) fails to bind it before then;
-    // each failed attempt renews that lease, so wait longer than a lease
-    // before each attempt. If the port cannot be bound again, take a new one
-    // (the client resolves the database through the name server either way).
-    let pause = Duration::from_millis(LEASE_MS * 3 / 2);
-    let deadline = Instant::now() + WAIT;
-    let mut listen = addr.clone();
-    let (_db, new_addr) = loop {
-        std::thread::sleep(pause);
-        match start_dbserver(&ns, &data, &listen) {
-            Ok(started) => break started,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "dbserver did not restart: {e}");
-                if e.contains("cannot listen") {
-                    listen = "127.0.0.1:0".into();
-                }
-            }
-        }
-    };
-    eprintln!("dbserver restarted on {new_addr} (was {addr})");
+    // Restart on the same data directory (and port, if it can be bound again).
+    let (_db, _) = restart_dbserver(&ns, "dbserver", &data, &addr);
 
     let j: serde_json::Value = serde_json::from_str(&ok(&ns, &["--json", "scan", "log"])).unwrap();
     let stored: HashMap<u64, serde_json::Value> = j["rows"]

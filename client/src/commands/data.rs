@@ -54,7 +54,14 @@ async fn owner_of(
     if let Some(node) = on {
         return Ok((manager_of(ctx, node).await?, node.to_owned()));
     }
-    let loc = ctx.names().locate(id).await?;
+    let loc = match ctx.names().locate(id).await {
+        Ok(loc) => loc,
+        // The same error whichever way the data was looked for.
+        Err(nameserver::NameError::NoSuchData { id }) => {
+            return Err(ClientError::Rpc(rpc_core::RpcError::NoSuchData { id }));
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok((
         manager_at(ctx, &loc.owner).await?,
         node_label(&loc.context, &loc.owner),
