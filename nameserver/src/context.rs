@@ -1143,6 +1143,19 @@ mod tests {
         assert_eq!(t.data_index.len(), in_contexts, "index has stale ids");
     }
 
+    /// `t.add_data` from the root: `keeper` keeps `ids`, `recorder` owns the entries.
+    fn record(
+        t: &mut Tree,
+        path: &Path,
+        ids: Vec<DataId>,
+        keeper: NodeId,
+        recorder: Owner,
+        now: Instant,
+    ) {
+        t.add_data(ROOT, path, ids, &handle(keeper), recorder, now)
+            .unwrap();
+    }
+
     fn ids_of(list: &[DataLocation]) -> Vec<DataId> {
         list.iter().map(|d| d.id).collect()
     }
@@ -1159,15 +1172,14 @@ mod tests {
             .create_context(ROOT, &p("other"), Owner::Node(other), now)
             .unwrap();
         let ids = data(3);
-        t.add_data(
-            ROOT,
+        record(
+            &mut t,
             &p("dbserver"),
             ids.clone(),
-            &handle(db),
+            db,
             Owner::Node(db),
             now,
-        )
-        .unwrap();
+        );
         check_index(&t);
         // The index answers for the whole tree, whichever context is asked.
         let found = t.locate(ids[1]).unwrap();
@@ -1203,25 +1215,9 @@ mod tests {
         t.create_context(ROOT, &p("dst"), Owner::Node(dst), now)
             .unwrap();
         let ids = data(2);
-        t.add_data(
-            ROOT,
-            &p("src"),
-            ids.clone(),
-            &handle(src),
-            Owner::Node(src),
-            now,
-        )
-        .unwrap();
+        record(&mut t, &p("src"), ids.clone(), src, Owner::Node(src), now);
         // The destination records one of them: it moves.
-        t.add_data(
-            ROOT,
-            &p("dst"),
-            vec![ids[0]],
-            &handle(dst),
-            Owner::Node(dst),
-            now,
-        )
-        .unwrap();
+        record(&mut t, &p("dst"), vec![ids[0]], dst, Owner::Node(dst), now);
         check_index(&t);
         let moved = t.locate(ids[0]).unwrap();
         assert_eq!((moved.owner, moved.context.as_str()), (handle(dst), "dst"));
@@ -1237,24 +1233,15 @@ mod tests {
         assert!(t.list_data(ROOT, &p("")).unwrap().is_empty());
         check_index(&t);
         // Adding the same id twice in one context keeps one entry.
-        t.add_data(
-            ROOT,
+        record(
+            &mut t,
             &p("dst"),
             vec![ids[0], ids[0]],
-            &handle(dst),
+            dst,
             Owner::Node(dst),
             now,
-        )
-        .unwrap();
-        t.add_data(
-            ROOT,
-            &p("dst"),
-            vec![ids[0]],
-            &handle(dst),
-            Owner::Node(dst),
-            now,
-        )
-        .unwrap();
+        );
+        record(&mut t, &p("dst"), vec![ids[0]], dst, Owner::Node(dst), now);
         assert_eq!(t.list_data(ROOT, &p("")).unwrap().len(), 1);
         check_index(&t);
     }
@@ -1342,15 +1329,7 @@ mod tests {
         );
         // Nothing to record: no error, and no lease for a node holding nothing.
         let idle = node();
-        t.add_data(
-            ROOT,
-            &p(""),
-            Vec::new(),
-            &handle(idle),
-            Owner::Node(idle),
-            now,
-        )
-        .unwrap();
+        record(&mut t, &p(""), Vec::new(), idle, Owner::Node(idle), now);
         assert!(!t.renew(idle, now));
         check_index(&t);
     }
@@ -1396,54 +1375,49 @@ mod tests {
             .unwrap();
         let ids = data(6);
         // The dead node's data in its own context and below.
-        t.add_data(
-            ROOT,
+        record(
+            &mut t,
             &p("dead"),
             vec![ids[0]],
-            &handle(dead),
+            dead,
             Owner::Node(dead),
             t0,
-        )
-        .unwrap();
-        t.add_data(
-            ROOT,
+        );
+        record(
+            &mut t,
             &p("dead/sub"),
             vec![ids[1]],
-            &handle(dead),
+            dead,
             Owner::Node(dead),
             t0,
-        )
-        .unwrap();
+        );
         // ... recorded in the live node's context (a data mover's record).
-        t.add_data(
-            ROOT,
+        record(
+            &mut t,
             &p("alive"),
             vec![ids[2]],
-            &handle(alive),
+            alive,
             Owner::Node(dead),
             t0,
-        )
-        .unwrap();
+        );
         // The live node's entries: one inside the dead node's context (gone
         // with it), one of its own.
-        t.add_data(
-            ROOT,
+        record(
+            &mut t,
             &p("dead"),
             vec![ids[3]],
-            &handle(alive),
+            alive,
             Owner::Node(alive),
             t0,
-        )
-        .unwrap();
-        t.add_data(
-            ROOT,
+        );
+        record(
+            &mut t,
             &p("alive"),
             vec![ids[4]],
-            &handle(alive),
+            alive,
             Owner::Node(alive),
             t0,
-        )
-        .unwrap();
+        );
         // The name server's own never expire.
         t.add_data(ROOT, &p(""), vec![ids[5]], &handle(dead), Owner::Local, t0)
             .unwrap();

@@ -15,7 +15,7 @@ pub(crate) mod store;
 
 pub use reference::DataRef;
 pub use remote::{DataManager, DataManagerClientProxy, DataManagerRef, DataManagerServerProxy};
-pub use store::{BOOTSTRAP_NAME, DataConfig, DataHandle, DataStore, VOLATILE_TTL};
+pub use store::{BOOTSTRAP_NAME, DataConfig, DataHandle, DataStore, VOLATILE_TTL, manager_at};
 
 use crate::dispatch::BoxFuture;
 use crate::error::RpcError;

@@ -8,7 +8,7 @@ use crate::cli::{DataCommand, DataGetArgs, DataLsArgs, DataMvArgs, DataPutArgs, 
 use crate::commands::files::{progress_bar, save_with_progress};
 use crate::context::Context;
 use crate::output::{DataRow, Output, Returned};
-use rpc_core::data::{BOOTSTRAP_NAME, DataManager, DataManagerRef};
+use rpc_core::data::{DataManager, DataManagerRef};
 use rpc_core::{Blob, ComHandle, DataId, DataInfo};
 use std::collections::BTreeMap;
 
@@ -34,13 +34,7 @@ async fn manager_of(ctx: &Context, node: &str) -> Result<DataManagerRef, ClientE
 
 /// The data manager of the node `owner` names (its bootstrap entry).
 async fn manager_at(ctx: &Context, owner: &ComHandle) -> Result<DataManagerRef, ClientError> {
-    let Some(addr) = &owner.addr else {
-        return Err(ClientError::Rpc(rpc_core::RpcError::Unreachable {
-            peer: format!("{:?}", owner.node),
-            reason: "the node keeping the data does not listen".into(),
-        }));
-    };
-    let dm: DataManagerRef = ctx.node().lookup(addr, BOOTSTRAP_NAME).await?;
+    let dm = rpc_core::data::manager_at(ctx.node(), owner).await?;
     Ok(dm.with_timeout(ctx.timeout()))
 }
 

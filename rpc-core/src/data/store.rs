@@ -81,8 +81,46 @@ enum Body {
 struct Item {
     info: DataInfo,
     body: Body,
-    /// Volatile items: dropped at this time if nobody used them.
-    expires: Option<Instant>,
+}
+
+/// The items a node keeps, and when its unused volatile ones expire.
+#[derive(Debug, Default)]
+struct Catalogue {
+    items: HashMap<DataId, Item>,
+    /// Expiry of each volatile item, apart from `items` so that expiring
+    /// them (on every access) looks at the few volatile items only.
+    volatile: HashMap<DataId, Instant>,
+}
+
+impl Catalogue {
+    fn insert(&mut self, item: Item, expires: Option<Instant>) {
+        let id = item.info.id;
+        match expires {
+            Some(t) => self.volatile.insert(id, t),
+            None => self.volatile.remove(&id),
+        };
+        self.items.insert(id, item);
+    }
+
+    fn remove(&mut self, id: &DataId) -> Option<Item> {
+        self.volatile.remove(id);
+        self.items.remove(id)
+    }
+
+    /// Drops volatile items whose time ran out by `now`; returns their
+    /// bodies, to be deleted outside the lock.
+    fn expire(&mut self, now: Instant) -> Vec<Body> {
+        let dead: Vec<DataId> = self
+            .volatile
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        dead.iter()
+            .filter_map(|id| self.remove(id))
+            .map(|it| it.body)
+            .collect()
+    }
 }
 
 /// The `.meta` record of a stored item.
@@ -100,7 +138,7 @@ pub(crate) struct DataInner {
     config: DataConfig,
     /// The catalogue. Short critical sections (no I/O, no await) only,
     /// hence a parking_lot lock.
-    items: Mutex<HashMap<DataId, Item>>,
+    items: Mutex<Catalogue>,
     /// The location service told about stored items, once set; read on
     /// every change, written once or twice in a node's life.
     locator: RwLock<Option<Arc<dyn Locator>>>,
@@ -110,7 +148,7 @@ impl std::fmt::Debug for DataInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DataInner")
             .field("dir", &self.config.dir)
-            .field("items", &self.items.lock().len())
+            .field("items", &self.items.lock().items.len())
             .finish_non_exhaustive()
     }
 }
@@ -147,14 +185,17 @@ impl DataInner {
         Ok(Arc::new(DataInner {
             node: Arc::downgrade(node),
             config,
-            items: Mutex::new(items),
+            items: Mutex::new(Catalogue {
+                items,
+                volatile: HashMap::new(),
+            }),
             locator: RwLock::new(None),
         }))
     }
 
     /// Items in the catalogue (volatile ones included).
     pub(crate) fn len(&self) -> usize {
-        self.items.lock().len()
+        self.items.lock().items.len()
     }
 
     fn node(&self) -> Result<Arc<NodeInner>, RpcError> {
@@ -169,27 +210,24 @@ impl DataInner {
         self.config.dir.as_ref().map(|d| d.join("tmp").join(name))
     }
 
-    /// Drops volatile items whose time ran out; returns their bodies, to be
-    /// deleted outside the lock.
-    fn expire(&self, items: &mut HashMap<DataId, Item>) -> Vec<Body> {
-        let now = Instant::now();
-        let dead: Vec<DataId> = items
-            .iter()
-            .filter(|(_, it)| it.expires.is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        dead.iter()
-            .filter_map(|id| items.remove(id))
-            .map(|it| it.body)
-            .collect()
+    /// Runs `f` on the catalogue after dropping expired volatile items,
+    /// whose files are deleted once the lock is released.
+    fn with_catalogue<T>(&self, f: impl FnOnce(&mut Catalogue) -> T) -> T {
+        let (r, dead) = {
+            let mut c = self.items.lock();
+            let dead = c.expire(Instant::now());
+            (f(&mut c), dead)
+        };
+        delete_bodies(dead);
+        r
     }
 
     /// The local body of a stored item, for a copy sent back with a
     /// reference (see `DataRef`'s serializer). Volatile items are not
     /// offered: reading them is their one use.
     pub(crate) fn stored_body(&self, id: &DataId) -> Option<(DataInfo, BodyRef)> {
-        let items = self.items.lock();
-        let it = items.get(id)?;
+        let c = self.items.lock();
+        let it = c.items.get(id)?;
         if !it.info.mode.is_stored() {
             return None;
         }
@@ -198,24 +236,14 @@ impl DataInner {
 
     /// The catalogue entry of `id`, without using it.
     fn info(&self, id: &DataId) -> Result<DataInfo, RpcError> {
-        let (found, dead) = {
-            let mut items = self.items.lock();
-            let dead = self.expire(&mut items);
-            (items.get(id).map(|it| it.info.clone()), dead)
-        };
-        delete_bodies(dead);
-        found.ok_or(RpcError::NoSuchData { id: *id })
+        self.with_catalogue(|c| c.items.get(id).map(|it| it.info.clone()))
+            .ok_or(RpcError::NoSuchData { id: *id })
     }
 
     /// Everything kept here, sorted by id.
     fn list(&self) -> Vec<DataInfo> {
-        let (mut all, dead) = {
-            let mut items = self.items.lock();
-            let dead = self.expire(&mut items);
-            let all: Vec<DataInfo> = items.values().map(|it| it.info.clone()).collect();
-            (all, dead)
-        };
-        delete_bodies(dead);
+        let mut all: Vec<DataInfo> =
+            self.with_catalogue(|c| c.items.values().map(|it| it.info.clone()).collect());
         all.sort_by_key(|i| i.id);
         all
     }
@@ -223,26 +251,20 @@ impl DataInner {
     /// One use of local item `id`: a handle on its bytes. A volatile item
     /// leaves the catalogue here; its file goes when the handle is dropped.
     fn use_local(&self, id: &DataId) -> Result<DataHandle, RpcError> {
-        let (found, dead) = {
-            let mut items = self.items.lock();
-            let dead = self.expire(&mut items);
-            let found = match items.get(id) {
-                Some(it) if it.info.mode.is_stored() => Some(DataHandle {
-                    info: it.info.clone(),
-                    body: it.body.clone(),
-                    temporary: false,
-                }),
-                Some(_) => items.remove(id).map(|it| DataHandle {
-                    info: it.info,
-                    body: it.body,
-                    temporary: true,
-                }),
-                None => None,
-            };
-            (found, dead)
-        };
-        delete_bodies(dead);
-        found.ok_or(RpcError::NoSuchData { id: *id })
+        self.with_catalogue(|c| match c.items.get(id) {
+            Some(it) if it.info.mode.is_stored() => Some(DataHandle {
+                info: it.info.clone(),
+                body: it.body.clone(),
+                temporary: false,
+            }),
+            Some(_) => c.remove(id).map(|it| DataHandle {
+                info: it.info,
+                body: it.body,
+                temporary: true,
+            }),
+            None => None,
+        })
+        .ok_or(RpcError::NoSuchData { id: *id })
     }
 
     /// Stores the bytes of `blob` under `id` (pulled straight into a file by
@@ -326,12 +348,11 @@ impl DataInner {
         };
         let expires = (!info.mode.is_stored()).then(|| Instant::now() + self.config.volatile_ttl);
         self.items.lock().insert(
-            id,
             Item {
                 info: info.clone(),
                 body,
-                expires,
             },
+            expires,
         );
         if info.mode.is_stored() {
             self.tell_added(vec![id]).await;
@@ -406,14 +427,7 @@ impl DataInner {
         id: DataId,
         from: &ComHandle,
     ) -> Result<DataHandle, RpcError> {
-        let node = Node::from_inner(self.node()?);
-        let Some(addr) = &from.addr else {
-            return Err(RpcError::Unreachable {
-                peer: format!("{:?}", from.node),
-                reason: "the owner of the data does not listen".into(),
-            });
-        };
-        let dm: DataManagerRef = node.lookup(addr, BOOTSTRAP_NAME).await?;
+        let dm = manager_at(&Node::from_inner(self.node()?), from).await?;
         let (info, blob) = dm.get(id).await?;
         if info.id != id {
             return Err(RpcError::protocol(format!(
@@ -452,6 +466,21 @@ impl DataInner {
             temporary: true,
         })
     }
+}
+
+/// The data manager of the node `owner` names, looked up by `node` in that
+/// node's bootstrap registry.
+///
+/// # Errors
+/// [`RpcError::Unreachable`] when `owner` does not listen; the lookup's errors.
+pub async fn manager_at(node: &Node, owner: &ComHandle) -> Result<DataManagerRef, RpcError> {
+    let Some(addr) = &owner.addr else {
+        return Err(RpcError::Unreachable {
+            peer: format!("{:?}", owner.node),
+            reason: "the node keeping the data does not listen".into(),
+        });
+    };
+    node.lookup(addr, BOOTSTRAP_NAME).await
 }
 
 /// A body handed to a `DataRef` serializer: the bytes to offer as a copy.
@@ -611,7 +640,6 @@ fn load_item(meta: &Path) -> Result<Item, String> {
     Ok(Item {
         info,
         body: Body::File(bin),
-        expires: None,
     })
 }
 
@@ -847,14 +875,7 @@ impl DataStore {
             return Ok((info, self.inner.node()?.com_handle()));
         }
         let owner = self.locate(id).await?;
-        let Some(addr) = &owner.addr else {
-            return Err(RpcError::Unreachable {
-                peer: format!("{:?}", owner.node),
-                reason: "the owner of the data does not listen".into(),
-            });
-        };
-        let node = Node::from_inner(self.inner.node()?);
-        let dm: DataManagerRef = node.lookup(addr, BOOTSTRAP_NAME).await?;
+        let dm = manager_at(&Node::from_inner(self.inner.node()?), &owner).await?;
         Ok((dm.info(id).await?, owner))
     }
 
