@@ -265,7 +265,7 @@ async fn data_session(
         .put(Blob::from_bytes(b"stays put".to_vec()), Persistence::Sticky)
         .await?;
     match archive.move_to(sticky.id(), here).await {
-        Err(e @ rpc_core::RpcError::NotMovable { .. }) => {
+        Err(e @ rpc_core::data::DataError::NotMovable { .. }) => {
             say!("client: sticky data stays where it is: {e}");
             Ok(())
         }

@@ -16,6 +16,9 @@ pub enum ClientError {
     /// A name server operation failed.
     #[error("name server: {0}")]
     Name(#[from] NameError),
+    /// A data manager refused or failed (no such data, not movable, storage).
+    #[error("data: {0}")]
+    Data(rpc_core::data::DataError),
     /// The runtime failed outside of a database or naming call.
     #[error("rpc: {0}")]
     Rpc(#[from] RpcError),
@@ -50,4 +53,14 @@ pub enum ClientError {
     /// Something the demo or a benchmark worker expected did not happen.
     #[error("check failed: {0}")]
     Check(String),
+}
+
+impl From<rpc_core::data::DataError> for ClientError {
+    /// A call failure stays [`ClientError::Rpc`].
+    fn from(e: rpc_core::data::DataError) -> ClientError {
+        match e {
+            rpc_core::data::DataError::Rpc(e) => ClientError::Rpc(e),
+            other => ClientError::Data(other),
+        }
+    }
 }

@@ -101,7 +101,22 @@ pub enum DbError {
         /// The operation that was refused.
         what: String,
     },
+    /// Data a cell names could not be stored, found or read (the data
+    /// manager's own error).
+    #[error(transparent)]
+    Data(rpc_core::data::DataError),
     /// The remote call itself failed: transport, deadline, no such object.
     #[error(transparent)]
     Rpc(#[from] rpc_core::RpcError),
+}
+
+impl From<rpc_core::data::DataError> for DbError {
+    /// A call failure stays [`DbError::Rpc`], so callers match transport
+    /// errors in one place whatever layer they came through.
+    fn from(e: rpc_core::data::DataError) -> DbError {
+        match e {
+            rpc_core::data::DataError::Rpc(e) => DbError::Rpc(e),
+            other => DbError::Data(other),
+        }
+    }
 }

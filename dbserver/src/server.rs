@@ -123,7 +123,7 @@ impl DbServer {
         names: &nameserver::NameClient,
     ) -> Result<(), nameserver::NameError> {
         names.rebind(&names.own_path("db"), &self.database).await?;
-        let dm = self.data.manager()?;
+        let dm = self.data.manager().map_err(rpc_core::RpcError::from)?;
         names.rebind(&names.own_path("data"), &dm).await?;
         self.data.set_locator(names.locator()).await;
         Ok(())

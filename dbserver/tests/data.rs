@@ -15,7 +15,7 @@ use dbserver::server::DbServer;
 use nameserver::client::NameClient;
 use nameserver::server::NameServer;
 use rpc_core::data::{BOOTSTRAP_NAME, DataManager, DataManagerRef};
-use rpc_core::{Blob, Config, DataId, Node, Persistence, RpcError};
+use rpc_core::{Blob, Config, DataId, Node, Persistence};
 
 const MIB: usize = 1024 * 1024;
 
@@ -97,7 +97,10 @@ async fn unknown_volatile_and_deleted_ids_are_typed_errors() {
         .insert(vec![Value::Text("x".into()), Value::Data(unknown)])
         .await
         .unwrap_err();
-    assert_eq!(e, DbError::Rpc(RpcError::NoSuchData { id: unknown }));
+    assert_eq!(
+        e,
+        DbError::Data(rpc_core::data::DataError::NoSuchData { id: unknown })
+    );
     assert_eq!(table.count().await.unwrap(), 0);
 
     let volatile = dm
@@ -124,13 +127,19 @@ async fn unknown_volatile_and_deleted_ids_are_typed_errors() {
         .unwrap();
     let cell = table.cell(row, "image".into()).await.unwrap();
     let e = cell.set(Value::Data(unknown)).await.unwrap_err();
-    assert_eq!(e, DbError::Rpc(RpcError::NoSuchData { id: unknown }));
+    assert_eq!(
+        e,
+        DbError::Data(rpc_core::data::DataError::NoSuchData { id: unknown })
+    );
     assert_eq!(cell.get().await.unwrap(), Value::Data(kept.id()));
 
     // Deleting the data leaves the reference dangling: reading it says so.
     dm.remove(kept.id()).await.unwrap();
     let e = cell.get_blob().await.unwrap_err();
-    assert_eq!(e, DbError::Rpc(RpcError::NoSuchData { id: kept.id() }));
+    assert_eq!(
+        e,
+        DbError::Data(rpc_core::data::DataError::NoSuchData { id: kept.id() })
+    );
 }
 
 /// A name server and two database servers registered as `a` and `b`.

@@ -23,6 +23,57 @@ use crate::ids::{ComHandle, DataId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// What can go wrong with data kept under an id, besides the call that
+/// carried the request ([`DataError::Rpc`]). Plain data (serde): the data
+/// manager's remote methods return it, so callers match on the kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// No data manager keeps data under this id (never stored, deleted, a
+    /// volatile value already used, or not found by the location service).
+    #[error("no such data {id}")]
+    NoSuchData {
+        /// The id asked for.
+        id: DataId,
+    },
+    /// Sticky data stays on the node that stores it: it cannot be moved.
+    #[error("data {id} is {mode} and cannot be moved")]
+    NotMovable {
+        /// The data asked for.
+        id: DataId,
+        /// Its persistence mode (sticky or sticky_return).
+        mode: Persistence,
+    },
+    /// The data manager's storage failed (disk full, unreadable file, a
+    /// damaged catalogue entry, a checksum that does not match).
+    #[error("data storage failed: {reason}")]
+    Storage {
+        /// What failed.
+        reason: String,
+    },
+    /// The node has no data manager (see [`Node::enable_data`](crate::Node::enable_data)).
+    #[error("this node keeps no data (no data manager enabled)")]
+    NoDataManager,
+    /// The call itself failed: transport, deadline, transfer.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+}
+
+impl From<DataError> for RpcError {
+    /// Where a data error crosses a call whose error type is [`RpcError`]:
+    /// a call failure stays itself, a data failure becomes
+    /// [`RpcError::Remote`] with its message (use [`DataError`] as the
+    /// method's error type to keep the kind).
+    fn from(e: DataError) -> RpcError {
+        match e {
+            DataError::Rpc(e) => e,
+            other => RpcError::Remote {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
 /// How long data lives on the node that stores it, whether it may be moved
 /// to another node, and whether the caller gets a copy back (the seed's
 /// persistence modes).

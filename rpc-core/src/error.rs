@@ -2,7 +2,7 @@
 //! about a failure; it is plain data (serde), so it also crosses the wire
 //! unchanged and can be a remote method's own error type.
 
-use crate::ids::{DataId, ObjectId};
+use crate::ids::ObjectId;
 use serde::{Deserialize, Serialize};
 
 /// Result alias with [`RpcError`].
@@ -131,31 +131,6 @@ pub enum RpcError {
         /// What went wrong.
         reason: String,
     },
-    /// No data manager keeps data under this id (never stored, deleted, a
-    /// volatile value already used, or not found by the location service).
-    #[error("no such data {id}")]
-    NoSuchData {
-        /// The id asked for.
-        id: DataId,
-    },
-    /// Sticky data stays on the node that stores it: it cannot be moved.
-    #[error("data {id} is {mode} and cannot be moved")]
-    NotMovable {
-        /// The data asked for.
-        id: DataId,
-        /// Its persistence mode (sticky or sticky_return).
-        mode: crate::data::Persistence,
-    },
-    /// The data manager's storage failed (disk full, unreadable file, a
-    /// damaged catalogue entry, a checksum that does not match).
-    #[error("data storage failed: {reason}")]
-    Storage {
-        /// What failed.
-        reason: String,
-    },
-    /// The node has no data manager (see `Node::enable_data`).
-    #[error("this node keeps no data (no data manager enabled)")]
-    NoDataManager,
     /// The local node is shutting down and takes no new calls.
     #[error("node is shutting down")]
     Shutdown,

@@ -409,20 +409,20 @@ impl Node {
     /// Call it after [`Node::serve`], so that references carry the address.
     ///
     /// # Errors
-    /// [`RpcError::Storage`] when the store cannot be opened, or when the
+    /// [`DataError::Storage`](crate::data::DataError::Storage) when the store cannot be opened, or when the
     /// node has a data manager already.
     pub async fn enable_data(
         &self,
         config: crate::data::DataConfig,
-    ) -> Result<crate::data::DataStore, RpcError> {
+    ) -> Result<crate::data::DataStore, crate::data::DataError> {
         if self.inner.data.get().is_some() {
-            return Err(RpcError::Storage {
+            return Err(crate::data::DataError::Storage {
                 reason: "this node has a data manager already".into(),
             });
         }
         let inner = crate::data::store::DataInner::open(&self.inner, config).await?;
         if self.inner.data.set(Arc::clone(&inner)).is_err() {
-            return Err(RpcError::Storage {
+            return Err(crate::data::DataError::Storage {
                 reason: "this node has a data manager already".into(),
             });
         }
@@ -437,15 +437,15 @@ impl Node {
     /// This node's data manager.
     ///
     /// # Errors
-    /// [`RpcError::NoDataManager`] before [`Node::enable_data`].
-    pub fn data(&self) -> Result<crate::data::DataStore, RpcError> {
+    /// [`DataError::NoDataManager`](crate::data::DataError::NoDataManager) before [`Node::enable_data`].
+    pub fn data(&self) -> Result<crate::data::DataStore, crate::data::DataError> {
         self.inner
             .data
             .get()
             .map(|inner| crate::data::DataStore {
                 inner: Arc::clone(inner),
             })
-            .ok_or(RpcError::NoDataManager)
+            .ok_or(crate::data::DataError::NoDataManager)
     }
 
     /// Current counts of exports, proxies, connections and calls.

@@ -9,7 +9,7 @@ mod common;
 
 use common::pattern;
 use parking_lot::Mutex;
-use rpc_core::data::{DataConfig, DataManager, DataManagerRef, DataStore, Locator};
+use rpc_core::data::{DataConfig, DataError, DataManager, DataManagerRef, DataStore, Locator};
 use rpc_core::dispatch::BoxFuture;
 use rpc_core::{
     Blob, ComHandle, Config, DataId, DataRef, Node, NodeId, Persistence, RpcError, remote,
@@ -27,9 +27,9 @@ const MIB: usize = 1024 * 1024;
 #[remote(name = "test.Compute")]
 pub trait Compute {
     /// CRC-32 of the data `input` names, wherever it is kept.
-    async fn crc(&self, input: DataRef) -> Result<u32, RpcError>;
+    async fn crc(&self, input: DataRef) -> Result<u32, DataError>;
     /// Stores the bytes of `input` reversed, here, with `mode`.
-    async fn reverse(&self, input: DataRef, mode: Persistence) -> Result<DataRef, RpcError>;
+    async fn reverse(&self, input: DataRef, mode: Persistence) -> Result<DataRef, DataError>;
 }
 
 struct ComputeImpl {
@@ -37,12 +37,12 @@ struct ComputeImpl {
 }
 
 impl Compute for ComputeImpl {
-    async fn crc(&self, input: DataRef) -> Result<u32, RpcError> {
+    async fn crc(&self, input: DataRef) -> Result<u32, DataError> {
         let h = self.node.data()?.fetch(&input).await?;
         Ok(crc32fast::hash(&h.read().await?))
     }
 
-    async fn reverse(&self, input: DataRef, mode: Persistence) -> Result<DataRef, RpcError> {
+    async fn reverse(&self, input: DataRef, mode: Persistence) -> Result<DataRef, DataError> {
         let data = self.node.data()?;
         let mut bytes = data.fetch(&input).await?.read().await?;
         bytes.reverse();
@@ -256,11 +256,11 @@ async fn volatile_data_is_used_by_one_call_then_dropped() {
     );
     assert_eq!(
         b_compute.crc(r.clone()).await.unwrap_err(),
-        RpcError::NoSuchData { id: r.id() }
+        DataError::NoSuchData { id: r.id() }
     );
     assert_eq!(
         dm.get(r.id()).await.unwrap_err(),
-        RpcError::NoSuchData { id: r.id() }
+        DataError::NoSuchData { id: r.id() }
     );
     assert!(dm.list().await.unwrap().is_empty());
     no_transfers_left(&[&s.node, &b.node]).await;
@@ -297,7 +297,7 @@ async fn unused_volatile_data_expires() {
     }
     assert_eq!(
         s.store.fetch(&r).await.unwrap_err(),
-        RpcError::NoSuchData { id: r.id() }
+        DataError::NoSuchData { id: r.id() }
     );
     assert_eq!(files_in(&dir.path().join("tmp")), 0);
 }
@@ -337,7 +337,7 @@ async fn stored_modes_stay_and_return_modes_copy_back() {
         assert_eq!(reg.owner(r.id()), None);
         assert_eq!(
             compute.crc(r.clone()).await.unwrap_err(),
-            RpcError::NoSuchData { id: r.id() }
+            DataError::NoSuchData { id: r.id() }
         );
     }
     assert_eq!(files_in(&dir.path().join("items")), 0);
@@ -458,7 +458,7 @@ async fn sticky_and_volatile_data_does_not_move() {
         drop(r.take_copy());
         assert_eq!(
             a_dm.move_to(r.id(), b_dm.clone()).await.unwrap_err(),
-            RpcError::NotMovable { id: r.id(), mode }
+            DataError::NotMovable { id: r.id(), mode }
         );
         assert!(a.store.contains(r.id()), "{mode} data left its node");
         assert!(!b.store.contains(r.id()));
@@ -475,7 +475,7 @@ async fn sticky_and_volatile_data_does_not_move() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(e, RpcError::NotMovable { .. }), "{e:?}");
+    assert!(matches!(e, DataError::NotMovable { .. }), "{e:?}");
 }
 
 #[tokio::test]
@@ -494,7 +494,7 @@ async fn a_move_whose_bytes_do_not_match_stores_nothing() {
         .receive(info.clone(), Blob::from_bytes(vec![2; 1000]))
         .await
         .unwrap_err();
-    assert!(matches!(e, RpcError::Storage { .. }), "{e:?}");
+    assert!(matches!(e, DataError::Storage { .. }), "{e:?}");
     assert!(!b.store.contains(info.id));
     assert_eq!(files_in(&dir.path().join("tmp")), 0);
     assert_eq!(files_in(&dir.path().join("items")), 0);
@@ -595,11 +595,11 @@ async fn damaged_files_are_dropped_at_start_and_bad_copies_refused() {
     // Same size, other bytes: caught when another node pulls a copy.
     let b = data_node(None, &fresh).await;
     let e = b.store.fetch(&flipped).await.unwrap_err();
-    assert!(matches!(e, RpcError::Storage { .. }), "{e:?}");
+    assert!(matches!(e, DataError::Storage { .. }), "{e:?}");
     let cut_here = DataRef::new(cut.info().clone(), a.node.com_handle());
     assert_eq!(
         b.store.fetch(&cut_here).await.unwrap_err(),
-        RpcError::NoSuchData { id: cut.id() }
+        DataError::NoSuchData { id: cut.id() }
     );
 }
 
@@ -614,7 +614,7 @@ async fn unknown_and_deleted_ids_are_typed_errors() {
         .await
         .unwrap();
     let id = DataId::random();
-    let none = RpcError::NoSuchData { id };
+    let none = DataError::NoSuchData { id };
     assert_eq!(dm.get(id).await.unwrap_err(), none);
     assert_eq!(dm.info(id).await.unwrap_err(), none);
     assert_eq!(dm.remove(id).await.unwrap_err(), none);
@@ -626,12 +626,12 @@ async fn unknown_and_deleted_ids_are_typed_errors() {
         .await
         .unwrap();
     dm.remove(r.id()).await.unwrap();
-    let gone = RpcError::NoSuchData { id: r.id() };
+    let gone = DataError::NoSuchData { id: r.id() };
     assert_eq!(dm.remove(r.id()).await.unwrap_err(), gone);
     assert_eq!(compute.crc(r.clone()).await.unwrap_err(), gone);
     assert_eq!(b.store.fetch(&r).await.unwrap_err(), gone);
     // A node without a data manager says so.
-    assert_eq!(client.data().unwrap_err(), RpcError::NoDataManager);
+    assert_eq!(client.data().unwrap_err(), DataError::NoDataManager);
     let e = client
         .lookup::<DataManagerRef>(&a.addr, "nothing")
         .await
@@ -643,7 +643,7 @@ async fn unknown_and_deleted_ids_are_typed_errors() {
         .enable_data(DataConfig::in_memory())
         .await
         .unwrap_err();
-    assert!(matches!(e, RpcError::Storage { .. }));
+    assert!(matches!(e, DataError::Storage { .. }));
 }
 
 #[tokio::test]

@@ -52,7 +52,9 @@ async fn owner_of(
         Ok(loc) => loc,
         // The same error whichever way the data was looked for.
         Err(nameserver::NameError::NoSuchData { id }) => {
-            return Err(ClientError::Rpc(rpc_core::RpcError::NoSuchData { id }));
+            return Err(ClientError::Data(rpc_core::data::DataError::NoSuchData {
+                id,
+            }));
         }
         Err(e) => return Err(e.into()),
     };

@@ -4,8 +4,7 @@
 //! registry; servers also bind it in the name server (`<context>/data`).
 
 use crate::data::reference::DataRef;
-use crate::data::{DataInfo, Persistence};
-use crate::error::RpcError;
+use crate::data::{DataError, DataInfo, Persistence};
 use crate::ids::DataId;
 use crate::remote;
 use crate::transfer::Blob;
@@ -17,29 +16,29 @@ pub trait DataManager {
     /// chunks, straight to disk on a disk store) and returns the reference.
     /// With a `*_return` mode the reference carries a copy of the stored
     /// bytes back ([`DataRef::take_copy`]).
-    async fn put(&self, data: Blob, mode: Persistence) -> Result<DataRef, RpcError>;
+    async fn put(&self, data: Blob, mode: Persistence) -> Result<DataRef, DataError>;
 
     /// The bytes of `id` as a blob the caller pulls, with their size and
     /// checksum. One use: volatile data is gone after it.
-    async fn get(&self, id: DataId) -> Result<(DataInfo, Blob), RpcError>;
+    async fn get(&self, id: DataId) -> Result<(DataInfo, Blob), DataError>;
 
     /// What this node keeps under `id` (not a use).
     #[idempotent]
-    async fn info(&self, id: DataId) -> Result<DataInfo, RpcError>;
+    async fn info(&self, id: DataId) -> Result<DataInfo, DataError>;
 
     /// Everything this node keeps, sorted by id.
     #[idempotent]
-    async fn list(&self) -> Result<Vec<DataInfo>, RpcError>;
+    async fn list(&self) -> Result<Vec<DataInfo>, DataError>;
 
     /// Deletes `id` here and from the location service; returns what it was.
-    async fn remove(&self, id: DataId) -> Result<DataInfo, RpcError>;
+    async fn remove(&self, id: DataId) -> Result<DataInfo, DataError>;
 
     /// The data mover: moves `id` from this node to `dest` directly (node to
     /// node), then updates the location service. Sticky data fails with
-    /// [`RpcError::NotMovable`].
-    async fn move_to(&self, id: DataId, dest: DataManagerRef) -> Result<DataRef, RpcError>;
+    /// [`DataError::NotMovable`].
+    async fn move_to(&self, id: DataId, dest: DataManagerRef) -> Result<DataRef, DataError>;
 
     /// Stores data moved here by another node's data mover, under its own id;
     /// the bytes must match `info`'s size and checksum.
-    async fn receive(&self, info: DataInfo, data: Blob) -> Result<DataInfo, RpcError>;
+    async fn receive(&self, info: DataInfo, data: Blob) -> Result<DataInfo, DataError>;
 }

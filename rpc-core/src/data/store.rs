@@ -15,6 +15,7 @@
 //! catalogue's: a file removed while it is being sent stays readable through
 //! the open handle.
 
+use crate::data::DataError;
 use crate::data::reference::DataRef;
 use crate::data::remote::{DataManager, DataManagerRef};
 use crate::data::{DataInfo, Locator, Persistence};
@@ -153,16 +154,16 @@ impl std::fmt::Debug for DataInner {
     }
 }
 
-fn storage(what: &str, e: impl std::fmt::Display) -> RpcError {
-    RpcError::Storage {
+fn storage(what: &str, e: impl std::fmt::Display) -> DataError {
+    DataError::Storage {
         reason: format!("{what}: {e}"),
     }
 }
 
 /// Runs blocking file work off the runtime's workers.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, RpcError> + Send + 'static,
-) -> Result<T, RpcError> {
+    f: impl FnOnce() -> Result<T, DataError> + Send + 'static,
+) -> Result<T, DataError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| storage("file task failed", e))?
@@ -174,7 +175,7 @@ impl DataInner {
     pub(crate) async fn open(
         node: &Arc<NodeInner>,
         config: DataConfig,
-    ) -> Result<Arc<DataInner>, RpcError> {
+    ) -> Result<Arc<DataInner>, DataError> {
         let items = match &config.dir {
             Some(dir) => {
                 let dir = dir.clone();
@@ -235,9 +236,9 @@ impl DataInner {
     }
 
     /// The catalogue entry of `id`, without using it.
-    fn info(&self, id: &DataId) -> Result<DataInfo, RpcError> {
+    fn info(&self, id: &DataId) -> Result<DataInfo, DataError> {
         self.with_catalogue(|c| c.items.get(id).map(|it| it.info.clone()))
-            .ok_or(RpcError::NoSuchData { id: *id })
+            .ok_or(DataError::NoSuchData { id: *id })
     }
 
     /// Everything kept here, sorted by id.
@@ -250,7 +251,7 @@ impl DataInner {
 
     /// One use of local item `id`: a handle on its bytes. A volatile item
     /// leaves the catalogue here; its file goes when the handle is dropped.
-    fn use_local(&self, id: &DataId) -> Result<DataHandle, RpcError> {
+    fn use_local(&self, id: &DataId) -> Result<DataHandle, DataError> {
         self.with_catalogue(|c| match c.items.get(id) {
             Some(it) if it.info.mode.is_stored() => Some(DataHandle {
                 info: it.info.clone(),
@@ -264,7 +265,7 @@ impl DataInner {
             }),
             None => None,
         })
-        .ok_or(RpcError::NoSuchData { id: *id })
+        .ok_or(DataError::NoSuchData { id: *id })
     }
 
     /// Stores the bytes of `blob` under `id` (pulled straight into a file by
@@ -276,7 +277,7 @@ impl DataInner {
         mode: Persistence,
         blob: Blob,
         expect: Option<&DataInfo>,
-    ) -> Result<DataInfo, RpcError> {
+    ) -> Result<DataInfo, DataError> {
         let Some(part) = self.tmp_path(&format!("{}.part", DataId::random().0.simple())) else {
             let max = self.node()?.config.max_large_value;
             if blob.len() > max {
@@ -312,7 +313,7 @@ impl DataInner {
     /// Puts a complete value (in `tmp/` or in memory) into the catalogue:
     /// a stored item goes to `items/` with its `.meta`, and is told to the
     /// location service; a volatile one stays in `tmp/` with an expiry.
-    async fn commit(self: &Arc<Self>, info: DataInfo, body: Body) -> Result<DataInfo, RpcError> {
+    async fn commit(self: &Arc<Self>, info: DataInfo, body: Body) -> Result<DataInfo, DataError> {
         let id = info.id;
         let body = match body {
             Body::File(part) => {
@@ -362,12 +363,12 @@ impl DataInner {
 
     /// Removes item `id` from the catalogue and from disk, and tells the
     /// location service.
-    async fn remove(self: &Arc<Self>, id: DataId) -> Result<DataInfo, RpcError> {
+    async fn remove(self: &Arc<Self>, id: DataId) -> Result<DataInfo, DataError> {
         let it = self
             .items
             .lock()
             .remove(&id)
-            .ok_or(RpcError::NoSuchData { id })?;
+            .ok_or(DataError::NoSuchData { id })?;
         let meta = self
             .items_dir()
             .map(|d| d.join(format!("{}.meta", id.0.simple())));
@@ -412,10 +413,10 @@ impl DataInner {
     }
 
     /// The owner of `id` according to the location service, if there is one.
-    async fn locate_remote(&self, id: DataId) -> Result<Option<ComHandle>, RpcError> {
+    async fn locate_remote(&self, id: DataId) -> Result<Option<ComHandle>, DataError> {
         let locator = self.locator.read().clone();
         match locator {
-            Some(l) => l.locate(id).await,
+            Some(l) => Ok(l.locate(id).await?),
             None => Ok(None),
         }
     }
@@ -426,14 +427,14 @@ impl DataInner {
         self: &Arc<Self>,
         id: DataId,
         from: &ComHandle,
-    ) -> Result<DataHandle, RpcError> {
+    ) -> Result<DataHandle, DataError> {
         let dm = manager_at(&Node::from_inner(self.node()?), from).await?;
         let (info, blob) = dm.get(id).await?;
         if info.id != id {
-            return Err(RpcError::protocol(format!(
+            return Err(DataError::Rpc(RpcError::protocol(format!(
                 "asked for data {id}, got {}",
                 info.id
-            )));
+            ))));
         }
         let body = match self.tmp_path(&format!("{}.copy", DataId::random().0.simple())) {
             Some(path) => {
@@ -499,7 +500,7 @@ impl BodyRef {
 }
 
 /// Fails unless `got` has the size and checksum `expect` announces.
-fn check_expected(got: &DataInfo, expect: Option<&DataInfo>) -> Result<(), RpcError> {
+fn check_expected(got: &DataInfo, expect: Option<&DataInfo>) -> Result<(), DataError> {
     match expect {
         Some(want) if want.size != got.size || want.checksum != got.checksum => Err(storage(
             &format!("data {} arrived damaged", want.id),
@@ -512,7 +513,7 @@ fn check_expected(got: &DataInfo, expect: Option<&DataInfo>) -> Result<(), RpcEr
     }
 }
 
-fn remove_if_present(path: &Path) -> Result<(), RpcError> {
+fn remove_if_present(path: &Path) -> Result<(), DataError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -532,7 +533,7 @@ fn delete_bodies(bodies: Vec<Body>) {
 
 /// Writes `rec` to `path` through a synced temporary file and a rename, then
 /// syncs the directory, so that the record is either whole or absent.
-fn write_meta(path: &Path, rec: &Meta) -> Result<(), RpcError> {
+fn write_meta(path: &Path, rec: &Meta) -> Result<(), DataError> {
     use std::io::Write as _;
     let mut buf = Vec::new();
     ciborium::into_writer(rec, &mut buf)
@@ -553,14 +554,14 @@ fn write_meta(path: &Path, rec: &Meta) -> Result<(), RpcError> {
 
 /// Loads the catalogue of the disk store under `dir`, creating its
 /// directories; empties `tmp/`, drops orphan or damaged entries.
-fn load(dir: &Path) -> Result<HashMap<DataId, Item>, RpcError> {
+fn load(dir: &Path) -> Result<HashMap<DataId, Item>, DataError> {
     let items_dir = dir.join("items");
     let tmp = dir.join("tmp");
     for d in [&items_dir, &tmp] {
         std::fs::create_dir_all(d)
             .map_err(|e| storage(&format!("cannot create {}", d.display()), e))?;
     }
-    let list = |d: &Path| -> Result<Vec<PathBuf>, RpcError> {
+    let list = |d: &Path| -> Result<Vec<PathBuf>, DataError> {
         let rd = std::fs::read_dir(d)
             .map_err(|e| storage(&format!("cannot read {}", d.display()), e))?;
         Ok(rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -688,8 +689,8 @@ impl DataHandle {
     /// All bytes, in memory.
     ///
     /// # Errors
-    /// [`RpcError::Storage`] when the file cannot be read.
-    pub async fn read(&self) -> Result<Vec<u8>, RpcError> {
+    /// [`DataError::Storage`] when the file cannot be read.
+    pub async fn read(&self) -> Result<Vec<u8>, DataError> {
         match &self.body {
             Body::File(p) => tokio::fs::read(p)
                 .await
@@ -702,8 +703,8 @@ impl DataHandle {
     /// chunk as the receiver pulls; it stays readable after the handle is gone).
     ///
     /// # Errors
-    /// [`RpcError::Storage`] when the file cannot be opened.
-    pub fn blob(&self) -> Result<Blob, RpcError> {
+    /// [`DataError::Storage`] when the file cannot be opened.
+    pub fn blob(&self) -> Result<Blob, DataError> {
         match &self.body {
             Body::File(p) => {
                 Blob::from_file(p).map_err(|e| storage(&format!("cannot open {}", p.display()), e))
@@ -734,20 +735,20 @@ impl DataStore {
     /// Stores `bytes` under a new id with `mode`.
     ///
     /// # Errors
-    /// [`RpcError::Storage`] when the store cannot write.
-    pub async fn put_bytes(&self, bytes: Vec<u8>, mode: Persistence) -> Result<DataRef, RpcError> {
+    /// [`DataError::Storage`] when the store cannot write.
+    pub async fn put_bytes(&self, bytes: Vec<u8>, mode: Persistence) -> Result<DataRef, DataError> {
         self.put_blob(Blob::from_bytes(bytes), mode).await
     }
 
     /// Stores the file at `path` (copied in chunks) under a new id with `mode`.
     ///
     /// # Errors
-    /// [`RpcError::Storage`] when the file cannot be read or the store cannot write.
+    /// [`DataError::Storage`] when the file cannot be read or the store cannot write.
     pub async fn put_file(
         &self,
         path: impl AsRef<Path>,
         mode: Persistence,
-    ) -> Result<DataRef, RpcError> {
+    ) -> Result<DataRef, DataError> {
         let p = path.as_ref();
         let blob =
             Blob::from_file(p).map_err(|e| storage(&format!("cannot read {}", p.display()), e))?;
@@ -758,8 +759,8 @@ impl DataStore {
     /// is pulled in chunks, straight into the store's file.
     ///
     /// # Errors
-    /// [`RpcError::TransferFailed`] when the pull fails; [`RpcError::Storage`].
-    pub async fn put_blob(&self, blob: Blob, mode: Persistence) -> Result<DataRef, RpcError> {
+    /// [`RpcError::TransferFailed`] when the pull fails; [`DataError::Storage`].
+    pub async fn put_blob(&self, blob: Blob, mode: Persistence) -> Result<DataRef, DataError> {
         let info = self
             .inner
             .store_blob(DataId::random(), mode, blob, None)
@@ -768,23 +769,23 @@ impl DataStore {
     }
 
     /// A reference to `info`'s data, owned by this node.
-    fn reference(&self, info: DataInfo) -> Result<DataRef, RpcError> {
+    fn reference(&self, info: DataInfo) -> Result<DataRef, DataError> {
         Ok(DataRef::new(info, self.inner.node()?.com_handle()))
     }
 
     /// What this node keeps under `id`.
     ///
     /// # Errors
-    /// [`RpcError::NoSuchData`].
-    pub fn info(&self, id: DataId) -> Result<DataInfo, RpcError> {
+    /// [`DataError::NoSuchData`].
+    pub fn info(&self, id: DataId) -> Result<DataInfo, DataError> {
         self.inner.info(&id)
     }
 
     /// A reference to data this node keeps.
     ///
     /// # Errors
-    /// [`RpcError::NoSuchData`].
-    pub fn reference_to(&self, id: DataId) -> Result<DataRef, RpcError> {
+    /// [`DataError::NoSuchData`].
+    pub fn reference_to(&self, id: DataId) -> Result<DataRef, DataError> {
         self.reference(self.inner.info(&id)?)
     }
 
@@ -804,9 +805,9 @@ impl DataStore {
     /// deleted with the handle; a volatile item is used up.
     ///
     /// # Errors
-    /// [`RpcError::NoSuchData`] when no owner has it; transport and
-    /// [`RpcError::Storage`] errors (a copy whose checksum does not match).
-    pub async fn fetch(&self, r: &DataRef) -> Result<DataHandle, RpcError> {
+    /// [`DataError::NoSuchData`] when no owner has it; transport and
+    /// [`DataError::Storage`] errors (a copy whose checksum does not match).
+    pub async fn fetch(&self, r: &DataRef) -> Result<DataHandle, DataError> {
         self.fetch_from(r.id(), Some(r.owner())).await
     }
 
@@ -815,7 +816,7 @@ impl DataStore {
     ///
     /// # Errors
     /// As [`DataStore::fetch`].
-    pub async fn fetch_id(&self, id: DataId) -> Result<DataHandle, RpcError> {
+    pub async fn fetch_id(&self, id: DataId) -> Result<DataHandle, DataError> {
         self.fetch_from(id, None).await
     }
 
@@ -823,14 +824,14 @@ impl DataStore {
         &self,
         id: DataId,
         hint: Option<&ComHandle>,
-    ) -> Result<DataHandle, RpcError> {
+    ) -> Result<DataHandle, DataError> {
         match self.inner.use_local(&id) {
-            Err(RpcError::NoSuchData { .. }) => {}
+            Err(DataError::NoSuchData { .. }) => {}
             found => return found,
         }
         let me = self.inner.node()?.id;
         let mut tried: Vec<ComHandle> = Vec::new();
-        let mut last = RpcError::NoSuchData { id };
+        let mut last = DataError::NoSuchData { id };
         if let Some(h) = hint.filter(|h| h.node != me) {
             match self.inner.pull_copy(id, h).await {
                 Ok(copy) => return Ok(copy),
@@ -854,15 +855,15 @@ impl DataStore {
     /// The node keeping `id`: this one, or the one the location service knows.
     ///
     /// # Errors
-    /// [`RpcError::NoSuchData`] when neither knows it; location service errors.
-    pub async fn locate(&self, id: DataId) -> Result<ComHandle, RpcError> {
+    /// [`DataError::NoSuchData`] when neither knows it; location service errors.
+    pub async fn locate(&self, id: DataId) -> Result<ComHandle, DataError> {
         if self.contains(id) {
             return Ok(self.inner.node()?.com_handle());
         }
         self.inner
             .locate_remote(id)
             .await?
-            .ok_or(RpcError::NoSuchData { id })
+            .ok_or(DataError::NoSuchData { id })
     }
 
     /// What is known of `id` and which node keeps it: this one, or the owner
@@ -870,7 +871,7 @@ impl DataStore {
     ///
     /// # Errors
     /// As [`DataStore::locate`]; the owner's errors.
-    pub async fn describe(&self, id: DataId) -> Result<(DataInfo, ComHandle), RpcError> {
+    pub async fn describe(&self, id: DataId) -> Result<(DataInfo, ComHandle), DataError> {
         if let Ok(info) = self.inner.info(&id) {
             return Ok((info, self.inner.node()?.com_handle()));
         }
@@ -882,8 +883,8 @@ impl DataStore {
     /// Removes `id` from this node (and from the location service).
     ///
     /// # Errors
-    /// [`RpcError::NoSuchData`]; [`RpcError::Storage`].
-    pub async fn remove(&self, id: DataId) -> Result<DataInfo, RpcError> {
+    /// [`DataError::NoSuchData`]; [`DataError::Storage`].
+    pub async fn remove(&self, id: DataId) -> Result<DataInfo, DataError> {
         self.inner.remove(id).await
     }
 
@@ -894,13 +895,13 @@ impl DataStore {
     /// it. Returns the reference to the moved data.
     ///
     /// # Errors
-    /// [`RpcError::NotMovable`] for sticky or volatile data (nothing moves);
-    /// [`RpcError::NoSuchData`]; the destination's errors (the data then
+    /// [`DataError::NotMovable`] for sticky or volatile data (nothing moves);
+    /// [`DataError::NoSuchData`]; the destination's errors (the data then
     /// stays here).
-    pub async fn move_to(&self, id: DataId, dest: &DataManagerRef) -> Result<DataRef, RpcError> {
+    pub async fn move_to(&self, id: DataId, dest: &DataManagerRef) -> Result<DataRef, DataError> {
         let info = self.inner.info(&id)?;
         if !info.mode.is_movable() {
-            return Err(RpcError::NotMovable {
+            return Err(DataError::NotMovable {
                 id,
                 mode: info.mode,
             });
@@ -913,13 +914,13 @@ impl DataStore {
         let handle = self.inner.use_local(&id)?;
         let received = dest.receive(info.clone(), handle.blob()?).await?;
         if received.id != id || received.size != info.size || received.checksum != info.checksum {
-            return Err(RpcError::protocol(format!(
+            return Err(DataError::Rpc(RpcError::protocol(format!(
                 "the destination stored {received:?} for {info:?}"
-            )));
+            ))));
         }
         drop(handle);
         match self.inner.remove(id).await {
-            Ok(_) | Err(RpcError::NoSuchData { .. }) => {}
+            Ok(_) | Err(DataError::NoSuchData { .. }) => {}
             Err(e) => tracing::warn!(%id, error = %e, "moved data could not be removed here"),
         }
         tracing::info!(%id, to = ?dest_home, size = info.size, "data moved");
@@ -930,12 +931,12 @@ impl DataStore {
     /// Receiving the same data again is not an error (a retried move).
     ///
     /// # Errors
-    /// [`RpcError::NotMovable`] for a mode that may not move;
-    /// [`RpcError::Storage`] when other bytes are kept under that id, or the
+    /// [`DataError::NotMovable`] for a mode that may not move;
+    /// [`DataError::Storage`] when other bytes are kept under that id, or the
     /// bytes do not match `info`.
-    pub async fn receive(&self, info: DataInfo, blob: Blob) -> Result<DataInfo, RpcError> {
+    pub async fn receive(&self, info: DataInfo, blob: Blob) -> Result<DataInfo, DataError> {
         if !info.mode.is_movable() {
-            return Err(RpcError::NotMovable {
+            return Err(DataError::NotMovable {
                 id: info.id,
                 mode: info.mode,
             });
@@ -973,12 +974,12 @@ impl DataStore {
     ///
     /// # Errors
     /// [`RpcError::Shutdown`] once the node is gone.
-    pub fn manager(&self) -> Result<DataManagerRef, RpcError> {
+    pub fn manager(&self) -> Result<DataManagerRef, DataError> {
         let node = self.inner.node()?;
         let cap = node
             .bootstrap_entry(BOOTSTRAP_NAME)
-            .ok_or(RpcError::NoDataManager)?;
-        crate::dispatch::resolve::<DataManagerRef>(&node, cap)
+            .ok_or(DataError::NoDataManager)?;
+        Ok(crate::dispatch::resolve::<DataManagerRef>(&node, cap)?)
     }
 
     /// The directory of a disk store.
@@ -994,33 +995,33 @@ pub(crate) struct DataManagerObj {
 }
 
 impl DataManager for DataManagerObj {
-    async fn put(&self, data: Blob, mode: Persistence) -> Result<DataRef, RpcError> {
+    async fn put(&self, data: Blob, mode: Persistence) -> Result<DataRef, DataError> {
         self.store.put_blob(data, mode).await
     }
 
-    async fn get(&self, id: DataId) -> Result<(DataInfo, Blob), RpcError> {
+    async fn get(&self, id: DataId) -> Result<(DataInfo, Blob), DataError> {
         let h = self.store.inner.use_local(&id)?;
         let blob = h.blob()?;
         Ok((h.info.clone(), blob))
     }
 
-    async fn info(&self, id: DataId) -> Result<DataInfo, RpcError> {
+    async fn info(&self, id: DataId) -> Result<DataInfo, DataError> {
         self.store.info(id)
     }
 
-    async fn list(&self) -> Result<Vec<DataInfo>, RpcError> {
+    async fn list(&self) -> Result<Vec<DataInfo>, DataError> {
         Ok(self.store.list())
     }
 
-    async fn remove(&self, id: DataId) -> Result<DataInfo, RpcError> {
+    async fn remove(&self, id: DataId) -> Result<DataInfo, DataError> {
         self.store.remove(id).await
     }
 
-    async fn move_to(&self, id: DataId, dest: DataManagerRef) -> Result<DataRef, RpcError> {
+    async fn move_to(&self, id: DataId, dest: DataManagerRef) -> Result<DataRef, DataError> {
         self.store.move_to(id, &dest).await
     }
 
-    async fn receive(&self, info: DataInfo, data: Blob) -> Result<DataInfo, RpcError> {
+    async fn receive(&self, info: DataInfo, data: Blob) -> Result<DataInfo, DataError> {
         self.store.receive(info, data).await
     }
 }

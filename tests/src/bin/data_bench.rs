@@ -58,8 +58,8 @@ struct UseImpl {
 }
 
 fn storage(e: &std::io::Error) -> RpcError {
-    RpcError::Storage {
-        reason: e.to_string(),
+    RpcError::Remote {
+        message: format!("data storage failed: {e}"),
     }
 }
 
@@ -88,7 +88,12 @@ async fn crc_of(path: PathBuf) -> Result<u32, RpcError> {
 impl Use for UseImpl {
     async fn by_ref(&self, r: DataRef) -> Result<u32, RpcError> {
         let h = self.node.data()?.fetch(&r).await?;
-        let path = h.path().ok_or(RpcError::NoDataManager)?.to_owned();
+        let path = h
+            .path()
+            .ok_or_else(|| RpcError::Remote {
+                message: "the data store keeps no files".into(),
+            })?
+            .to_owned();
         crc_of(path).await
     }
 
