@@ -108,7 +108,7 @@ pub struct DataPutArgs {
     /// sticky (never moves) or sticky_return. The `*_return` modes copy the
     /// stored bytes back: to `--return-to`, or checked against FILE.
     #[arg(long, default_value = "persistent", value_parser = parse_mode)]
-    pub mode: rpc_core::Persistence,
+    pub mode: rpc_core::data::Persistence,
     /// Server to store it on (default: the context of `--db`, `dbserver`).
     #[arg(long, value_name = "NODE")]
     pub on: Option<String>,
@@ -158,7 +158,7 @@ pub struct DataRmArgs {
     pub on: Option<String>,
 }
 
-fn parse_mode(s: &str) -> Result<rpc_core::Persistence, String> {
+fn parse_mode(s: &str) -> Result<rpc_core::data::Persistence, String> {
     s.parse()
 }
 

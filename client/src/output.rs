@@ -12,7 +12,8 @@ use crate::schema::describe_columns;
 use dbserver::api::{TableChange, TableInfo};
 use dbserver::{Column, Value};
 use nameserver::api::Entry;
-use rpc_core::{DataId, DataInfo};
+use rpc_core::DataId;
+use rpc_core::data::DataInfo;
 use serde_json::{Value as Json, json};
 use std::io::Write;
 

@@ -22,6 +22,7 @@ use crate::error::DbError;
 use crate::store::{CellAddr, Column, Store, TableMeta};
 use crate::value::Value;
 use parking_lot::{Mutex, RwLock};
+use rpc_core::data::{DataStore, Persistence};
 use rpc_core::{DataId, Node, ObjectId};
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -282,7 +283,7 @@ impl Shared {
         }
         ids.sort();
         ids.dedup();
-        let data = self.node.data()?;
+        let data = DataStore::of(&self.node)?;
         for id in ids {
             let (info, _) = data.describe(id).await?;
             if !info.mode.is_stored() {
@@ -590,11 +591,8 @@ impl crate::api::Cell for CellObj {
         if is_data {
             // Into the data manager, chunk by chunk to its disk; the cell
             // holds the id (the row stays small, the bytes are never in memory).
-            let r = self
-                .shared
-                .node
-                .data()?
-                .put_blob(data, rpc_core::Persistence::Persistent)
+            let r = DataStore::of(&self.shared.node)?
+                .put_blob(data, Persistence::Persistent)
                 .await?;
             self.set(Value::Data(r.id())).await?;
             return Ok(r.size());
@@ -610,7 +608,10 @@ impl crate::api::Cell for CellObj {
             Value::Bytes(b) => Ok(rpc_core::Blob::from_bytes(b)),
             // Stored once in a data manager: read from its file here, or
             // from a one-use copy of the owner's.
-            Value::Data(id) => Ok(self.shared.node.data()?.fetch_id(id).await?.blob()?),
+            Value::Data(id) => Ok(DataStore::of(&self.shared.node)?
+                .fetch_id(id)
+                .await?
+                .blob()?),
             other => Err(DbError::TypeMismatch {
                 table: self.table.name.clone(),
                 column: self.column.clone(),

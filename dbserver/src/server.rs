@@ -9,7 +9,8 @@ use crate::api::DatabaseRef;
 use crate::error::DbError;
 use crate::objects::Shared;
 use crate::store::Store;
-use rpc_core::{Config, DataConfig, DataStore, Node, NodeId, ObjectId};
+use rpc_core::data::{DataConfig, DataStore};
+use rpc_core::{Config, Node, NodeId, ObjectId};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -76,9 +77,7 @@ impl DbServer {
             reason: format!("cannot read the listening address: {e}"),
         })?;
         node.bind_bootstrap(BOOTSTRAP_NAME, &database)?;
-        let data = node
-            .enable_data(DataConfig::on_disk(data_dir.join(DATA_DIR)))
-            .await?;
+        let data = DataStore::enable(&node, DataConfig::on_disk(data_dir.join(DATA_DIR))).await?;
         tracing::info!(%addr, node = %node.id(), data = %data_dir.display(), "database server started");
         Ok(DbServer {
             node,

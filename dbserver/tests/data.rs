@@ -14,8 +14,9 @@ use dbserver::api::{Column, Database, DbError, Table, TableRef, Value, ValueType
 use dbserver::server::DbServer;
 use nameserver::client::NameClient;
 use nameserver::server::NameServer;
+use rpc_core::data::Persistence;
 use rpc_core::data::{BOOTSTRAP_NAME, DataManager, DataManagerRef};
-use rpc_core::{Blob, Config, DataId, Node, Persistence};
+use rpc_core::{Blob, Config, DataId, Node};
 
 const MIB: usize = 1024 * 1024;
 

@@ -18,8 +18,8 @@ use crate::api::{
 };
 use crate::name;
 use parking_lot::{Mutex, RwLock};
+use rpc_core::BoxFuture;
 use rpc_core::data::Locator;
-use rpc_core::dispatch::BoxFuture;
 use rpc_core::{Capability, ComHandle, DataId, Node, NodeId, RemoteRef, RpcError};
 use serde::Serialize;
 use std::collections::HashMap;

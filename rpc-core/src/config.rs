@@ -4,40 +4,40 @@ use crate::ids::NodeId;
 use std::time::Duration;
 
 /// Default hard limit on a frame body, in bytes (16 MiB).
-pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// Default deadline of a call when the caller sets none.
-pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default cap on requests a peer may have running on this node over one connection.
-pub const MAX_INFLIGHT_PER_CONNECTION: usize = 4096;
+pub(crate) const MAX_INFLIGHT_PER_CONNECTION: usize = 4096;
 /// Default cap on open connections accepted by a listening node.
-pub const MAX_CONNECTIONS: usize = 1024;
+pub(crate) const MAX_CONNECTIONS: usize = 1024;
 /// Default time a new connection has to complete its handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time in-flight calls get to finish on shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Default time without traffic after which a connection sends a ping.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Default time without any frame from the peer after which the connection is
 /// declared dead (the peer is paused, gone, or the path is cut).
-pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default lease a node takes on the objects it holds proxies to; renewed at
 /// half of it. A holder that dies releases its objects after this long.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// Most object ids in one lease (dirty or clean) message.
-pub const MAX_IDS_PER_LEASE_MESSAGE: usize = 4096;
+pub(crate) const MAX_IDS_PER_LEASE_MESSAGE: usize = 4096;
 /// Default size above which an argument or result goes through the large
 /// message proxy instead of inline, in bytes.
-pub const LARGE_THRESHOLD: usize = 64 * 1024;
+pub(crate) const LARGE_THRESHOLD: usize = 64 * 1024;
 /// Default chunk size of transfers, in bytes.
-pub const CHUNK_SIZE: usize = 64 * 1024;
+pub(crate) const CHUNK_SIZE: usize = 64 * 1024;
 /// Default number of chunk requests a receiver keeps in flight per transfer.
-pub const TRANSFER_WINDOW: usize = 8;
+pub(crate) const TRANSFER_WINDOW: usize = 8;
 /// Default time a transfer may go without progress before either side drops it.
-pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default largest value pulled into memory (automatic routing, `Blob::into_bytes`), in bytes.
-pub const MAX_LARGE_VALUE: u64 = 2 * 1024 * 1024 * 1024;
+pub(crate) const MAX_LARGE_VALUE: u64 = 2 * 1024 * 1024 * 1024;
 /// Initial capacity of a connection's read buffer, in bytes.
-pub const READ_BUFFER: usize = 64 * 1024;
+pub(crate) const READ_BUFFER: usize = 64 * 1024;
 
 /// Settings of one [`Node`](crate::Node).
 #[derive(Debug, Clone)]

@@ -9,13 +9,16 @@
 //! See `docs/data.md` (included below) for the whole design.
 #![doc = include_str!("docs/data.md")]
 
-pub(crate) mod reference;
-pub(crate) mod remote;
-pub(crate) mod store;
+mod catalogue;
+mod handle;
+mod reference;
+mod remote;
+mod store;
 
+pub use handle::DataHandle;
 pub use reference::DataRef;
 pub use remote::{DataManager, DataManagerClientProxy, DataManagerRef, DataManagerServerProxy};
-pub use store::{BOOTSTRAP_NAME, DataConfig, DataHandle, DataStore, VOLATILE_TTL, manager_at};
+pub use store::{BOOTSTRAP_NAME, DataConfig, DataStore, VOLATILE_TTL, manager_at};
 
 use crate::dispatch::BoxFuture;
 use crate::error::RpcError;
@@ -51,12 +54,21 @@ pub enum DataError {
         /// What failed.
         reason: String,
     },
-    /// The node has no data manager (see [`Node::enable_data`](crate::Node::enable_data)).
+    /// The node has no data manager (see [`DataStore::enable`]).
     #[error("this node keeps no data (no data manager enabled)")]
     NoDataManager,
     /// The call itself failed: transport, deadline, transfer.
     #[error(transparent)]
     Rpc(#[from] RpcError),
+}
+
+impl DataError {
+    /// A storage failure: `what` failed because of `e`.
+    pub(crate) fn storage(what: &str, e: impl fmt::Display) -> DataError {
+        DataError::Storage {
+            reason: format!("{what}: {e}"),
+        }
+    }
 }
 
 impl From<DataError> for RpcError {

@@ -115,6 +115,13 @@ pub type CallId = u64;
 #[serde(transparent)]
 pub struct ClassId(pub u64);
 
+impl ClassId {
+    /// The id of the class whose wire name is `name`.
+    pub const fn of(name: &str) -> ClassId {
+        ClassId(fnv1a(name.as_bytes()))
+    }
+}
+
 /// 64-bit digest of a class's method signatures: equal versions mean compatible stubs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -122,7 +129,7 @@ pub struct ClassVersion(pub u64);
 
 /// FNV-1a over bytes; used for class ids and versions so they are stable across
 /// builds and platforms (the std hasher is randomized and may change).
-pub const fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) const fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
     while i < bytes.len() {

@@ -3,18 +3,21 @@
 //! if it were local, and pass references around (callbacks included).
 //!
 //! # Layout
-//! - [`ids`]: node, object and class ids; the [`Capability`] naming a remote object.
-//! - [`error`]: [`RpcError`], the one error type, also sent over the wire.
-//! - [`wire`]: the pure protocol (frames, envelope); no I/O.
-//! - `transport`: the only code touching sockets: one multiplexed connection per peer.
-//! - [`registry`]: classes (link-time, via `inventory`), exports, imports.
-//! - [`dispatch`]: what `#[remote]`-generated code targets (skeletons, handles, references).
-//! - [`node`]: the runtime: listen, connect, serve, shut down.
-//! - [`config`]: limits and timeouts.
-//! - [`transfer`]: the large message proxy and [`Blob`].
-//! - [`data`]: the data manager: data kept under a [`DataId`] with a
-//!   [`Persistence`] mode, fetched, moved and located by id.
-//! - [`shutdown`]: the Ctrl-C / SIGTERM future server binaries stop on.
+//! One-way layers: each module imports only the ones above it in this list.
+//! - `ids`, `error`, `config`: identifiers and the [`Capability`], the
+//!   [`RpcError`] every call can fail with, limits and timeouts ([`Config`]).
+//! - [`wire`]: the pure protocol (frames, envelope); no I/O, no tokio.
+//! - `transport`: the only code touching sockets: one multiplexed connection
+//!   per peer over any byte stream, the handshake, accepting and dialing.
+//! - `registry`: tables: classes (link-time, via `inventory`), exports, imports, leases.
+//! - `transfer`: the large message proxy and [`Blob`].
+//! - `dispatch`: what `#[remote]`-generated code targets (skeletons,
+//!   handles, references) and the encoding of call values on behalf of a node.
+//! - `node`: the runtime: [`Node`] listens, connects, serves, shuts down;
+//!   services attach to it as extensions.
+//! - [`data`]: the data manager, an extension: data kept under a
+//!   [`DataId`] with a persistence mode, fetched, moved and located by id.
+//! - `shutdown`: the Ctrl-C / SIGTERM future server binaries stop on.
 //!
 //! # Example
 //! ```no_run
@@ -47,29 +50,32 @@
 // remote trait expands inside this crate.
 extern crate self as rpc_core;
 
-pub mod config;
+mod config;
 pub mod data;
-pub mod dispatch;
-pub mod error;
-pub mod ids;
-pub mod node;
+mod dispatch;
+mod error;
+mod ids;
+mod node;
 mod positional;
-pub mod registry;
-pub mod shutdown;
-pub mod transfer;
-pub(crate) mod transport;
+mod registry;
+mod shutdown;
+mod transfer;
+mod transport;
 pub mod wire;
 
 #[doc(hidden)]
 pub mod __private;
 
 pub use config::Config;
-pub use data::{DataConfig, DataInfo, DataManagerRef, DataRef, DataStore, Persistence};
-pub use dispatch::{RemoteHandle, RemoteRef, call_deadline, caller};
+pub use dispatch::{
+    BoxFuture, IncomingCall, RemoteHandle, RemoteRef, ServerProxy, call_deadline, caller,
+};
 pub use error::{Result, RpcError};
-pub use ids::{Capability, ClassId, ClassVersion, ComHandle, DataId, NodeId, ObjectId, TransferId};
-pub use node::{Node, NodeStats};
-pub use registry::classes::{ClassInfo, class_registry};
+pub use ids::{
+    CallId, Capability, ClassId, ClassVersion, ComHandle, DataId, NodeId, ObjectId, TransferId,
+};
+pub use node::{BOOTSTRAP_OBJECT, Extension, Node, NodeStats, WeakNode};
+pub use registry::classes::{ClassInfo, ClassRegistry, class_registry};
 pub use rpc_macros::remote;
 pub use shutdown::shutdown_signal;
 pub use transfer::Blob;

@@ -9,11 +9,10 @@ mod common;
 
 use common::pattern;
 use parking_lot::Mutex;
+use rpc_core::BoxFuture;
 use rpc_core::data::{DataConfig, DataError, DataManager, DataManagerRef, DataStore, Locator};
-use rpc_core::dispatch::BoxFuture;
-use rpc_core::{
-    Blob, ComHandle, Config, DataId, DataRef, Node, NodeId, Persistence, RpcError, remote,
-};
+use rpc_core::data::{DataRef, Persistence};
+use rpc_core::{Blob, ComHandle, Config, DataId, Node, NodeId, RpcError, remote};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -38,12 +37,12 @@ struct ComputeImpl {
 
 impl Compute for ComputeImpl {
     async fn crc(&self, input: DataRef) -> Result<u32, DataError> {
-        let h = self.node.data()?.fetch(&input).await?;
+        let h = DataStore::of(&self.node)?.fetch(&input).await?;
         Ok(crc32fast::hash(&h.read().await?))
     }
 
     async fn reverse(&self, input: DataRef, mode: Persistence) -> Result<DataRef, DataError> {
-        let data = self.node.data()?;
+        let data = DataStore::of(&self.node)?;
         let mut bytes = data.fetch(&input).await?.read().await?;
         bytes.reverse();
         data.put_bytes(bytes, mode).await
@@ -116,7 +115,7 @@ async fn data_node_with(dir: Option<&Path>, reg: &Arc<Registry>, ttl: Duration) 
         None => DataConfig::in_memory(),
     };
     config.volatile_ttl = ttl;
-    let store = node.enable_data(config).await.unwrap();
+    let store = DataStore::enable(&node, config).await.unwrap();
     store
         .set_locator(Arc::new(TestLocator {
             reg: Arc::clone(reg),
@@ -467,7 +466,7 @@ async fn sticky_and_volatile_data_does_not_move() {
     let info = a.store.list()[0].clone();
     let e = b_dm
         .receive(
-            rpc_core::DataInfo {
+            rpc_core::data::DataInfo {
                 mode: Persistence::Sticky,
                 ..info
             },
@@ -484,7 +483,7 @@ async fn a_move_whose_bytes_do_not_match_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let b = data_node(Some(dir.path()), &reg).await;
     let (_client, b_dm, _) = client_of(&b).await;
-    let info = rpc_core::DataInfo {
+    let info = rpc_core::data::DataInfo {
         id: DataId::random(),
         mode: Persistence::Persistent,
         size: 1000,
@@ -631,16 +630,17 @@ async fn unknown_and_deleted_ids_are_typed_errors() {
     assert_eq!(compute.crc(r.clone()).await.unwrap_err(), gone);
     assert_eq!(b.store.fetch(&r).await.unwrap_err(), gone);
     // A node without a data manager says so.
-    assert_eq!(client.data().unwrap_err(), DataError::NoDataManager);
+    assert_eq!(
+        DataStore::of(&client).unwrap_err(),
+        DataError::NoDataManager
+    );
     let e = client
         .lookup::<DataManagerRef>(&a.addr, "nothing")
         .await
         .unwrap_err();
     assert!(matches!(e, RpcError::NotBound { .. }));
     // And enabling it twice is refused.
-    let e = a
-        .node
-        .enable_data(DataConfig::in_memory())
+    let e = DataStore::enable(&a.node, DataConfig::in_memory())
         .await
         .unwrap_err();
     assert!(matches!(e, DataError::Storage { .. }));

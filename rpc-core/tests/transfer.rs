@@ -18,7 +18,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const BOUND: Duration = Duration::from_secs(60);
-const T: usize = rpc_core::config::LARGE_THRESHOLD;
 
 async fn client_for(addr: &str) -> (Node, CalcRef) {
     let client = Node::new(Config::default());
@@ -44,11 +43,12 @@ async fn no_transfers_left(nodes: &[&Node]) {
 
 #[tokio::test]
 async fn sizes_around_the_threshold_are_routed_exactly() {
+    let t = Config::default().large_threshold;
     // Encoded ByteBuf of n bytes (256 <= n < 65536) takes n + 3 bytes.
     let sizes = [
-        (T - 1 - 3, "threshold - 1"),
-        (T - 3, "threshold"),
-        (T + 1 - 3, "threshold + 1"),
+        (t - 1 - 3, "threshold - 1"),
+        (t - 3, "threshold"),
+        (t + 1 - 3, "threshold + 1"),
     ];
     // A server that refuses any pulled value shows which sizes were routed.
     let (refusing, addr, _) = calc_server_with(Config {
@@ -60,7 +60,7 @@ async fn sizes_around_the_threshold_are_routed_exactly() {
     for (n, what) in sizes {
         let data = pattern(n, 3);
         let r = calc.echo_bytes(ByteBuf::from(data.clone())).await;
-        if n + 3 > T {
+        if n + 3 > t {
             assert!(
                 matches!(r, Err(RpcError::TransferFailed { .. })),
                 "{what}: should have been a transfer: {r:?}"

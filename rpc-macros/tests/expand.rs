@@ -2,9 +2,9 @@
 //! `{T}ServerProxy` types, the inherent methods of the reference type, and the
 //! class description (name, id, version) with its link-time registration.
 
-use rpc_core::dispatch::ServerProxy;
-use rpc_core::ids::fnv1a;
-use rpc_core::{ClassId, ClassVersion, Config, Node, RemoteRef, RpcError, class_registry, remote};
+use rpc_core::{
+    ClassId, ClassVersion, Config, Node, RemoteRef, RpcError, ServerProxy, class_registry, remote,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
@@ -182,16 +182,16 @@ async fn remote_reference_has_a_capability_and_keeps_it_with_timeout() {
 fn class_id_is_derived_from_the_name() {
     let counter = CounterRef::CLASS;
     assert_eq!(counter.name, "expand.Counter");
-    assert_eq!(counter.id, ClassId(fnv1a(b"expand.Counter")));
+    assert_eq!(counter.id, ClassId::of("expand.Counter"));
     assert_eq!(counter.methods, &["add", "total"]);
 
     let plain = PlainRef::CLASS;
     assert_eq!(plain.name, "Plain");
-    assert_eq!(plain.id, ClassId(fnv1a(b"Plain")));
+    assert_eq!(plain.id, ClassId::of("Plain"));
     assert_ne!(plain.id, counter.id);
 
     // One name, one id, whatever the signatures.
-    let id = ClassId(fnv1a(b"expand.Versioned"));
+    let id = ClassId::of("expand.Versioned");
     for class in [
         VersionARef::CLASS,
         VersionRenamedRef::CLASS,
@@ -241,7 +241,7 @@ fn class_registry_finds_each_class_by_id_and_version() {
     }
 
     // Four distinct versions of one class: A (and its renamed twin), and three changes.
-    let versions = reg.versions(ClassId(fnv1a(b"expand.Versioned")));
+    let versions = reg.versions(ClassId::of("expand.Versioned"));
     assert_eq!(versions.len(), 4, "{versions:?}");
 
     let unknown = ClassVersion(VersionARef::CLASS.version.0 ^ 1);

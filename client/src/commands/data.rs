@@ -8,8 +8,9 @@ use crate::cli::{DataCommand, DataGetArgs, DataLsArgs, DataMvArgs, DataPutArgs, 
 use crate::commands::files::{progress_bar, save_with_progress};
 use crate::context::Context;
 use crate::output::{DataRow, Output, Returned};
+use rpc_core::data::DataInfo;
 use rpc_core::data::{DataManager, DataManagerRef};
-use rpc_core::{Blob, ComHandle, DataId, DataInfo};
+use rpc_core::{Blob, ComHandle, DataId};
 use std::collections::BTreeMap;
 
 /// Runs one `data` subcommand.

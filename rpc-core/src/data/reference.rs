@@ -24,7 +24,14 @@ pub struct DataRef {
     owner: ComHandle,
     /// The copy sent back with this reference, until taken; shared by clones.
     copy: Arc<Mutex<Option<Blob>>>,
+    /// On the owner, for `*_return` data: makes the blob of the copy to send
+    /// back when this reference is the result of a call.
+    source: Option<CopySource>,
 }
+
+/// Makes the blob of a copy to send back (the owner's stored bytes), or
+/// `None` once the data is gone.
+pub(crate) type CopySource = Arc<dyn Fn() -> Option<Blob> + Send + Sync>;
 
 impl DataRef {
     /// A reference to `info`'s data kept by `owner`.
@@ -33,6 +40,20 @@ impl DataRef {
             info,
             owner,
             copy: Arc::default(),
+            source: None,
+        }
+    }
+
+    /// A reference made by the owner of `*_return` data, whose copy back
+    /// comes from `source`.
+    pub(crate) fn with_copy_source(
+        info: DataInfo,
+        owner: ComHandle,
+        source: CopySource,
+    ) -> DataRef {
+        DataRef {
+            source: Some(source),
+            ..DataRef::new(info, owner)
         }
     }
 
@@ -72,29 +93,13 @@ impl DataRef {
         self.copy.lock().is_some()
     }
 
-    /// The copy to announce when this reference is serialized: only by its
+    /// The copy to send when this reference is serialized: only by its
     /// owner, in the reply to a call, for a `*_return` mode.
-    fn copy_offer(&self) -> Option<TransferMeta> {
-        if !self.info.mode.copies_back() || !crate::dispatch::replying() {
+    fn copy_to_send(&self) -> Option<Blob> {
+        if !self.info.mode.copies_back() || !crate::dispatch::codec::replying() {
             return None;
         }
-        let (node, peer) = crate::dispatch::current_node_and_peer().ok()?;
-        let peer = peer?;
-        if self.owner.node != node.id {
-            return None;
-        }
-        let (info, body) = node.data.get()?.stored_body(&self.info.id)?;
-        let source = match body.source() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(id = %info.id, error = %e, "cannot open data to copy it back");
-                return None;
-            }
-        };
-        Some(
-            node.transfers
-                .offer(node.id, peer, source, info.size, Some(info.checksum), None),
-        )
+        self.source.as_ref().and_then(|make| make())
     }
 }
 
@@ -122,7 +127,7 @@ impl fmt::Debug for DataRef {
 
 impl Serialize for DataRef {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (&self.info, &self.owner, self.copy_offer()).serialize(s)
+        (&self.info, &self.owner, self.copy_to_send()).serialize(s)
     }
 }
 
@@ -132,14 +137,12 @@ impl<'de> Deserialize<'de> for DataRef {
             Deserialize::deserialize(d)?;
         // A copy is meant for the node decoding the reply; elsewhere (a
         // reference read back from storage, say) it is ignored.
-        let copy = copy.and_then(|meta| {
-            let (node, _) = crate::dispatch::current_node_and_peer().ok()?;
-            (meta.receiver == node.id).then(|| Blob::announced(meta, node))
-        });
+        let copy = copy.and_then(Blob::announced_here);
         Ok(DataRef {
             info,
             owner,
             copy: Arc::new(Mutex::new(copy)),
+            source: None,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! registry; servers also bind it in the name server (`<context>/data`).
 
 use crate::data::reference::DataRef;
+use crate::data::store::DataStore;
 use crate::data::{DataError, DataInfo, Persistence};
 use crate::ids::DataId;
 use crate::remote;
@@ -41,4 +42,42 @@ pub trait DataManager {
     /// Stores data moved here by another node's data mover, under its own id;
     /// the bytes must match `info`'s size and checksum.
     async fn receive(&self, info: DataInfo, data: Blob) -> Result<DataInfo, DataError>;
+}
+
+/// The data manager as other nodes call it (the object bound as
+/// [`BOOTSTRAP_NAME`](crate::data::BOOTSTRAP_NAME)).
+pub(crate) struct DataManagerObj {
+    pub(crate) store: DataStore,
+}
+
+impl DataManager for DataManagerObj {
+    async fn put(&self, data: Blob, mode: Persistence) -> Result<DataRef, DataError> {
+        self.store.put_blob(data, mode).await
+    }
+
+    async fn get(&self, id: DataId) -> Result<(DataInfo, Blob), DataError> {
+        let h = self.store.use_local(&id)?;
+        let blob = h.blob()?;
+        Ok((h.info().clone(), blob))
+    }
+
+    async fn info(&self, id: DataId) -> Result<DataInfo, DataError> {
+        self.store.info(id)
+    }
+
+    async fn list(&self) -> Result<Vec<DataInfo>, DataError> {
+        Ok(self.store.list())
+    }
+
+    async fn remove(&self, id: DataId) -> Result<DataInfo, DataError> {
+        self.store.remove(id).await
+    }
+
+    async fn move_to(&self, id: DataId, dest: DataManagerRef) -> Result<DataRef, DataError> {
+        self.store.move_to(id, &dest).await
+    }
+
+    async fn receive(&self, info: DataInfo, data: Blob) -> Result<DataInfo, DataError> {
+        self.store.receive(info, data).await
+    }
 }

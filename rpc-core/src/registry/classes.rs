@@ -27,7 +27,7 @@ impl ClassInfo {
     ) -> Self {
         ClassInfo {
             name,
-            id: ClassId(fnv1a(name.as_bytes())),
+            id: ClassId::of(name),
             version: ClassVersion(fnv1a(signature.as_bytes())),
             methods,
         }

@@ -7,7 +7,6 @@
 //! grace period, so that the receiver's first lease can arrive. An export with
 //! no lease, no grace left and no pin is dropped.
 
-use crate::dispatch::ServerProxy;
 use crate::ids::NodeId;
 use crate::ids::ObjectId;
 use crate::registry::classes::ClassInfo;
@@ -35,14 +34,14 @@ impl Life {
     }
 }
 
-/// One exported object.
-pub(crate) struct Export {
+/// One exported object; `S` is what serves its calls (the skeleton).
+pub(crate) struct Export<S: ?Sized> {
     /// Its capability's object id.
     pub(crate) id: ObjectId,
     /// Its class.
     pub(crate) class: &'static ClassInfo,
     /// Dispatches calls to it.
-    pub(crate) server: Arc<dyn ServerProxy>,
+    pub(crate) server: Arc<S>,
     /// The local handle (an `Arc<dyn ...>` of the trait), so that a reference
     /// coming home resolves to the real object.
     pub(crate) local: Box<dyn Any + Send + Sync>,
@@ -52,21 +51,30 @@ pub(crate) struct Export {
     life: Mutex<Life>,
 }
 
-#[derive(Default)]
-struct Tables {
-    by_id: HashMap<ObjectId, Arc<Export>>,
+struct Tables<S: ?Sized> {
+    by_id: HashMap<ObjectId, Arc<Export<S>>>,
     by_key: HashMap<usize, ObjectId>,
 }
 
-/// Exports of one node.
-#[derive(Default)]
-pub(crate) struct ExportTable {
+/// Exports of one node, served by skeletons of type `S`.
+pub(crate) struct ExportTable<S: ?Sized> {
     /// Both maps change together; lookups are far more common than exports, and
     /// no lock is held across an await, hence a parking_lot RwLock.
-    tables: RwLock<Tables>,
+    tables: RwLock<Tables<S>>,
 }
 
-impl ExportTable {
+impl<S: ?Sized> Default for ExportTable<S> {
+    fn default() -> Self {
+        ExportTable {
+            tables: RwLock::new(Tables {
+                by_id: HashMap::new(),
+                by_key: HashMap::new(),
+            }),
+        }
+    }
+}
+
+impl<S: ?Sized> ExportTable<S> {
     /// Exports the object at address `key` unless it already is; returns its id.
     ///
     /// `make` builds the server proxy and local handle; it runs only for a new export.
@@ -78,10 +86,10 @@ impl ExportTable {
         class: &'static ClassInfo,
         fixed_id: Option<ObjectId>,
         grace: Duration,
-        make: impl FnOnce() -> (Arc<dyn ServerProxy>, Box<dyn Any + Send + Sync>),
+        make: impl FnOnce() -> (Arc<S>, Box<dyn Any + Send + Sync>),
     ) -> ObjectId {
         let grace_until = Instant::now() + grace;
-        let extend = |e: &Export| {
+        let extend = |e: &Export<S>| {
             let mut life = e.life.lock();
             life.grace_until = life.grace_until.max(grace_until);
         };
@@ -214,7 +222,7 @@ impl ExportTable {
     }
 
     /// The export with this id.
-    pub(crate) fn get(&self, id: &ObjectId) -> Option<Arc<Export>> {
+    pub(crate) fn get(&self, id: &ObjectId) -> Option<Arc<Export<S>>> {
         self.tables.read().by_id.get(id).cloned()
     }
 
@@ -246,29 +254,20 @@ impl ExportTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::{BoxFuture, IncomingCall};
-    use crate::wire::ResponseBody;
 
     static CLASS: ClassInfo = ClassInfo::new("test.Nothing", "", &[]);
     const G: Duration = Duration::from_secs(60);
 
-    struct Nothing;
-    impl ServerProxy for Nothing {
-        fn class(&self) -> &'static ClassInfo {
-            &CLASS
-        }
-        fn dispatch(self: Arc<Self>, call: IncomingCall) -> BoxFuture<'static, ResponseBody> {
-            Box::pin(async move { ResponseBody::System(call.no_such_method()) })
-        }
-    }
+    /// The table as tests use it: no skeleton behind the exports.
+    type Table = ExportTable<()>;
 
-    fn parts() -> (Arc<dyn ServerProxy>, Box<dyn Any + Send + Sync>) {
-        (Arc::new(Nothing), Box::new(()))
+    fn parts() -> (Arc<()>, Box<dyn Any + Send + Sync>) {
+        (Arc::new(()), Box::new(()))
     }
 
     #[test]
     fn same_object_same_id_and_make_runs_once() {
-        let t = ExportTable::default();
+        let t = Table::default();
         let a = t.export(1, &CLASS, None, G, parts);
         let b = t.export(1, &CLASS, None, G, || panic!("exported twice"));
         assert_eq!(a, b);
@@ -279,7 +278,7 @@ mod tests {
 
     #[test]
     fn fixed_ids_and_removal() {
-        let t = ExportTable::default();
+        let t = Table::default();
         let id = ObjectId::random();
         assert_eq!(t.export(7, &CLASS, Some(id), G, parts), id);
         assert!(t.get(&id).is_some());
@@ -293,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_fixed_id_taken_over_forgets_the_old_object() {
-        let t = ExportTable::default();
+        let t = Table::default();
         let id = ObjectId::random();
         t.export(1, &CLASS, Some(id), G, parts);
         t.export(2, &CLASS, Some(id), G, parts);
@@ -304,7 +303,7 @@ mod tests {
 
     #[test]
     fn leases_keep_an_export_and_clean_drops_it() {
-        let t = ExportTable::default();
+        let t = Table::default();
         let peer = NodeId::random();
         let id = t.export(1, &CLASS, None, Duration::ZERO, parts);
         t.dirty(peer, &[id], Duration::from_secs(60));
@@ -317,7 +316,7 @@ mod tests {
 
     #[test]
     fn expired_leases_and_grace_are_swept_pins_are_not() {
-        let t = ExportTable::default();
+        let t = Table::default();
         let peer = NodeId::random();
         let leased = t.export(1, &CLASS, None, Duration::ZERO, parts);
         let graced = t.export(2, &CLASS, None, Duration::from_secs(60), parts);
@@ -335,7 +334,7 @@ mod tests {
 
     #[test]
     fn unknown_ids_are_not_found() {
-        let t = ExportTable::default();
+        let t = Table::default();
         assert!(t.get(&ObjectId::random()).is_none());
     }
 }

@@ -2,26 +2,33 @@
 //! state for it, so that every reference to a remote object on this node shares
 //! one proxy.
 
-use crate::dispatch::RemoteObject;
 use crate::ids::ObjectId;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-/// Proxies of one node, held weakly: a proxy lives as long as references to it.
-#[derive(Default)]
-pub(crate) struct ImportTable {
+/// Proxies of one node (client state of type `T`), held weakly: a proxy
+/// lives as long as references to it.
+pub(crate) struct ImportTable<T> {
     /// Guards the map for short lookups and inserts only.
-    map: Mutex<HashMap<ObjectId, Weak<RemoteObject>>>,
+    map: Mutex<HashMap<ObjectId, Weak<T>>>,
 }
 
-impl ImportTable {
+impl<T> Default for ImportTable<T> {
+    fn default() -> Self {
+        ImportTable {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> ImportTable<T> {
     /// The live proxy for `id`, or a new one made by `make` (then `true`).
     pub(crate) fn get_or_insert(
         &self,
         id: ObjectId,
-        make: impl FnOnce() -> Arc<RemoteObject>,
-    ) -> (Arc<RemoteObject>, bool) {
+        make: impl FnOnce() -> Arc<T>,
+    ) -> (Arc<T>, bool) {
         let mut m = self.map.lock();
         if let Some(live) = m.get(&id).and_then(Weak::upgrade) {
             return (live, false);
@@ -32,7 +39,7 @@ impl ImportTable {
     }
 
     /// The live proxies, for lease renewal.
-    pub(crate) fn live(&self) -> Vec<Arc<RemoteObject>> {
+    pub(crate) fn live(&self) -> Vec<Arc<T>> {
         self.map.lock().values().filter_map(Weak::upgrade).collect()
     }
 

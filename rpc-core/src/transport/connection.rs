@@ -1,39 +1,33 @@
-//! One TCP connection between two nodes, carrying calls in both directions.
+//! One connection between two nodes, over any byte stream, carrying calls in
+//! both directions.
 //!
 //! Writes: a caller appends its frame and, if nobody is writing, writes it itself
-//! with a non-blocking `try_write`, together with whatever other callers queued
-//! meanwhile. Nothing awaits while holding the write slot, so a dropped call
-//! future can never leave half a frame on the wire. Only when the socket would
-//! block does the connection's writer task take over and wait for it.
+//! without waiting (the stream seam's `try_write`), together with whatever other
+//! callers queued meanwhile. Nothing awaits while holding the write slot, so a
+//! dropped call future can never leave half a frame on the wire. Only when the
+//! stream would block (or holds bytes it must flush) does the connection's
+//! writer task take over and wait for it.
 //!
 //! Reads: one reader task decodes frames; responses complete the waiting
 //! caller's oneshot, requests go to the [`Handler`] (which runs each on its own task).
 
 use crate::error::RpcError;
 use crate::ids::{CallId, Capability, NodeId};
+use crate::transport::stream::{ReadHalf, WriteHalf};
 use crate::wire::{
-    self, ArgList, FrameError, Hello, IpcHeader, Message, MessageKind, PROTOCOL_VERSION, Request,
-    RequestHeader, Response, ResponseBody,
+    ArgList, Hello, IpcHeader, Message, MessageKind, Request, RequestHeader, Response, ResponseBody,
 };
-use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
 
 /// What a connection hands incoming requests and its end to.
 pub(crate) trait Handler: Send + Sync + 'static {
-    /// The connection is ready; called before its reader starts, so that
-    /// the node knows the connection before any request on it runs (a
-    /// request carrying a blob is pulled over it at once).
-    fn on_open(&self, conn: &Arc<Connection>);
     /// Runs `req` (on a task of its own) and answers through `conn`.
     fn on_request(self: Arc<Self>, conn: &Arc<Connection>, req: Request);
     /// A transfer message (chunk request, chunk, refusal, end) from the peer.
@@ -58,29 +52,6 @@ pub(crate) struct Traffic {
 /// Result of a call as the caller sees it.
 pub(crate) type CallResult = Result<ResponseBody, RpcError>;
 
-/// Send side state, guarded by [`Writer::state`].
-#[derive(Default)]
-struct WriteState {
-    /// Frames queued while someone else owns the socket.
-    queue: Vec<u8>,
-    /// Bulk frames (transfer chunks), written only when `queue` is empty, so
-    /// that small calls never wait behind them in this process.
-    bulk: std::collections::VecDeque<Vec<u8>>,
-    /// Someone (a caller or the writer task) is writing; others only queue.
-    writing: bool,
-    /// The connection is closed: refuse new frames.
-    closed: bool,
-}
-
-struct Writer {
-    sock: OwnedWriteHalf,
-    /// Protects the queue and the write slot; held only for bookkeeping, never
-    /// across a syscall or an await, so a parking_lot mutex is right.
-    state: Mutex<WriteState>,
-    /// Wakes the writer task when a caller hands it bytes the socket refused.
-    wake: Notify,
-}
-
 /// A live connection to one peer node.
 pub(crate) struct Connection {
     /// The peer's node id, from its handshake.
@@ -104,8 +75,9 @@ pub(crate) struct Connection {
     inflight: Mutex<HashMap<CallId, Option<AbortHandle>>>,
     /// Connection slot of the accepting node, released on close.
     permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
-    /// Start of the connection: the zero of `last_rx_ms`.
-    born: std::time::Instant,
+    /// Start of the connection: the zero of `last_rx_ms` (tokio's clock, so
+    /// that keepalive runs on a paused clock in tests).
+    born: tokio::time::Instant,
     /// When the reader last got bytes, in ms since `born`; read by keepalive.
     last_rx_ms: AtomicU64,
     /// Cancelled by `close`: stops the reader, which then reports the close.
@@ -127,110 +99,33 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// Local identity offered in the handshake.
-pub(crate) struct LocalHello {
-    pub(crate) node: NodeId,
-    pub(crate) listen: Option<String>,
-    pub(crate) max_frame: usize,
-}
-
 fn io_reason(e: &io::Error) -> String {
     e.to_string()
 }
 
-async fn read_hello(stream: &mut TcpStream, max: usize) -> Result<Hello, RpcError> {
-    let mut prefix = [0u8; wire::codec::LEN_PREFIX];
-    stream
-        .read_exact(&mut prefix)
-        .await
-        .map_err(|e| RpcError::protocol(format!("handshake read failed: {}", io_reason(&e))))?;
-    let len = match wire::codec::peek_len(&prefix, max) {
-        Ok(Some(len)) => len,
-        Ok(None) => return Err(RpcError::protocol("handshake frame truncated")),
-        Err(e) => return Err(RpcError::protocol(e.to_string())),
-    };
-    let mut body = vec![0u8; len];
-    stream
-        .read_exact(&mut body)
-        .await
-        .map_err(|e| RpcError::protocol(format!("handshake read failed: {}", io_reason(&e))))?;
-    match wire::codec::decode_body(&body) {
-        Ok(Message::Hello(h)) => Ok(h),
-        Ok(Message::Close(e)) => Err(e),
-        Ok(_) => Err(RpcError::protocol("expected a hello frame first")),
-        Err(e) => Err(RpcError::protocol(e.to_string())),
-    }
-}
+mod read;
+mod write;
 
-async fn write_msg(stream: &mut TcpStream, msg: &Message, max: usize) -> Result<(), RpcError> {
-    let mut buf = Vec::new();
-    wire::encode_frame(msg, &mut buf, max).map_err(|e| RpcError::protocol(e.to_string()))?;
-    stream
-        .write_all(&buf)
-        .await
-        .map_err(|e| RpcError::protocol(format!("handshake write failed: {}", io_reason(&e))))
-}
-
-fn hello_msg(local: &LocalHello) -> Message {
-    Message::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        node: local.node,
-        listen: local.listen.clone(),
-        max_frame: local.max_frame as u64,
-    })
-}
-
-/// Client side of the handshake: send our hello, read theirs.
-pub(crate) async fn handshake_connect(
-    stream: &mut TcpStream,
-    local: &LocalHello,
-    max: usize,
-) -> Result<Hello, RpcError> {
-    write_msg(stream, &hello_msg(local), max).await?;
-    let theirs = read_hello(stream, max).await?;
-    check_version(&theirs)?;
-    Ok(theirs)
-}
-
-/// Server side of the handshake: read their hello, refuse another protocol
-/// version with a `Close` frame, answer with ours.
-pub(crate) async fn handshake_accept(
-    stream: &mut TcpStream,
-    local: &LocalHello,
-    max: usize,
-) -> Result<Hello, RpcError> {
-    let theirs = read_hello(stream, max).await?;
-    if let Err(e) = check_version(&theirs) {
-        let _ = write_msg(stream, &Message::Close(e.clone()), max).await;
-        return Err(e);
-    }
-    write_msg(stream, &hello_msg(local), max).await?;
-    Ok(theirs)
-}
-
-fn check_version(h: &Hello) -> Result<(), RpcError> {
-    if h.version != PROTOCOL_VERSION {
-        return Err(RpcError::protocol(format!(
-            "protocol version mismatch: peer speaks {}, this node speaks {PROTOCOL_VERSION}",
-            h.version
-        )));
-    }
-    Ok(())
-}
+use write::{WriteState, Writer};
 
 impl Connection {
-    /// Wraps a handshaken stream and spawns its reader and writer tasks.
+    /// Wraps the halves of a handshaken stream and spawns its reader and
+    /// writer tasks. `register` runs before the reader starts, so that the
+    /// node knows the connection before any request on it runs (a request
+    /// carrying a blob is pulled over it at once). `permit` is the accepting
+    /// node's connection slot, released when the connection closes.
+    #[allow(clippy::too_many_arguments)] // one call site per side, all parts needed
     pub(crate) fn start(
-        stream: TcpStream,
+        (rd, wr): (ReadHalf, Box<dyn WriteHalf>),
         local: NodeId,
         peer: &Hello,
         config: &crate::config::Config,
         handler: Arc<dyn Handler>,
         traffic: Arc<Traffic>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        register: impl FnOnce(&Arc<Connection>),
     ) -> Arc<Connection> {
         let max_frame = config.max_frame_len;
-        let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
         let conn = Arc::new(Connection {
             peer: peer.node,
             peer_listen: peer.listen.clone(),
@@ -247,13 +142,13 @@ impl Connection {
             inflight: Mutex::new(HashMap::new()),
             closed: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
-            permit: Mutex::new(None),
-            born: std::time::Instant::now(),
+            permit: Mutex::new(permit),
+            born: tokio::time::Instant::now(),
             last_rx_ms: AtomicU64::new(0),
             stop: tokio_util::sync::CancellationToken::new(),
             traffic,
         });
-        handler.on_open(&conn);
+        register(&conn);
         // The reader is not aborted on close: it stops through `stop` and then
         // reports the close to the handler, whoever closed the connection.
         tokio::spawn(Arc::clone(&conn).run_reader(rd, handler));
@@ -327,186 +222,6 @@ impl Connection {
         }
     }
 
-    /// True when other calls are under way on this connection in either
-    /// direction, so that more frames are likely to follow within this tick.
-    fn busy(&self) -> bool {
-        self.pending.lock().len() + self.inflight.lock().len() > 1
-    }
-
-    /// Queues one encoded frame; writes it at once if the socket is free and
-    /// the connection is quiet.
-    ///
-    /// A lone call writes its own frame (no task hop: lowest latency). When
-    /// other calls are under way, the frame goes to the writer task instead,
-    /// which sends everything queued meanwhile in one syscall: one write per
-    /// frame was the throughput limit with many callers.
-    fn send_frame(&self, frame: Vec<u8>) -> Result<(), RpcError> {
-        let defer = self.busy();
-        let mut out = {
-            let mut st = self.writer.state.lock();
-            if st.closed {
-                return Err(self.closed_error(false));
-            }
-            if st.writing {
-                st.queue.extend_from_slice(&frame);
-                return Ok(());
-            }
-            st.writing = true;
-            if defer {
-                st.queue.extend_from_slice(&frame);
-                drop(st);
-                self.writer.wake.notify_one();
-                return Ok(());
-            }
-            frame
-        };
-        // We own the write slot: write until drained, taking up what others queue.
-        let mut off = 0;
-        loop {
-            while off < out.len() {
-                match self.writer.sock.try_write(&out[off..]) {
-                    Ok(0) => {
-                        self.close(&RpcError::ConnectionLost {
-                            peer: self.peer_name(),
-                            reason: "peer stopped reading".into(),
-                        });
-                        return Ok(());
-                    }
-                    Ok(n) => {
-                        self.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
-                        off += n;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        // Hand the rest to the writer task, ahead of what others queued.
-                        let mut st = self.writer.state.lock();
-                        let mut rest = out.split_off(off);
-                        rest.extend_from_slice(&st.queue);
-                        st.queue = rest;
-                        drop(st);
-                        self.writer.wake.notify_one();
-                        return Ok(());
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.close(&RpcError::ConnectionLost {
-                            peer: self.peer_name(),
-                            reason: io_reason(&e),
-                        });
-                        return Ok(());
-                    }
-                }
-            }
-            let mut st = self.writer.state.lock();
-            if st.queue.is_empty() {
-                if st.bulk.is_empty() {
-                    st.writing = false;
-                } else {
-                    // Bulk data is the writer task's job; stay "writing" for it.
-                    drop(st);
-                    self.writer.wake.notify_one();
-                }
-                return Ok(());
-            }
-            out.clear();
-            std::mem::swap(&mut out, &mut st.queue);
-            off = 0;
-        }
-    }
-
-    /// Writer task: drains what callers handed over when the socket would block.
-    async fn run_writer(self: Arc<Self>) {
-        let mut buf = Vec::new();
-        loop {
-            self.writer.wake.notified().await;
-            // Let the tasks that are ready now queue their frames too, so that
-            // they leave in this batch.
-            tokio::task::yield_now().await;
-            loop {
-                {
-                    let mut st = self.writer.state.lock();
-                    if st.closed {
-                        return;
-                    }
-                    buf.clear();
-                    if !st.queue.is_empty() {
-                        std::mem::swap(&mut buf, &mut st.queue);
-                    } else if let Some(chunk) = st.bulk.pop_front() {
-                        // One bulk frame, then small frames get another look.
-                        buf = chunk;
-                    } else {
-                        st.writing = false;
-                        break;
-                    }
-                }
-                let mut off = 0;
-                while off < buf.len() {
-                    if let Err(e) = self.writer.sock.writable().await {
-                        self.close(&RpcError::ConnectionLost {
-                            peer: self.peer_name(),
-                            reason: io_reason(&e),
-                        });
-                        return;
-                    }
-                    match self.writer.sock.try_write(&buf[off..]) {
-                        Ok(n) => {
-                            self.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
-                            off += n;
-                        }
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                            ) => {}
-                        Err(e) => {
-                            self.close(&RpcError::ConnectionLost {
-                                peer: self.peer_name(),
-                                reason: io_reason(&e),
-                            });
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Queues one bulk message (a transfer chunk) behind every small frame.
-    pub(crate) fn send_bulk(&self, msg: &Message) -> Result<(), RpcError> {
-        let frame = self.encode(msg)?;
-        let mut st = self.writer.state.lock();
-        if st.closed {
-            return Err(self.closed_error(false));
-        }
-        st.bulk.push_back(frame);
-        if !st.writing {
-            st.writing = true;
-            drop(st);
-            self.writer.wake.notify_one();
-        }
-        Ok(())
-    }
-
-    fn encode(&self, msg: &Message) -> Result<Vec<u8>, RpcError> {
-        let mut frame = Vec::with_capacity(128);
-        wire::encode_frame(msg, &mut frame, self.max_send).map_err(|e| match e {
-            FrameError::TooLarge { len, max } => RpcError::Encode {
-                what: "message".into(),
-                reason: format!("frame of {len} bytes exceeds the limit of {max} bytes"),
-            },
-            FrameError::Malformed(r) => RpcError::Encode {
-                what: "message".into(),
-                reason: r,
-            },
-        })?;
-        Ok(frame)
-    }
-
-    /// Encodes and sends one message.
-    pub(crate) fn send(&self, msg: &Message) -> Result<(), RpcError> {
-        let frame = self.encode(msg)?;
-        self.send_frame(frame)
-    }
-
     fn ipc(&self, kind: MessageKind, call_id: CallId) -> IpcHeader {
         IpcHeader {
             kind,
@@ -548,11 +263,6 @@ impl Connection {
         if let Some(slot) = self.inflight.lock().get_mut(&call_id) {
             *slot = Some(handle);
         }
-    }
-
-    /// Keeps the accepting node's connection slot until this connection closes.
-    pub(crate) fn hold_permit(&self, permit: tokio::sync::OwnedSemaphorePermit) {
-        *self.permit.lock() = Some(permit);
     }
 
     /// Forgets a finished call of the peer.
@@ -673,123 +383,6 @@ impl Connection {
         let _ = self.send(&Message::Close(err.clone()));
         self.close(err);
     }
-
-    /// Reader task: decodes frames until the peer closes or breaks the protocol.
-    async fn run_reader(self: Arc<Self>, mut rd: OwnedReadHalf, handler: Arc<dyn Handler>) {
-        let reason = self.read_loop(&mut rd, &handler).await;
-        let reason = {
-            let c = self.closed.lock();
-            c.clone().unwrap_or(reason)
-        };
-        handler.on_closed(&self, &reason);
-        self.close(&reason);
-    }
-
-    async fn read_loop(
-        self: &Arc<Self>,
-        rd: &mut OwnedReadHalf,
-        handler: &Arc<dyn Handler>,
-    ) -> RpcError {
-        let mut buf = BytesMut::with_capacity(crate::config::READ_BUFFER);
-        loop {
-            // Decode every whole frame in the buffer.
-            loop {
-                match wire::decode_frame(&buf, self.max_frame) {
-                    Ok(Some((msg, used))) => {
-                        buf.advance(used);
-                        if let Err(e) = self.on_message(msg, handler) {
-                            self.fail(&e);
-                            return e;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        let err = RpcError::protocol(e.to_string());
-                        tracing::warn!(peer = ?self.peer, error = %err, "closing connection");
-                        self.fail(&err);
-                        return err;
-                    }
-                }
-            }
-            if let Ok(Some(len)) = wire::codec::peek_len(&buf, self.max_frame) {
-                buf.reserve(len + wire::codec::LEN_PREFIX - buf.len());
-            } else if buf.capacity() - buf.len() < 4096 {
-                buf.reserve(crate::config::READ_BUFFER);
-            }
-            let read = tokio::select! {
-                r = rd.read_buf(&mut buf) => r,
-                () = self.stop.cancelled() => {
-                    return self.closed.lock().clone().unwrap_or(RpcError::Shutdown);
-                }
-            };
-            self.last_rx_ms.store(self.now_ms(), Ordering::Relaxed);
-            match read {
-                Ok(0) => {
-                    return RpcError::ConnectionLost {
-                        peer: self.peer_name(),
-                        reason: if buf.is_empty() {
-                            "peer closed the connection".into()
-                        } else {
-                            "peer closed the connection mid-frame".into()
-                        },
-                    };
-                }
-                Ok(n) => {
-                    self.traffic.received.fetch_add(n as u64, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    return RpcError::ConnectionLost {
-                        peer: self.peer_name(),
-                        reason: io_reason(&e),
-                    };
-                }
-            }
-        }
-    }
-
-    fn on_message(
-        self: &Arc<Self>,
-        msg: Message,
-        handler: &Arc<dyn Handler>,
-    ) -> Result<(), RpcError> {
-        match msg {
-            Message::Response(resp) => {
-                if let Some(tx) = self.pending.lock().remove(&resp.ipc.call_id) {
-                    let _ = tx.send(Ok(resp.body));
-                }
-                // A response to a call we gave up on: drop it.
-                Ok(())
-            }
-            Message::Request(req) => {
-                Arc::clone(handler).on_request(self, req);
-                Ok(())
-            }
-            Message::Cancel(ipc) => {
-                if let Some(Some(h)) = self.inflight.lock().remove(&ipc.call_id) {
-                    h.abort();
-                }
-                Ok(())
-            }
-            Message::Close(e) => Err(e),
-            Message::Ping(n) => {
-                let _ = self.send(&Message::Pong(n));
-                Ok(())
-            }
-            Message::Pong(_) => Ok(()),
-            msg @ (Message::Dirty { .. } | Message::Clean { .. }) => {
-                handler.on_lease(self, msg);
-                Ok(())
-            }
-            msg @ (Message::ChunkRequest { .. }
-            | Message::Chunk { .. }
-            | Message::ChunkError { .. }
-            | Message::TransferEnd { .. }) => {
-                handler.on_transfer(self, msg);
-                Ok(())
-            }
-            Message::Hello(_) => Err(RpcError::protocol("unexpected hello after handshake")),
-        }
-    }
 }
 
 /// Sends a cancel for a call whose future is dropped before its answer.
@@ -807,13 +400,5 @@ impl Drop for CancelOnDrop<'_> {
                 self.conn.ipc(MessageKind::Cancel, self.id),
             ));
         }
-    }
-}
-
-/// Encoded request arguments for [`Connection::call`].
-pub(crate) fn arg_list(method: &str, args: Vec<crate::wire::Arg>) -> ArgList {
-    ArgList {
-        method: method.to_owned(),
-        args,
     }
 }

@@ -247,6 +247,16 @@ pub struct ArgList {
     pub args: Vec<Arg>,
 }
 
+impl ArgList {
+    /// The argument list of a call of `method` with encoded `args`.
+    pub fn new(method: &str, args: Vec<Arg>) -> ArgList {
+        ArgList {
+            method: method.to_owned(),
+            args,
+        }
+    }
+}
+
 impl Serialize for ArgList {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.args.len() + 2))?;

@@ -25,7 +25,8 @@
 
 use clap::Parser;
 use rpc_core::data::{BOOTSTRAP_NAME, DataConfig, DataManager, DataManagerRef};
-use rpc_core::{Blob, Config, DataRef, Node, Persistence, RpcError, remote};
+use rpc_core::data::{DataRef, DataStore, Persistence};
+use rpc_core::{Blob, Config, Node, RpcError, remote};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -87,7 +88,7 @@ async fn crc_of(path: PathBuf) -> Result<u32, RpcError> {
 
 impl Use for UseImpl {
     async fn by_ref(&self, r: DataRef) -> Result<u32, RpcError> {
-        let h = self.node.data()?.fetch(&r).await?;
+        let h = DataStore::of(&self.node)?.fetch(&r).await?;
         let path = h
             .path()
             .ok_or_else(|| RpcError::Remote {
@@ -181,8 +182,7 @@ async fn until_stdin_closes() {
 async fn serve(dir: &Path) -> Result<(), BoxErr> {
     let node = Node::new(config());
     let addr = node.listen("127.0.0.1:0").await?;
-    node.enable_data(DataConfig::on_disk(dir.join("store")))
-        .await?;
+    DataStore::enable(&node, DataConfig::on_disk(dir.join("store"))).await?;
     let service = UseRef::new(UseImpl {
         node: node.clone(),
         scratch: dir.join("by-value.bin"),

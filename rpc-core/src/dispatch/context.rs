@@ -1,0 +1,41 @@
+//! What a task serving a request knows about it: who called, and when the
+//! caller stops waiting. Nested calls and callbacks made while serving it
+//! inherit the deadline.
+
+use crate::ids::NodeId;
+use std::future::Future;
+
+/// What a task serving a request knows about that request.
+#[derive(Clone, Copy)]
+struct CallContext {
+    /// The node that made the request.
+    peer: NodeId,
+    /// When the caller stops waiting, if it said.
+    deadline: Option<tokio::time::Instant>,
+}
+
+tokio::task_local! {
+    /// The request the current task is serving.
+    static CALL: CallContext;
+}
+
+/// The node that made the request the current task is serving, if any: lets a
+/// server method tie what it does (a lease, a binding) to its caller.
+pub fn caller() -> Option<NodeId> {
+    CALL.try_with(|c| c.peer).ok()
+}
+
+/// When the caller of the request the current task is serving stops waiting.
+/// Calls made while serving it (nested calls, callbacks) get no later a deadline.
+pub fn call_deadline() -> Option<tokio::time::Instant> {
+    CALL.try_with(|c| c.deadline).ok().flatten()
+}
+
+/// Runs `fut` as serving a request of `peer` due by `deadline`.
+pub(crate) async fn as_caller<F: Future>(
+    peer: NodeId,
+    deadline: Option<tokio::time::Instant>,
+    fut: F,
+) -> F::Output {
+    CALL.scope(CallContext { peer, deadline }, fut).await
+}

@@ -1,0 +1,227 @@
+//! What a node does with what its connections hand it: each peer request
+//! runs on a task of its own (target looked up, class checked, large
+//! arguments pulled, the skeleton called within the deadline); lease and
+//! transfer messages go to their tables; a closed connection is forgotten.
+
+use super::{Node, NodeInner};
+use crate::dispatch::IncomingCall;
+use crate::dispatch::context::as_caller;
+use crate::error::RpcError;
+use crate::registry::classes::class_name;
+use crate::transport::connection::{Connection, Handler};
+use crate::wire::{Request, ResponseBody};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+impl NodeInner {
+    /// Runs one peer request and answers it.
+    async fn serve(self: Arc<Self>, conn: Arc<Connection>, req: Request) {
+        let call_id = req.ipc.call_id;
+        let mut guard = AnswerOnPanic {
+            conn: &conn,
+            call_id,
+            answered: false,
+        };
+        let body = self.run_request(&conn, req).await;
+        guard.answered = true;
+        conn.respond(call_id, body);
+    }
+
+    async fn run_request(self: &Arc<Self>, conn: &Arc<Connection>, req: Request) -> ResponseBody {
+        let target = req.rpc.target;
+        let export = match self.core.exports.get(&target.object) {
+            Some(e) => Some(e),
+            None => {
+                let resolver = self.resolver.read().clone();
+                match resolver {
+                    Some(f)
+                        if f(
+                            &Node {
+                                inner: Arc::clone(self),
+                            },
+                            target.object,
+                        ) =>
+                    {
+                        self.core.exports.get(&target.object)
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let Some(export) = export else {
+            return ResponseBody::System(RpcError::NoSuchObject {
+                object: target.object,
+            });
+        };
+        if export.class.id != target.class {
+            return ResponseBody::System(RpcError::WrongClass {
+                expected: class_name(target.class),
+                found: export.class.name.to_owned(),
+            });
+        }
+        if export.class.version != target.version {
+            return ResponseBody::System(RpcError::VersionMismatch {
+                class: export.class.name.to_owned(),
+                local: target.version.0,
+                remote: export.class.version.0,
+            });
+        }
+        let method = req.args.method;
+        // Large arguments are pulled before the method runs, within its deadline.
+        let pulled = match req.rpc.deadline_ms {
+            Some(ms) => tokio::time::timeout(
+                Duration::from_millis(ms),
+                self.core.transfers.materialize_all(conn, req.args.args),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(RpcError::DeadlineExceeded {
+                    method: method.clone(),
+                    after_ms: ms,
+                })
+            }),
+            None => {
+                self.core
+                    .transfers
+                    .materialize_all(conn, req.args.args)
+                    .await
+            }
+        };
+        let args = match pulled {
+            Ok(a) => a,
+            Err(e) => return ResponseBody::System(e),
+        };
+        let call = IncomingCall {
+            core: Arc::clone(&self.core),
+            peer: conn.peer,
+            class: export.class,
+            method: method.clone(),
+            args,
+        };
+        let deadline = req
+            .rpc
+            .deadline_ms
+            .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+        let fut = as_caller(
+            conn.peer,
+            deadline,
+            Arc::clone(&export.server).dispatch(call),
+        );
+        drop(export);
+        match req.rpc.deadline_ms {
+            Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), fut).await {
+                Ok(body) => body,
+                Err(_) => ResponseBody::System(RpcError::DeadlineExceeded {
+                    method,
+                    after_ms: ms,
+                }),
+            },
+            None => fut.await,
+        }
+    }
+}
+
+/// Answers a call whose method panicked, so that the caller does not wait for
+/// its deadline. A cancelled call (task aborted) is not answered: its caller
+/// is gone.
+struct AnswerOnPanic<'a> {
+    conn: &'a Arc<Connection>,
+    call_id: u64,
+    answered: bool,
+}
+
+impl Drop for AnswerOnPanic<'_> {
+    fn drop(&mut self) {
+        if !self.answered && std::thread::panicking() {
+            self.conn.respond(
+                self.call_id,
+                ResponseBody::System(RpcError::Remote {
+                    message: "the remote method panicked".into(),
+                }),
+            );
+        }
+    }
+}
+
+impl Handler for NodeInner {
+    fn on_request(self: Arc<Self>, conn: &Arc<Connection>, req: Request) {
+        let call_id = req.ipc.call_id;
+        if self.stopping.load(Ordering::SeqCst) {
+            conn.respond(call_id, ResponseBody::System(RpcError::Shutdown));
+            return;
+        }
+        if !conn.reserve_inflight(call_id, self.core.config.max_inflight_per_connection) {
+            conn.respond(
+                call_id,
+                ResponseBody::System(RpcError::Overloaded {
+                    reason: format!(
+                        "more than {} calls running for this connection",
+                        self.core.config.max_inflight_per_connection
+                    ),
+                }),
+            );
+            return;
+        }
+        let node = Arc::clone(&self);
+        let c = Arc::clone(conn);
+        let task = self.tasks.spawn(async move {
+            let c2 = Arc::clone(&c);
+            node.serve(c, req).await;
+            c2.untrack_inflight(call_id);
+        });
+        conn.set_inflight_handle(call_id, task.abort_handle());
+    }
+
+    fn on_lease(&self, conn: &Arc<Connection>, msg: crate::wire::Message) {
+        match msg {
+            crate::wire::Message::Dirty { objects, lease_ms } => {
+                self.core
+                    .exports
+                    .dirty(conn.peer, &objects, Duration::from_millis(lease_ms));
+            }
+            crate::wire::Message::Clean { objects } => {
+                self.core.exports.clean(conn.peer, &objects);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_transfer(&self, conn: &Arc<Connection>, msg: crate::wire::Message) {
+        use crate::transfer::table::ChunkEvent;
+        use crate::wire::Message;
+        match msg {
+            Message::ChunkRequest { id, offset, len } => {
+                let max = u32::try_from(self.core.config.chunk_size.max(1) * 4).unwrap_or(u32::MAX);
+                self.core.transfers.on_request(conn, id, offset, len, max);
+            }
+            Message::Chunk {
+                id,
+                offset,
+                data,
+                crc,
+            } => self.core.transfers.on_chunk(
+                conn,
+                id,
+                ChunkEvent::Data {
+                    offset,
+                    data: data.0,
+                    crc,
+                },
+            ),
+            Message::ChunkError { id, error } => {
+                self.core
+                    .transfers
+                    .on_chunk(conn, id, ChunkEvent::Failed(error));
+            }
+            Message::TransferEnd { id, .. } => self.core.transfers.on_end(conn, id),
+            _ => {}
+        }
+    }
+
+    fn on_closed(&self, conn: &Arc<Connection>, reason: &RpcError) {
+        self.core.transfers.peer_gone(conn.peer, reason);
+        tracing::debug!(peer = ?conn.peer, %reason, "connection closed");
+        self.core.peers.forget(conn);
+    }
+}

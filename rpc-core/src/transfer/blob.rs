@@ -1,0 +1,368 @@
+//! [`Blob`]: a byte value that always travels through the large message
+//! proxy, backed by memory or a file on the sending side, pulled into memory
+//! or straight into a file on the receiving side.
+
+use super::sink::{FileSink, Sink};
+use super::table::{Progress, Source};
+use super::{Transfers, failed, whole_checksum};
+use crate::error::RpcError;
+use crate::wire::{Message, TransferMeta};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a blob cannot be encoded or decoded outside a call.
+const NOT_IN_CALL: &str = "a Blob can only be encoded and decoded by the rpc runtime";
+
+/// A large byte value that crosses the wire through the large message proxy
+/// whatever its size: backed by memory or by a file on the sending side, and
+/// pulled on demand — into memory or straight into a file — on the receiving side.
+pub struct Blob {
+    repr: BlobRepr,
+    /// Told (bytes sent, total) as a receiver pulls this blob from here.
+    progress: Option<Progress>,
+}
+
+enum BlobRepr {
+    /// Local bytes.
+    Bytes(Arc<Vec<u8>>),
+    /// A local file, read chunk by chunk when sent.
+    File {
+        file: Arc<std::fs::File>,
+        path: PathBuf,
+        size: u64,
+        /// CRC-32 of the whole file, when the owner knows it (stored data).
+        checksum: Option<u32>,
+    },
+    /// Announced by a peer, not pulled yet.
+    Remote {
+        meta: TransferMeta,
+        hub: Arc<Transfers>,
+        pulled: bool,
+    },
+}
+
+impl fmt::Debug for Blob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            BlobRepr::Bytes(b) => write!(f, "Blob({} bytes in memory)", b.len()),
+            BlobRepr::File { path, size, .. } => {
+                write!(f, "Blob({size} bytes in {})", path.display())
+            }
+            BlobRepr::Remote { meta, .. } => {
+                write!(f, "Blob({} bytes on {:?})", meta.size, meta.sender)
+            }
+        }
+    }
+}
+
+impl Blob {
+    /// A blob of in-memory bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> Blob {
+        Blob {
+            repr: BlobRepr::Bytes(Arc::new(bytes)),
+            progress: None,
+        }
+    }
+
+    /// A blob backed by the file at `path`, read chunk by chunk when sent.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or its size read.
+    pub fn from_file(path: impl AsRef<Path>) -> std::io::Result<Blob> {
+        let path = path.as_ref().to_path_buf();
+        let file = std::fs::File::open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(Blob {
+            repr: BlobRepr::File {
+                file: Arc::new(file),
+                path,
+                size,
+                checksum: None,
+            },
+            progress: None,
+        })
+    }
+
+    /// The same blob, calling `progress(sent, total)` as a receiver pulls it
+    /// from this node (for a progress bar on the sending side).
+    pub fn with_progress(mut self, progress: impl Fn(u64, u64) + Send + Sync + 'static) -> Blob {
+        self.progress = Some(Arc::new(progress));
+        self
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        match &self.repr {
+            BlobRepr::Bytes(b) => b.len() as u64,
+            BlobRepr::File { size, .. } => *size,
+            BlobRepr::Remote { meta, .. } => meta.size,
+        }
+    }
+
+    /// True for an empty blob.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True if the bytes are on another node, not pulled yet.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.repr, BlobRepr::Remote { .. })
+    }
+
+    /// The bytes, in memory (pulled from the sender if the blob is remote).
+    ///
+    /// # Errors
+    /// [`RpcError::TransferFailed`] when the pull fails or the value is over
+    /// the node's in-memory limit; I/O errors of a local file.
+    pub async fn into_bytes(mut self) -> Result<Vec<u8>, RpcError> {
+        match &mut self.repr {
+            BlobRepr::Bytes(b) => Ok(Arc::unwrap_or_clone(Arc::clone(b))),
+            BlobRepr::File { path, .. } => tokio::fs::read(&path)
+                .await
+                .map_err(|e| failed(format!("could not read {}: {e}", path.display()))),
+            BlobRepr::Remote { meta, hub, pulled } => {
+                if meta.size > hub.config.max_large_value {
+                    return Err(failed(format!(
+                        "blob of {} bytes is over this node's in-memory limit; use save_to",
+                        meta.size
+                    )));
+                }
+                *pulled = true;
+                let conn = hub.conn_for(meta)?;
+                let mut sink = Sink::Memory(Vec::with_capacity(meta.size as usize));
+                super::pull::pull(hub, &conn, meta, &mut sink, |_, _| {}).await?;
+                match sink {
+                    Sink::Memory(v) => Ok(v),
+                    Sink::File(_) => Err(failed("memory sink became a file")),
+                }
+            }
+        }
+    }
+
+    /// Writes the bytes to `path`, chunk by chunk; returns the size. A partly
+    /// written file is removed when the transfer fails.
+    ///
+    /// # Errors
+    /// As [`Blob::into_bytes`], and I/O errors on `path`.
+    pub async fn save_to(self, path: impl AsRef<Path>) -> Result<u64, RpcError> {
+        self.save_to_with_progress(path, |_, _| {}).await
+    }
+
+    /// [`Blob::save_to`], calling `progress(done, total)` after every chunk.
+    ///
+    /// # Errors
+    /// As [`Blob::save_to`].
+    pub async fn save_to_with_progress(
+        mut self,
+        path: impl AsRef<Path>,
+        progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<u64, RpcError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |e: std::io::Error| failed(format!("could not write {}: {e}", path.display()));
+        match &mut self.repr {
+            BlobRepr::Bytes(b) => {
+                tokio::fs::write(&path, &**b).await.map_err(io)?;
+                Ok(b.len() as u64)
+            }
+            BlobRepr::File { path: from, .. } => tokio::fs::copy(&from, &path).await.map_err(io),
+            BlobRepr::Remote { meta, hub, pulled } => {
+                *pulled = true;
+                let conn = hub.conn_for(meta)?;
+                let depth = hub.config.transfer_window;
+                let mut sink = Sink::File(FileSink::create(path.clone(), depth).map_err(io)?);
+                super::pull::pull(hub, &conn, meta, &mut sink, progress).await?;
+                Ok(meta.size)
+            }
+        }
+    }
+}
+
+impl Blob {
+    /// A blob over shared in-memory bytes (the data manager's memory store),
+    /// without copying them.
+    pub(crate) fn from_shared(bytes: Arc<Vec<u8>>) -> Blob {
+        Blob {
+            repr: BlobRepr::Bytes(bytes),
+            progress: None,
+        }
+    }
+
+    /// The same blob, announcing `crc` as the CRC-32 of the whole file, so
+    /// that the receiver checks the whole value (the data manager knows it).
+    pub(crate) fn with_checksum(mut self, crc: u32) -> Blob {
+        if let BlobRepr::File { checksum, .. } = &mut self.repr {
+            *checksum = Some(crc);
+        }
+        self
+    }
+
+    /// A blob announced in `meta` to the node decoding on this thread, or
+    /// `None` when it is meant for another node (a reference read back from
+    /// storage, say) or nothing is being decoded.
+    pub(crate) fn announced_here(meta: TransferMeta) -> Option<Blob> {
+        let (hub, _) = super::scope()?;
+        (meta.receiver == hub.me).then(|| Blob {
+            repr: BlobRepr::Remote {
+                meta,
+                hub,
+                pulled: false,
+            },
+            progress: None,
+        })
+    }
+
+    /// Writes the bytes to `path` (created or truncated) and syncs it; returns
+    /// the size and the CRC-32 of all bytes. A partly written file is removed
+    /// when this fails. Local files are copied on a blocking thread, remote
+    /// blobs are pulled chunk by chunk: memory stays bounded either way.
+    ///
+    /// # Errors
+    /// As [`Blob::save_to`].
+    pub(crate) async fn save_checked(mut self, path: &Path) -> Result<(u64, u32), RpcError> {
+        let io = |e: std::io::Error| failed(format!("could not write {}: {e}", path.display()));
+        match &mut self.repr {
+            BlobRepr::Remote { meta, hub, pulled } => {
+                *pulled = true;
+                let conn = hub.conn_for(meta)?;
+                let depth = hub.config.transfer_window;
+                let mut sink = Sink::File(FileSink::create(path.to_owned(), depth).map_err(io)?);
+                let crc = super::pull::pull(hub, &conn, meta, &mut sink, |_, _| {}).await?;
+                Ok((meta.size, crc))
+            }
+            BlobRepr::Bytes(b) => {
+                let bytes = Arc::clone(b);
+                let to = path.to_owned();
+                let r = tokio::task::spawn_blocking(move || {
+                    let mut f = std::fs::File::create(&to)?;
+                    f.write_all(&bytes)?;
+                    f.sync_all()?;
+                    Ok((bytes.len() as u64, crc32fast::hash(&bytes)))
+                })
+                .await
+                .map_err(|e| failed(format!("file writer failed: {e}")))?;
+                finish_local_copy(r, path).await.map_err(io)
+            }
+            BlobRepr::File { file, size, .. } => {
+                let (from, size, to) = (Arc::clone(file), *size, path.to_owned());
+                let r = tokio::task::spawn_blocking(move || copy_with_crc(&from, size, &to))
+                    .await
+                    .map_err(|e| failed(format!("file copy failed: {e}")))?;
+                finish_local_copy(r, path).await.map_err(io)
+            }
+        }
+    }
+}
+
+/// Removes a partly written copy when writing it failed.
+async fn finish_local_copy(
+    r: std::io::Result<(u64, u32)>,
+    path: &Path,
+) -> std::io::Result<(u64, u32)> {
+    if r.is_err() {
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    r
+}
+
+/// Bytes read per step by [`copy_with_crc`].
+const COPY_STEP: usize = 1024 * 1024;
+
+/// Copies `size` bytes of `from` into a new file `to` in steps of
+/// [`COPY_STEP`], computing their CRC-32 on the way; syncs `to`.
+fn copy_with_crc(from: &std::fs::File, size: u64, to: &Path) -> std::io::Result<(u64, u32)> {
+    use std::os::unix::fs::FileExt;
+    let mut out = std::fs::File::create(to)?;
+    let mut buf = vec![0u8; COPY_STEP];
+    let mut hasher = crc32fast::Hasher::new();
+    let mut off = 0u64;
+    while off < size {
+        let n = usize::try_from((size - off).min(COPY_STEP as u64)).unwrap_or(COPY_STEP);
+        from.read_exact_at(&mut buf[..n], off)?;
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])?;
+        off += n as u64;
+    }
+    out.sync_all()?;
+    Ok((size, hasher.finalize()))
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        // Tell the sender at once when a remote blob is dropped unread.
+        if let BlobRepr::Remote {
+            meta,
+            hub,
+            pulled: false,
+        } = &self.repr
+            && let Ok(conn) = hub.conn_for(meta)
+        {
+            let _ = conn.send(&Message::TransferEnd {
+                id: meta.id,
+                ok: false,
+            });
+        }
+    }
+}
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Some((hub, receiver)) = super::scope() else {
+            return Err(serde::ser::Error::custom(NOT_IN_CALL));
+        };
+        let Some(receiver) = receiver else {
+            return Err(serde::ser::Error::custom(
+                "a Blob can only be sent as an argument or result of a call",
+            ));
+        };
+        let meta = match &self.repr {
+            BlobRepr::Bytes(b) => hub.offer(
+                receiver,
+                Source::Memory(Arc::clone(b)),
+                b.len() as u64,
+                whole_checksum(b),
+                self.progress.clone(),
+            ),
+            BlobRepr::File {
+                file,
+                size,
+                checksum,
+                ..
+            } => hub.offer(
+                receiver,
+                Source::File(Arc::clone(file)),
+                *size,
+                *checksum,
+                self.progress.clone(),
+            ),
+            BlobRepr::Remote { .. } => {
+                return Err(serde::ser::Error::custom(
+                    "a Blob received from another node must be read (into_bytes or save_to) before it is sent on",
+                ));
+            }
+        };
+        meta.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let meta = TransferMeta::deserialize(d)?;
+        let Some((hub, _)) = super::scope() else {
+            return Err(serde::de::Error::custom(NOT_IN_CALL));
+        };
+        if meta.receiver != hub.me {
+            return Err(serde::de::Error::custom("a Blob meant for another node"));
+        }
+        Ok(Blob {
+            repr: BlobRepr::Remote {
+                meta,
+                hub,
+                pulled: false,
+            },
+            progress: None,
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! The receiver's side: pulling a transfer with a window of chunk requests
+//! in flight, and the routing of call values both ways (inline below the
+//! threshold, kept as a transfer above it; pulled back into bytes on arrival).
+
+use super::sink::Sink;
+use super::table::{ChunkEvent, Source};
+use super::{CHUNK_FRAME_OVERHEAD, Transfers, failed, whole_checksum};
+use crate::error::RpcError;
+use crate::ids::NodeId;
+use crate::transport::connection::Connection;
+use crate::wire::{Arg, Message, Payload, TransferMeta};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Pulls the transfer `meta` from the peer of `conn` into `sink`, keeping up to
+/// `window` chunk requests in flight, checking every chunk and the total.
+/// Returns the CRC-32 of all bytes, so that a caller who knows the value's
+/// checksum from elsewhere (the data manager) can check it without a second pass.
+pub(crate) async fn pull(
+    transfers: &Transfers,
+    conn: &Arc<Connection>,
+    meta: &TransferMeta,
+    sink: &mut Sink,
+    mut progress: impl FnMut(u64, u64) + Send,
+) -> Result<u32, RpcError> {
+    let cfg = &transfers.config;
+    let window = cfg.transfer_window.max(1);
+    // A chunk and its frame header must fit in the smaller of both frame limits.
+    let chunk = cfg
+        .chunk_size
+        .min(conn.max_send().saturating_sub(CHUNK_FRAME_OVERHEAD))
+        .clamp(1, u32::MAX as usize) as u64;
+    let (tx, mut rx) = mpsc::channel(window + 1);
+    transfers.expect(meta.id, meta.sender, tx);
+    let result = async {
+        let mut next = 0u64;
+        let mut received = 0u64;
+        let mut hasher = crc32fast::Hasher::new();
+        let ask = |next: &mut u64| -> Result<(), RpcError> {
+            let len = chunk.min(meta.size - *next);
+            conn.send(&Message::ChunkRequest {
+                id: meta.id,
+                offset: *next,
+                len: len as u32,
+            })
+            .map_err(|e| failed(format!("lost the connection to the sender: {e}")))?;
+            *next += len;
+            Ok(())
+        };
+        while next < meta.size && next < chunk * window as u64 {
+            ask(&mut next)?;
+        }
+        while received < meta.size {
+            let ev = tokio::time::timeout(cfg.transfer_timeout, rx.recv())
+                .await
+                .map_err(|_| {
+                    failed(format!(
+                        "no chunk from the sender for {} ms",
+                        cfg.transfer_timeout.as_millis()
+                    ))
+                })?
+                .ok_or_else(|| failed("transfer abandoned"))?;
+            match ev {
+                ChunkEvent::Failed(e) => return Err(e),
+                ChunkEvent::Data { offset, data, crc } => {
+                    if offset != received || data.is_empty() {
+                        return Err(failed(format!(
+                            "chunk at {offset} arrived where {received} was expected"
+                        )));
+                    }
+                    // One pass: the chunk's CRC, then folded into the total.
+                    let mut h = crc32fast::Hasher::new();
+                    h.update(&data);
+                    if h.clone().finalize() != crc {
+                        return Err(failed(format!(
+                            "checksum mismatch in the chunk at {offset}"
+                        )));
+                    }
+                    hasher.combine(&h);
+                    received += data.len() as u64;
+                    if received > meta.size {
+                        return Err(failed("more bytes than announced"));
+                    }
+                    // Ask for more before writing, so that disk and network overlap.
+                    if next < meta.size {
+                        ask(&mut next)?;
+                    }
+                    sink.write(data).await?;
+                    progress(received, meta.size);
+                }
+            }
+        }
+        let crc = hasher.finalize();
+        if meta.checksum.is_some_and(|want| want != crc) {
+            return Err(failed("checksum mismatch over the whole value"));
+        }
+        Ok(crc)
+    }
+    .await;
+    transfers.unexpect(&meta.id);
+    let _ = conn.send(&Message::TransferEnd {
+        id: meta.id,
+        ok: result.is_ok(),
+    });
+    // A file is complete only once its writer has written and synced it.
+    let result = match (result, &mut *sink) {
+        (Ok(crc), Sink::File(f)) => f.finish().await.map(|()| crc),
+        (r, _) => r,
+    };
+    if result.is_err()
+        && let Sink::File(f) = sink
+    {
+        let _ = f.finish().await;
+        let _ = tokio::fs::remove_file(&f.path).await;
+    }
+    result
+}
+
+impl Transfers {
+    /// Replaces payloads above the threshold by transfers kept for `receiver`.
+    pub(crate) fn route_out(&self, args: Vec<Payload>, receiver: NodeId) -> Vec<Arg> {
+        args.into_iter()
+            .map(|p| self.route_one(p, receiver))
+            .collect()
+    }
+
+    /// One payload: inline, or kept here as a transfer for `receiver`.
+    pub(crate) fn route_one(&self, p: Payload, receiver: NodeId) -> Arg {
+        if p.0.len() <= self.config.large_threshold {
+            return Arg::Inline(p);
+        }
+        let size = p.0.len() as u64;
+        let checksum = whole_checksum(&p.0);
+        Arg::Transfer(self.offer(
+            receiver,
+            Source::Memory(Arc::new(p.0)),
+            size,
+            checksum,
+            None,
+        ))
+    }
+
+    /// Turns an argument into its bytes, pulling it from the peer of `conn` if
+    /// it is a transfer.
+    pub(crate) async fn materialize(
+        &self,
+        conn: &Arc<Connection>,
+        a: Arg,
+    ) -> Result<Payload, RpcError> {
+        match a {
+            Arg::Inline(p) => Ok(p),
+            Arg::Transfer(meta) => {
+                if meta.sender != conn.peer || meta.receiver != self.me {
+                    return Err(failed("transfer reference names other nodes"));
+                }
+                if meta.size > self.config.max_large_value {
+                    let _ = conn.send(&Message::TransferEnd {
+                        id: meta.id,
+                        ok: false,
+                    });
+                    return Err(failed(format!(
+                        "value of {} bytes is over this node's limit of {} bytes (use a Blob)",
+                        meta.size, self.config.max_large_value
+                    )));
+                }
+                let mut sink = Sink::Memory(Vec::with_capacity(meta.size as usize));
+                pull(self, conn, &meta, &mut sink, |_, _| {}).await?;
+                match sink {
+                    Sink::Memory(v) => Ok(Payload(v)),
+                    Sink::File(_) => Err(failed("memory sink became a file")),
+                }
+            }
+        }
+    }
+
+    /// [`Transfers::materialize`] for every argument.
+    pub(crate) async fn materialize_all(
+        &self,
+        conn: &Arc<Connection>,
+        args: Vec<Arg>,
+    ) -> Result<Vec<Payload>, RpcError> {
+        let mut out = Vec::with_capacity(args.len());
+        for a in args {
+            out.push(self.materialize(conn, a).await?);
+        }
+        Ok(out)
+    }
+}

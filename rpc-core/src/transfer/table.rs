@@ -1,0 +1,209 @@
+//! The transfers of one node in both directions: what it keeps for others
+//! (the seed's OngoingTransfer) and what it pulls (IncomingTransfer), with
+//! the bookkeeping of chunk requests, ends, peers that go away and idle
+//! transfers.
+
+use super::{Transfers, failed, serve};
+use crate::error::RpcError;
+use crate::ids::{NodeId, TransferId};
+use crate::transport::connection::Connection;
+use crate::wire::{Message, TransferMeta};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Where an outgoing transfer's bytes are.
+#[derive(Clone)]
+pub(crate) enum Source {
+    /// In memory, shared with nobody else who could change it.
+    Memory(Arc<Vec<u8>>),
+    /// In a file, read chunk by chunk.
+    File(Arc<std::fs::File>),
+}
+
+/// Called with (bytes sent, total) as the receiver pulls a blob.
+pub(crate) type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// A value this node keeps until its receiver pulled it (the seed's OngoingTransfer).
+pub(crate) struct Outgoing {
+    pub(crate) receiver: NodeId,
+    pub(crate) size: u64,
+    pub(crate) source: Source,
+    /// Told after every chunk sent, if the blob asked for it.
+    pub(crate) progress: Option<Progress>,
+    /// Last time the receiver asked for something; idle transfers are dropped.
+    touched: Mutex<Instant>,
+    /// Chunk requests, served in order off the connection's reader by one
+    /// blocking thread per transfer (started on demand, gone when idle).
+    pub(crate) serve_queue: Mutex<Option<std::sync::mpsc::Sender<(Arc<Connection>, u64, u32)>>>,
+}
+
+impl Outgoing {
+    /// The transfer is over: drops the chunk server's queue, so that its
+    /// thread ends at once instead of waiting out its idle time (which held
+    /// a process that had finished up to `CHUNK_SERVER_IDLE` at exit, since
+    /// the runtime waits for its blocking threads).
+    fn stop_serving(&self) {
+        drop(self.serve_queue.lock().take());
+    }
+}
+
+/// What the reader hands an incoming transfer.
+pub(crate) enum ChunkEvent {
+    /// Bytes at `offset`, with their CRC-32 as the sender computed it.
+    Data {
+        offset: u64,
+        data: Vec<u8>,
+        crc: u32,
+    },
+    /// The sender refused, or the connection is gone.
+    Failed(RpcError),
+}
+
+/// A transfer this node is pulling (the seed's IncomingTransfer).
+pub(crate) struct Incoming {
+    pub(crate) sender: NodeId,
+    pub(crate) tx: mpsc::Sender<ChunkEvent>,
+}
+
+impl Transfers {
+    /// Keeps `source` for `receiver` and returns the reference to send instead.
+    pub(crate) fn offer(
+        &self,
+        receiver: NodeId,
+        source: Source,
+        size: u64,
+        checksum: Option<u32>,
+        progress: Option<Progress>,
+    ) -> TransferMeta {
+        let id = TransferId::random();
+        self.outgoing.lock().insert(
+            id,
+            Arc::new(Outgoing {
+                receiver,
+                size,
+                source,
+                progress,
+                touched: Mutex::new(Instant::now()),
+                serve_queue: Mutex::new(None),
+            }),
+        );
+        TransferMeta {
+            id,
+            sender: self.me,
+            receiver,
+            size,
+            checksum,
+        }
+    }
+
+    /// Serves a chunk request of the peer of `conn`.
+    pub(crate) fn on_request(
+        &self,
+        conn: &Arc<Connection>,
+        id: TransferId,
+        offset: u64,
+        len: u32,
+        max_chunk: u32,
+    ) {
+        let refuse = |error: RpcError| {
+            let _ = conn.send(&Message::ChunkError { id, error });
+        };
+        let Some(out) = self.outgoing.lock().get(&id).cloned() else {
+            return refuse(failed(format!("no transfer {id:?} here")));
+        };
+        if out.receiver != conn.peer {
+            // Someone else's transfer: say nothing more than for an unknown one.
+            return refuse(failed(format!("no transfer {id:?} here")));
+        }
+        let end = offset.checked_add(u64::from(len));
+        if len == 0 || len > max_chunk || end.is_none_or(|e| e > out.size) {
+            return refuse(failed(format!(
+                "chunk {offset}+{len} is outside transfer {id:?} of {} bytes",
+                out.size
+            )));
+        }
+        *out.touched.lock() = Instant::now();
+        let mut q = out.serve_queue.lock();
+        let req = (Arc::clone(conn), offset, len);
+        // A server thread that went idle has dropped its receiver: start another.
+        let req = match q.as_ref() {
+            Some(tx) => match tx.send(req) {
+                Ok(()) => return,
+                Err(std::sync::mpsc::SendError(req)) => req,
+            },
+            None => req,
+        };
+        let tx = serve::spawn_chunk_server(id, Arc::clone(&out));
+        let _ = tx.send(req);
+        *q = Some(tx);
+    }
+
+    /// Routes a chunk (or a refusal) from the peer of `conn` to its pull.
+    pub(crate) fn on_chunk(&self, conn: &Connection, id: TransferId, ev: ChunkEvent) {
+        let m = self.incoming.lock();
+        if let Some(inc) = m.get(&id)
+            && inc.sender == conn.peer
+        {
+            // The channel holds the whole window: a full channel means the
+            // peer sent chunks nobody asked for; the pull then sees a gap.
+            let _ = inc.tx.try_send(ev);
+        }
+    }
+
+    /// The receiver is done with `id`: free it.
+    pub(crate) fn on_end(&self, conn: &Connection, id: TransferId) {
+        let mut m = self.outgoing.lock();
+        if m.get(&id).is_some_and(|o| o.receiver == conn.peer)
+            && let Some(o) = m.remove(&id)
+        {
+            o.stop_serving();
+        }
+    }
+
+    /// `peer` is gone: drop what we keep for it and fail what we pull from it.
+    pub(crate) fn peer_gone(&self, peer: NodeId, why: &RpcError) {
+        self.outgoing.lock().retain(|_, o| {
+            let keep = o.receiver != peer;
+            if !keep {
+                o.stop_serving();
+            }
+            keep
+        });
+        let m = self.incoming.lock();
+        for inc in m.values().filter(|i| i.sender == peer) {
+            let _ = inc.tx.try_send(ChunkEvent::Failed(why.clone()));
+        }
+    }
+
+    /// Drops outgoing transfers whose receiver asked nothing for `idle`.
+    pub(crate) fn sweep(&self, idle: Duration) -> usize {
+        let now = Instant::now();
+        let mut m = self.outgoing.lock();
+        let before = m.len();
+        m.retain(|_, o| {
+            let keep = now.duration_since(*o.touched.lock()) < idle;
+            if !keep {
+                o.stop_serving();
+            }
+            keep
+        });
+        before - m.len()
+    }
+
+    /// Starts routing chunks of `id` from `sender` to `tx`.
+    pub(crate) fn expect(&self, id: TransferId, sender: NodeId, tx: mpsc::Sender<ChunkEvent>) {
+        self.incoming.lock().insert(id, Incoming { sender, tx });
+    }
+
+    /// Stops routing chunks of `id`.
+    pub(crate) fn unexpect(&self, id: &TransferId) {
+        self.incoming.lock().remove(id);
+    }
+
+    /// (outgoing, incoming) transfers open now.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.outgoing.lock().len(), self.incoming.lock().len())
+    }
+}

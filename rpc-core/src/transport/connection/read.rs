@@ -1,0 +1,131 @@
+//! The read path of a connection: one reader task decodes frames; a
+//! response completes the waiting caller, a request goes to the handler
+//! (which runs each on its own task), a protocol error closes the connection.
+
+use super::{Connection, Handler, io_reason};
+use crate::error::RpcError;
+use crate::transport::stream::ReadHalf;
+use crate::wire::{self, Message};
+use bytes::{Buf, BytesMut};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::io::AsyncReadExt;
+
+impl Connection {
+    /// Reader task: decodes frames until the peer closes or breaks the protocol.
+    pub(super) async fn run_reader(self: Arc<Self>, mut rd: ReadHalf, handler: Arc<dyn Handler>) {
+        let reason = self.read_loop(&mut rd, &handler).await;
+        let reason = {
+            let c = self.closed.lock();
+            c.clone().unwrap_or(reason)
+        };
+        handler.on_closed(&self, &reason);
+        self.close(&reason);
+    }
+
+    async fn read_loop(
+        self: &Arc<Self>,
+        rd: &mut ReadHalf,
+        handler: &Arc<dyn Handler>,
+    ) -> RpcError {
+        let mut buf = BytesMut::with_capacity(crate::config::READ_BUFFER);
+        loop {
+            // Decode every whole frame in the buffer.
+            loop {
+                match wire::decode_frame(&buf, self.max_frame) {
+                    Ok(Some((msg, used))) => {
+                        buf.advance(used);
+                        if let Err(e) = self.on_message(msg, handler) {
+                            self.fail(&e);
+                            return e;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let err = RpcError::protocol(e.to_string());
+                        tracing::warn!(peer = ?self.peer, error = %err, "closing connection");
+                        self.fail(&err);
+                        return err;
+                    }
+                }
+            }
+            if let Ok(Some(len)) = wire::codec::peek_len(&buf, self.max_frame) {
+                buf.reserve(len + wire::codec::LEN_PREFIX - buf.len());
+            } else if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(crate::config::READ_BUFFER);
+            }
+            let read = tokio::select! {
+                r = rd.read_buf(&mut buf) => r,
+                () = self.stop.cancelled() => {
+                    return self.closed.lock().clone().unwrap_or(RpcError::Shutdown);
+                }
+            };
+            self.last_rx_ms.store(self.now_ms(), Ordering::Relaxed);
+            match read {
+                Ok(0) => {
+                    return RpcError::ConnectionLost {
+                        peer: self.peer_name(),
+                        reason: if buf.is_empty() {
+                            "peer closed the connection".into()
+                        } else {
+                            "peer closed the connection mid-frame".into()
+                        },
+                    };
+                }
+                Ok(n) => {
+                    self.traffic.received.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    return RpcError::ConnectionLost {
+                        peer: self.peer_name(),
+                        reason: io_reason(&e),
+                    };
+                }
+            }
+        }
+    }
+
+    fn on_message(
+        self: &Arc<Self>,
+        msg: Message,
+        handler: &Arc<dyn Handler>,
+    ) -> Result<(), RpcError> {
+        match msg {
+            Message::Response(resp) => {
+                if let Some(tx) = self.pending.lock().remove(&resp.ipc.call_id) {
+                    let _ = tx.send(Ok(resp.body));
+                }
+                // A response to a call we gave up on: drop it.
+                Ok(())
+            }
+            Message::Request(req) => {
+                Arc::clone(handler).on_request(self, req);
+                Ok(())
+            }
+            Message::Cancel(ipc) => {
+                if let Some(Some(h)) = self.inflight.lock().remove(&ipc.call_id) {
+                    h.abort();
+                }
+                Ok(())
+            }
+            Message::Close(e) => Err(e),
+            Message::Ping(n) => {
+                let _ = self.send(&Message::Pong(n));
+                Ok(())
+            }
+            Message::Pong(_) => Ok(()),
+            msg @ (Message::Dirty { .. } | Message::Clean { .. }) => {
+                handler.on_lease(self, msg);
+                Ok(())
+            }
+            msg @ (Message::ChunkRequest { .. }
+            | Message::Chunk { .. }
+            | Message::ChunkError { .. }
+            | Message::TransferEnd { .. }) => {
+                handler.on_transfer(self, msg);
+                Ok(())
+            }
+            Message::Hello(_) => Err(RpcError::protocol("unexpected hello after handshake")),
+        }
+    }
+}

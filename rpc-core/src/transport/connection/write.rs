@@ -1,0 +1,235 @@
+//! The write path of a connection: a caller writes its own frame without
+//! waiting when the stream is free and the connection quiet; otherwise it
+//! queues, and the writer task sends everything queued in one write. Bulk
+//! frames (transfer chunks) go out only when no small frame waits.
+
+use super::{Connection, io_reason};
+use crate::error::RpcError;
+use crate::transport::stream::WriteHalf;
+use crate::wire::{self, FrameError, Message};
+use parking_lot::Mutex;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::Notify;
+
+/// Send side state, guarded by [`Writer::state`].
+#[derive(Default)]
+pub(super) struct WriteState {
+    /// Frames queued while someone else owns the socket.
+    queue: Vec<u8>,
+    /// Bulk frames (transfer chunks), written only when `queue` is empty, so
+    /// that small calls never wait behind them in this process.
+    bulk: std::collections::VecDeque<Vec<u8>>,
+    /// Someone (a caller or the writer task) is writing; others only queue.
+    writing: bool,
+    /// The stream holds written bytes it has not pushed out yet (TLS):
+    /// the writer task must flush it before giving up the write slot.
+    unflushed: bool,
+    /// The connection is closed: refuse new frames.
+    pub(super) closed: bool,
+}
+
+pub(super) struct Writer {
+    pub(super) sock: Box<dyn WriteHalf>,
+    /// Protects the queue and the write slot; held only for bookkeeping, never
+    /// across a syscall or an await, so a parking_lot mutex is right.
+    pub(super) state: Mutex<WriteState>,
+    /// Wakes the writer task when a caller hands it bytes the socket refused.
+    pub(super) wake: Notify,
+}
+
+impl Connection {
+    /// True when other calls are under way on this connection in either
+    /// direction, so that more frames are likely to follow within this tick.
+    fn busy(&self) -> bool {
+        self.pending.lock().len() + self.inflight.lock().len() > 1
+    }
+
+    /// Queues one encoded frame; writes it at once if the socket is free and
+    /// the connection is quiet.
+    ///
+    /// A lone call writes its own frame (no task hop: lowest latency). When
+    /// other calls are under way, the frame goes to the writer task instead,
+    /// which sends everything queued meanwhile in one syscall: one write per
+    /// frame was the throughput limit with many callers.
+    pub(super) fn send_frame(&self, frame: Vec<u8>) -> Result<(), RpcError> {
+        let defer = self.busy();
+        let mut out = {
+            let mut st = self.writer.state.lock();
+            if st.closed {
+                return Err(self.closed_error(false));
+            }
+            if st.writing {
+                st.queue.extend_from_slice(&frame);
+                return Ok(());
+            }
+            st.writing = true;
+            if defer {
+                st.queue.extend_from_slice(&frame);
+                drop(st);
+                self.writer.wake.notify_one();
+                return Ok(());
+            }
+            frame
+        };
+        // We own the write slot: write until drained, taking up what others queue.
+        let mut off = 0;
+        loop {
+            while off < out.len() {
+                match self.writer.sock.try_write(&out[off..]) {
+                    Ok(0) => {
+                        self.close(&RpcError::ConnectionLost {
+                            peer: self.peer_name(),
+                            reason: "peer stopped reading".into(),
+                        });
+                        return Ok(());
+                    }
+                    Ok(n) => {
+                        self.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
+                        off += n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Hand the rest to the writer task, ahead of what others queued.
+                        let mut st = self.writer.state.lock();
+                        let mut rest = out.split_off(off);
+                        rest.extend_from_slice(&st.queue);
+                        st.queue = rest;
+                        drop(st);
+                        self.writer.wake.notify_one();
+                        return Ok(());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.close(&RpcError::ConnectionLost {
+                            peer: self.peer_name(),
+                            reason: io_reason(&e),
+                        });
+                        return Ok(());
+                    }
+                }
+            }
+            let mut st = self.writer.state.lock();
+            if st.queue.is_empty() {
+                let flushed = match self.writer.sock.try_flush() {
+                    Ok(done) => done,
+                    Err(e) => {
+                        drop(st);
+                        self.close(&RpcError::ConnectionLost {
+                            peer: self.peer_name(),
+                            reason: io_reason(&e),
+                        });
+                        return Ok(());
+                    }
+                };
+                if st.bulk.is_empty() && flushed {
+                    st.writing = false;
+                } else {
+                    // Bulk data and a stream that would block on its flush are
+                    // the writer task's job; stay "writing" for it.
+                    st.unflushed |= !flushed;
+                    drop(st);
+                    self.writer.wake.notify_one();
+                }
+                return Ok(());
+            }
+            out.clear();
+            std::mem::swap(&mut out, &mut st.queue);
+            off = 0;
+        }
+    }
+
+    /// Writer task: drains what callers handed over when the stream would
+    /// block, and flushes a stream that buffers.
+    pub(super) async fn run_writer(self: Arc<Self>) {
+        let mut buf = Vec::new();
+        loop {
+            self.writer.wake.notified().await;
+            // Let the tasks that are ready now queue their frames too, so that
+            // they leave in this batch.
+            tokio::task::yield_now().await;
+            loop {
+                {
+                    let mut st = self.writer.state.lock();
+                    if st.closed {
+                        return;
+                    }
+                    buf.clear();
+                    if !st.queue.is_empty() {
+                        std::mem::swap(&mut buf, &mut st.queue);
+                    } else if let Some(chunk) = st.bulk.pop_front() {
+                        // One bulk frame, then small frames get another look.
+                        buf = chunk;
+                    } else if st.unflushed {
+                        st.unflushed = false;
+                    } else {
+                        st.writing = false;
+                        break;
+                    }
+                }
+                if let Err(e) = self.write_out(&buf).await {
+                    self.close(&RpcError::ConnectionLost {
+                        peer: self.peer_name(),
+                        reason: io_reason(&e),
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes all of `buf` and flushes, waiting for the stream as needed.
+    async fn write_out(&self, buf: &[u8]) -> io::Result<()> {
+        let sock = &self.writer.sock;
+        let mut off = 0;
+        while off < buf.len() {
+            match std::future::poll_fn(|cx| sock.poll_write(cx, &buf[off..])).await {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
+                    off += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        std::future::poll_fn(|cx| sock.poll_flush(cx)).await
+    }
+
+    /// Queues one bulk message (a transfer chunk) behind every small frame.
+    pub(crate) fn send_bulk(&self, msg: &Message) -> Result<(), RpcError> {
+        let frame = self.encode(msg)?;
+        let mut st = self.writer.state.lock();
+        if st.closed {
+            return Err(self.closed_error(false));
+        }
+        st.bulk.push_back(frame);
+        if !st.writing {
+            st.writing = true;
+            drop(st);
+            self.writer.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    pub(super) fn encode(&self, msg: &Message) -> Result<Vec<u8>, RpcError> {
+        let mut frame = Vec::with_capacity(128);
+        wire::encode_frame(msg, &mut frame, self.max_send).map_err(|e| match e {
+            FrameError::TooLarge { len, max } => RpcError::Encode {
+                what: "message".into(),
+                reason: format!("frame of {len} bytes exceeds the limit of {max} bytes"),
+            },
+            FrameError::Malformed(r) => RpcError::Encode {
+                what: "message".into(),
+                reason: r,
+            },
+        })?;
+        Ok(frame)
+    }
+
+    /// Encodes and sends one message.
+    pub(crate) fn send(&self, msg: &Message) -> Result<(), RpcError> {
+        let frame = self.encode(msg)?;
+        self.send_frame(frame)
+    }
+}
