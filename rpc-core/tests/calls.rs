@@ -1,6 +1,8 @@
-//! Two and three nodes in one process: by-value calls, application errors,
-//! callbacks over the caller's own connection, references coming home and
-//! handed to a third node, and many concurrent calls on one connection.
+//! Two nodes in one process: shared proxies, exports, references inside
+//! containers, many concurrent calls on one connection, panics, class-based
+//! creation and capabilities that survive a restart. The calls, callbacks,
+//! handoffs and cancellations every transport must do alike are in
+//! `transparency.rs`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -9,20 +11,6 @@ mod common;
 use common::*;
 use rpc_core::{Config, Node, RpcError};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-
-#[tokio::test]
-async fn by_value_calls_and_application_errors() {
-    let (_server, addr, _) = calc_server().await;
-    let client = Node::new(Config::default());
-    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
-    assert!(!calc.is_local());
-    assert_eq!(calc.add(2, 40).await.unwrap(), 42);
-    assert_eq!(calc.echo("héllo".into()).await.unwrap(), "héllo");
-    // The user's own error type arrives as itself, not as a transport error.
-    assert_eq!(calc.div(1, 0).await.unwrap_err(), CalcError::DivByZero);
-    assert_eq!(calc.div(9, 3).await.unwrap(), 3);
-}
 
 #[tokio::test]
 async fn same_capability_shares_one_proxy() {
@@ -33,22 +21,6 @@ async fn same_capability_shares_one_proxy() {
     let (ha, hb) = (a.client_proxy().unwrap(), b.client_proxy().unwrap());
     assert!(ha.handle().same_object(hb.handle()));
     assert_eq!(client.stats().imports, 1);
-}
-
-#[tokio::test]
-async fn callback_into_a_client_that_does_not_listen() {
-    let (_server, addr, _) = calc_server().await;
-    let client = Node::new(Config::default());
-    assert!(client.com_handle().addr.is_none());
-    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
-    let counter = Arc::new(Counter::default());
-    calc.subscribe(ListenerRef::new(Arc::clone(&counter)))
-        .await
-        .unwrap();
-    assert_eq!(calc.notify_all(5).await.unwrap(), 1);
-    assert_eq!(calc.notify_all(7).await.unwrap(), 1);
-    assert_eq!(counter.total.load(Ordering::SeqCst), 12);
-    assert_eq!(counter.calls.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
@@ -77,37 +49,6 @@ async fn references_inside_option_and_vec() {
         .collect();
     assert_eq!(calc.count_listeners(Some(ls)).await.unwrap(), 3);
     assert_eq!(calc.count_listeners(None).await.unwrap(), 0);
-}
-
-#[tokio::test]
-async fn a_reference_that_comes_home_is_the_real_object() {
-    let (_server, addr, _) = calc_server().await;
-    let client = Node::new(Config::default());
-    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
-    // The server's own object, sent back to it, resolves to itself locally.
-    assert!(calc.is_home(calc.clone()).await.unwrap());
-    // A client object sent to the server is a proxy there.
-    let mine = CalcRef::new(CalcImpl::new().0);
-    assert!(!calc.is_home(mine.clone()).await.unwrap());
-    // A result reference: a new object on the server, a proxy here.
-    let child = calc.make_child().await.unwrap();
-    assert!(!child.is_local());
-    assert_eq!(child.add(1, 1).await.unwrap(), 2);
-}
-
-#[tokio::test]
-async fn three_node_handoff_calls_the_home_node_directly() {
-    // B owns the object; A looks it up and hands it to C; C calls B itself.
-    let (b, b_addr, _) = calc_server().await;
-    let (c, c_addr, _) = calc_server().await;
-    let a = Node::new(Config::default());
-    let on_b: CalcRef = a.lookup(&b_addr, "calc").await.unwrap();
-    let on_c: CalcRef = a.lookup(&c_addr, "calc").await.unwrap();
-    assert_eq!(c.stats().connections, 1); // only A so far
-    assert_eq!(on_c.relay(on_b, 20, 22).await.unwrap(), 42);
-    // C opened its own connection to B.
-    assert_eq!(c.stats().connections, 2);
-    assert_eq!(b.stats().connections, 2);
 }
 
 #[tokio::test]

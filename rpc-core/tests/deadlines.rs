@@ -1,4 +1,7 @@
-//! Deadlines, cancellation, connection loss and graceful shutdown.
+//! Deadlines, cancellation, connection loss, keepalive and graceful
+//! shutdown. Deadline and keepalive tests join the nodes in memory and run
+//! on tokio's paused clock: their timings are exact and do not depend on a
+//! loaded machine.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -6,50 +9,29 @@ mod common;
 
 use common::*;
 use rpc_core::{Config, Node, RpcError};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const BOUND: Duration = Duration::from_secs(5);
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn deadline_exceeded_and_the_server_stops_the_work() {
-    let (_s, addr, probe) = calc_server().await;
-    let client = Node::new(Config::default());
-    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
-    let t0 = Instant::now();
+    let (_s, probe, client, calc) = memory_pair(Config::default(), Config::default()).await;
+    let t0 = tokio::time::Instant::now();
     let err = calc
         .with_timeout(Duration::from_millis(100))
         .sleep(60_000)
         .await
         .unwrap_err();
     assert!(matches!(err, RpcError::DeadlineExceeded { .. }), "{err:?}");
-    assert!(t0.elapsed() < BOUND);
+    // On the paused clock, exactly the deadline passed.
+    assert_eq!(t0.elapsed(), Duration::from_millis(100));
     tokio::time::timeout(BOUND, probe.cancel_seen.notified())
         .await
         .expect("server saw the cancel");
     assert!(probe.cancelled.load(Ordering::SeqCst));
     assert_eq!(client.stats().pending_calls, 0);
-}
-
-#[tokio::test]
-async fn dropping_the_call_future_cancels_on_the_server() {
-    let (server, addr, probe) = calc_server().await;
-    let client = Node::new(Config::default());
-    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
-    let c = calc.clone();
-    let task = tokio::spawn(async move { c.sleep(60_000).await });
-    tokio::time::timeout(BOUND, probe.started.notified())
-        .await
-        .expect("call started");
-    assert_eq!(server.stats().inflight_requests, 1);
-    task.abort();
-    tokio::time::timeout(BOUND, probe.cancel_seen.notified())
-        .await
-        .expect("server saw the cancel");
-    assert!(probe.cancelled.load(Ordering::SeqCst));
-    // And the connection goes on working.
-    assert_eq!(calc.add(1, 1).await.unwrap(), 2);
-    assert_eq!(server.stats().inflight_requests, 0);
 }
 
 #[tokio::test]
@@ -129,17 +111,16 @@ async fn requests_after_shutdown_started_are_refused() {
     stop.await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn nested_calls_and_callbacks_inherit_the_callers_deadline() {
-    let (_b, b_addr, _) = calc_server().await;
-    let (_c, c_addr, c_probe) = calc_server().await;
-    let a = Node::new(Config::default());
-    let on_b: CalcRef = a.lookup(&b_addr, "calc").await.unwrap();
-    let on_c: CalcRef = a.lookup(&c_addr, "calc").await.unwrap();
+    let w = World::new(Link::Memory, 3).await;
+    let on_b = w.calc(0, 1).await;
+    let on_c = w.calc(0, 2).await;
+    let c_probe = w.probe(2);
     let short = Duration::from_millis(300);
 
     // A -> B -> C: C's request carries what is left of A's deadline.
-    let t0 = Instant::now();
+    let t0 = tokio::time::Instant::now();
     let err = on_b
         .with_timeout(short)
         .relay_sleep(on_c, 60_000)
@@ -149,7 +130,11 @@ async fn nested_calls_and_callbacks_inherit_the_callers_deadline() {
     tokio::time::timeout(BOUND, c_probe.cancel_seen.notified())
         .await
         .expect("the nested call was stopped");
-    assert!(t0.elapsed() < BOUND);
+    assert!(
+        t0.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        t0.elapsed()
+    );
     let left = c_probe.deadline_left_ms.load(Ordering::SeqCst);
     assert!(left > 0 && left <= 300, "nested deadline {left} ms");
 
@@ -216,4 +201,47 @@ async fn an_idempotent_call_survives_a_dropped_connection_a_plain_one_may_have_e
         .expect("retried within its deadline")
         .unwrap()
         .expect("the idempotent call succeeded on the restarted node");
+}
+
+#[tokio::test(start_paused = true)]
+async fn keepalive_closes_a_silent_link_and_fails_its_calls() {
+    let keepalive = Config {
+        keepalive_interval: Duration::from_millis(300),
+        keepalive_timeout: Duration::from_millis(2000),
+        ..Config::default()
+    };
+    let server = Node::new(keepalive.clone());
+    let (calc, _) = CalcImpl::new();
+    server.bind_bootstrap("calc", &CalcRef::new(calc)).unwrap();
+    let client = Node::new(keepalive);
+    let cut = Arc::new(AtomicBool::new(false));
+    let (x, y) = tokio::io::duplex(DUPLEX_BUFFER);
+    let (a, b) = tokio::join!(
+        client.connect_stream(Cuttable::new(x, Arc::clone(&cut))),
+        server.accept_stream(Cuttable::new(y, Arc::clone(&cut))),
+    );
+    a.unwrap();
+    b.unwrap();
+    let calc: CalcRef = client.lookup_peer(server.id(), "calc").await.unwrap();
+    assert_eq!(calc.add(1, 1).await.unwrap(), 2);
+    // An idle link to a live peer stays up across several timeouts: pings.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(calc.add(2, 2).await.unwrap(), 4);
+    assert_eq!(client.stats().connections, 1);
+
+    // The link goes silent: nothing arrives, nothing is refused.
+    cut.store(true, Ordering::SeqCst);
+    let t0 = tokio::time::Instant::now();
+    let err = calc.sleep(60_000).await.unwrap_err();
+    assert!(matches!(err, RpcError::ConnectionLost { .. }), "{err:?}");
+    assert!(err.to_string().contains("keepalive"), "{err}");
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1700) && waited <= Duration::from_millis(2400),
+        "detected after {waited:?}"
+    );
+    // Both sides forgot the dead connection.
+    assert_eq!(client.stats().connections, 0);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(server.stats().connections, 0);
 }

@@ -1,4 +1,6 @@
-//! Distributed garbage collection: leases taken, renewed and released.
+//! Distributed garbage collection: leases taken, renewed and released. The
+//! nodes are joined in memory and run on tokio's paused clock, so lease
+//! periods pass in no real time and do not depend on a loaded machine.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -31,12 +33,10 @@ async fn eventually(node: &Node, what: &str, f: impl Fn(&NodeStats) -> bool) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn ten_thousand_references_handed_out_and_dropped() {
-    let (server, addr, _) = calc_server_with(short_lease()).await;
+    let (server, _, client, calc) = memory_pair(short_lease(), Config::default()).await;
     let base = server.stats().exports;
-    let client = Node::new(Config::default());
-    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
     let kids = calc.make_children(10_000).await.unwrap();
     assert_eq!(kids.len(), 10_000);
     assert_eq!(server.stats().exports, base + 10_000);
@@ -50,11 +50,9 @@ async fn ten_thousand_references_handed_out_and_dropped() {
     assert_eq!(client.stats().imports, 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn client_objects_sent_to_a_server_are_released_when_it_drops_them() {
-    let (_server, addr, _) = calc_server().await;
-    let client = Node::new(short_lease());
-    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let (_server, _, client, calc) = memory_pair(Config::default(), short_lease()).await;
     let base = client.stats().exports;
     let ls: Vec<ListenerRef> = (0..10_000)
         .map(|_| ListenerRef::new(Arc::new(Counter::default())))
@@ -66,11 +64,9 @@ async fn client_objects_sent_to_a_server_are_released_when_it_drops_them() {
     assert_eq!(client.stats().leases, 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn held_references_outlive_many_lease_periods() {
-    let (server, addr, _) = calc_server_with(short_lease()).await;
-    let client = Node::new(short_lease());
-    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let (server, _, _client, calc) = memory_pair(short_lease(), short_lease()).await;
     let kid = calc.make_child().await.unwrap();
     let base = server.stats().exports;
     tokio::time::sleep(Duration::from_millis(3000)).await; // three lease periods
@@ -80,20 +76,18 @@ async fn held_references_outlive_many_lease_periods() {
     eventually(&server, "released", |s| s.exports == base - 1).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pinned_objects_are_never_collected() {
-    let (server, addr, _) = calc_server_with(short_lease()).await;
+    let (server, _, client, calc) = memory_pair(short_lease(), short_lease()).await;
     let base = server.stats().exports; // bootstrap registry + "calc", both pinned
-    {
-        let client = Node::new(short_lease());
-        let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
-        calc.add(1, 1).await.unwrap();
-        client.shutdown().await;
-    }
+    calc.add(1, 1).await.unwrap();
+    drop(calc);
+    client.shutdown().await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(server.stats().exports, base);
     let again = Node::new(Config::default());
-    let calc: CalcRef = again.lookup(&addr, "calc").await.unwrap();
+    connect_in_memory(&again, &server).await;
+    let calc: CalcRef = again.lookup_peer(server.id(), "calc").await.unwrap();
     assert_eq!(calc.add(1, 1).await.unwrap(), 2);
 }
 

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+// tokio's clock, so that tests can run on a paused clock.
+use tokio::time::Instant;
 
 /// Version of the `.meta` record format.
 const META_VERSION: u32 = 1;

@@ -15,7 +15,9 @@ use parking_lot::RwLock;
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock, so that lease tests can run on a paused clock.
+use tokio::time::Instant;
 
 /// Who keeps an export alive.
 #[derive(Debug)]

@@ -10,8 +10,10 @@ use crate::transport::connection::Connection;
 use crate::wire::{Message, TransferMeta};
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock, so that lease tests can run on a paused clock.
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// Where an outgoing transfer's bytes are.
 #[derive(Clone)]

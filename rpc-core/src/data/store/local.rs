@@ -15,7 +15,8 @@ use crate::transfer::Blob;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+// tokio's clock, so that tests can run on a paused clock.
+use tokio::time::Instant;
 
 /// State of one node's data manager.
 pub(crate) struct DataInner {
