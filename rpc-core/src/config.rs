@@ -1,6 +1,8 @@
 //! Node configuration: limits, timeouts and buffer sizes, each with a documented default.
 
+use crate::credentials::TlsCredentials;
 use crate::ids::NodeId;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default hard limit on a frame body, in bytes (16 MiB).
@@ -45,6 +47,17 @@ pub struct Config {
     /// Fixed node id (for servers whose capabilities must survive a restart);
     /// random when `None`.
     pub node_id: Option<NodeId>,
+    /// Address (`HOST:PORT`) put into this node's capabilities, for nodes
+    /// that listen on one address and are reached at another (behind NAT,
+    /// or listening on `0.0.0.0`). When `None`, the listening address; for
+    /// an unspecified one (`0.0.0.0`, `[::]`), a routable address of this
+    /// host (see [`Node::serve`](crate::Node::serve)).
+    pub advertise: Option<String>,
+    /// Mutual TLS with these credentials on every connection, accepted or
+    /// dialed; plaintext peers and certificates of another CA are refused.
+    /// The node id is then derived from the certificate's name and
+    /// [`Config::node_id`] (or a random seed), so peers can check it.
+    pub tls: Option<Arc<TlsCredentials>>,
     /// Largest frame body accepted or sent, in bytes.
     pub max_frame_len: usize,
     /// Deadline of a call that sets none.
@@ -81,6 +94,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             node_id: None,
+            advertise: None,
+            tls: None,
             max_frame_len: MAX_FRAME_LEN,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             max_inflight_per_connection: MAX_INFLIGHT_PER_CONNECTION,

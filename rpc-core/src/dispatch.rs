@@ -17,6 +17,6 @@ pub(crate) mod handle;
 pub(crate) mod skeleton;
 
 pub use codec::{deserialize_ref, serialize_local, serialize_remote};
-pub use context::{call_deadline, caller};
+pub use context::{call_deadline, caller, caller_identity};
 pub use handle::{RemoteHandle, RemoteRef, Reply};
 pub use skeleton::{BoxFuture, IncomingCall, ServerProxy};

@@ -4,8 +4,9 @@
 //!
 //! # Layout
 //! One-way layers: each module imports only the ones above it in this list.
-//! - `ids`, `error`, `config`: identifiers and the [`Capability`], the
-//!   [`RpcError`] every call can fail with, limits and timeouts ([`Config`]).
+//! - `ids`, `error`, `config`, `credentials`: identifiers and the
+//!   [`Capability`], the [`RpcError`] every call can fail with, limits and
+//!   timeouts ([`Config`]), TLS credentials ([`TlsCredentials`]).
 //! - [`wire`]: the pure protocol (frames, envelope); no I/O, no tokio.
 //! - `transport`: the only code touching sockets: one multiplexed connection
 //!   per peer over any byte stream, the handshake, accepting and dialing.
@@ -18,6 +19,7 @@
 //! - [`data`]: the data manager, an extension: data kept under a
 //!   [`DataId`] with a persistence mode, fetched, moved and located by id.
 //! - `shutdown`: the Ctrl-C / SIGTERM future server binaries stop on.
+//! - [`pki`]: making a cluster CA and node credentials (beside the stack).
 //!
 //! # Example
 //! ```no_run
@@ -51,11 +53,13 @@
 extern crate self as rpc_core;
 
 mod config;
+mod credentials;
 pub mod data;
 mod dispatch;
 mod error;
 mod ids;
 mod node;
+pub mod pki;
 mod positional;
 mod registry;
 mod shutdown;
@@ -67,12 +71,15 @@ pub mod wire;
 pub mod __private;
 
 pub use config::Config;
+pub use credentials::{CertIdentity, TLS_SERVER_NAME, TlsCredentials};
 pub use dispatch::{
     BoxFuture, IncomingCall, RemoteHandle, RemoteRef, ServerProxy, call_deadline, caller,
+    caller_identity,
 };
 pub use error::{Result, RpcError};
 pub use ids::{
-    CallId, Capability, ClassId, ClassVersion, ComHandle, DataId, NodeId, ObjectId, TransferId,
+    CallId, Capability, ClassId, ClassVersion, ComHandle, DataId, Identity, NodeId, ObjectId,
+    TransferId,
 };
 pub use node::{BOOTSTRAP_OBJECT, Extension, Node, NodeStats, WeakNode};
 pub use registry::classes::{ClassInfo, ClassRegistry, class_registry};

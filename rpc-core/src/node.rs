@@ -132,11 +132,10 @@ impl Node {
     /// # Panics
     /// Outside a tokio runtime (it starts its lease task).
     pub fn new(config: Config) -> Node {
-        let id = config.node_id.unwrap_or_else(NodeId::random);
         let inner = Arc::new_cyclic(|me: &Weak<NodeInner>| {
             let handler: Weak<dyn Handler> = me.clone();
             NodeInner {
-                core: Arc::new(Core::new(id, config, handler)),
+                core: Arc::new(Core::new(config, handler)),
                 bootstrap: RwLock::new(HashMap::new()),
                 resolver: RwLock::new(None),
                 factories: RwLock::new(HashMap::new()),
@@ -179,11 +178,18 @@ impl Node {
     /// Accepts connections on `listener` until shutdown, on a background task.
     /// Returns the address it listens on.
     ///
+    /// Its capabilities carry the address other hosts dial:
+    /// [`Config::advertise`] if set, else the listening address; a node
+    /// listening on an unspecified address (`0.0.0.0`, `[::]`) advertises
+    /// the source address of the host's default route, or, without one, the
+    /// local address of its first non-loopback connection (logged).
+    ///
     /// # Errors
-    /// When the listener's local address cannot be read.
+    /// When the listener's local address cannot be read, or
+    /// [`Config::advertise`] is not an address others can dial.
     pub fn serve(&self, listener: TcpListener) -> std::io::Result<SocketAddr> {
         let addr = listener.local_addr()?;
-        self.core().peers.set_advertised(addr.to_string());
+        self.core().peers.listening(addr)?;
         let task = tokio::spawn(listener::run(
             listener,
             Arc::clone(&self.core().peers),

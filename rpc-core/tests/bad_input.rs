@@ -141,6 +141,7 @@ async fn raw_connection(addr: &str) -> TcpStream {
         node: NodeId::random(),
         listen: None,
         max_frame: MAX as u64,
+        seed: None,
     });
     wire::encode_frame(&hello, &mut buf, MAX).unwrap();
     s.write_all(&buf).await.unwrap();
@@ -296,6 +297,7 @@ async fn protocol_version_mismatch_at_handshake() {
         node: NodeId::random(),
         listen: None,
         max_frame: MAX as u64,
+        seed: None,
     });
     wire::encode_frame(&hello, &mut buf, MAX).unwrap();
     s.write_all(&buf).await.unwrap();

@@ -246,6 +246,7 @@ impl Raw {
             node: me,
             listen: None,
             max_frame: 1 << 24,
+            seed: None,
         }))
         .await;
         match r.recv().await {

@@ -2,14 +2,15 @@
 //! caller stops waiting. Nested calls and callbacks made while serving it
 //! inherit the deadline.
 
-use crate::ids::NodeId;
+use crate::ids::{Identity, NodeId};
 use std::future::Future;
+use std::sync::Arc;
 
 /// What a task serving a request knows about that request.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct CallContext {
-    /// The node that made the request.
-    peer: NodeId,
+    /// The node that made the request, as its connection knows it.
+    peer: Arc<Identity>,
     /// When the caller stops waiting, if it said.
     deadline: Option<tokio::time::Instant>,
 }
@@ -22,7 +23,13 @@ tokio::task_local! {
 /// The node that made the request the current task is serving, if any: lets a
 /// server method tie what it does (a lease, a binding) to its caller.
 pub fn caller() -> Option<NodeId> {
-    CALL.try_with(|c| c.peer).ok()
+    CALL.try_with(|c| c.peer.node).ok()
+}
+
+/// Who made the request the current task is serving: its node id and, over
+/// TLS, the name and role its certificate proves (see [`Identity`]).
+pub fn caller_identity() -> Option<Identity> {
+    CALL.try_with(|c| Identity::clone(&c.peer)).ok()
 }
 
 /// When the caller of the request the current task is serving stops waiting.
@@ -33,7 +40,7 @@ pub fn call_deadline() -> Option<tokio::time::Instant> {
 
 /// Runs `fut` as serving a request of `peer` due by `deadline`.
 pub(crate) async fn as_caller<F: Future>(
-    peer: NodeId,
+    peer: Arc<Identity>,
     deadline: Option<tokio::time::Instant>,
     fut: F,
 ) -> F::Output {

@@ -34,9 +34,20 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// The state of node `id`, whose connections report to `handler`.
-    pub(crate) fn new(id: NodeId, config: Config, handler: Weak<dyn Handler>) -> Core {
-        let peers = Arc::new(Peers::new(id, config.clone(), handler));
+    /// The state of a node with `config`, whose connections report to
+    /// `handler`. Its id is [`Config::node_id`] (or random); over TLS it is
+    /// derived from the certificate's name with that id as the seed, so that
+    /// peers can check it.
+    pub(crate) fn new(config: Config, handler: Weak<dyn Handler>) -> Core {
+        let given = config.node_id.unwrap_or_else(NodeId::random);
+        let (id, seed) = match &config.tls {
+            Some(creds) => (
+                NodeId::derive(&creds.identity().name, given.0),
+                Some(given.0),
+            ),
+            None => (given, None),
+        };
+        let peers = Arc::new(Peers::new(id, seed, config.clone(), handler));
         let transfers = Arc::new(Transfers::new(id, config.clone(), Arc::clone(&peers)));
         Core {
             id,

@@ -104,7 +104,7 @@ impl NodeInner {
             .deadline_ms
             .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
         let fut = as_caller(
-            conn.peer,
+            Arc::clone(&conn.identity),
             deadline,
             Arc::clone(&export.server).dispatch(call),
         );

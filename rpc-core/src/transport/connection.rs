@@ -12,7 +12,7 @@
 //! caller's oneshot, requests go to the [`Handler`] (which runs each on its own task).
 
 use crate::error::RpcError;
-use crate::ids::{CallId, Capability, NodeId};
+use crate::ids::{CallId, Capability, Identity, NodeId};
 use crate::transport::stream::{ReadHalf, WriteHalf};
 use crate::wire::{
     ArgList, Hello, IpcHeader, Message, MessageKind, Request, RequestHeader, Response, ResponseBody,
@@ -56,6 +56,8 @@ pub(crate) type CallResult = Result<ResponseBody, RpcError>;
 pub(crate) struct Connection {
     /// The peer's node id, from its handshake.
     pub(crate) peer: NodeId,
+    /// Who the peer is: its node id and, over TLS, its certificate's name.
+    pub(crate) identity: Arc<Identity>,
     /// The peer's listening address, if it listens.
     pub(crate) peer_listen: Option<String>,
     /// Our node id, written into every IPC header.
@@ -112,22 +114,25 @@ impl Connection {
     /// Wraps the halves of a handshaken stream and spawns its reader and
     /// writer tasks. `register` runs before the reader starts, so that the
     /// node knows the connection before any request on it runs (a request
-    /// carrying a blob is pulled over it at once). `permit` is the accepting
+    /// carrying a blob is pulled over it at once); when it refuses, the peer
+    /// is sent a `Close` saying why and nothing of it runs. `permit` is the accepting
     /// node's connection slot, released when the connection closes.
     #[allow(clippy::too_many_arguments)] // one call site per side, all parts needed
     pub(crate) fn start(
         (rd, wr): (ReadHalf, Box<dyn WriteHalf>),
         local: NodeId,
         peer: &Hello,
+        identity: Identity,
         config: &crate::config::Config,
         handler: Arc<dyn Handler>,
         traffic: Arc<Traffic>,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
-        register: impl FnOnce(&Arc<Connection>),
-    ) -> Arc<Connection> {
+        register: impl FnOnce(&Arc<Connection>) -> Result<(), RpcError>,
+    ) -> Result<Arc<Connection>, RpcError> {
         let max_frame = config.max_frame_len;
         let conn = Arc::new(Connection {
             peer: peer.node,
+            identity: Arc::new(identity),
             peer_listen: peer.listen.clone(),
             local,
             max_frame,
@@ -148,7 +153,11 @@ impl Connection {
             stop: tokio_util::sync::CancellationToken::new(),
             traffic,
         });
-        register(&conn);
+        if let Err(e) = register(&conn) {
+            // Refused before its reader ran: no request of it was seen.
+            conn.fail(&e);
+            return Err(e);
+        }
         // The reader is not aborted on close: it stops through `stop` and then
         // reports the close to the handler, whoever closed the connection.
         tokio::spawn(Arc::clone(&conn).run_reader(rd, handler));
@@ -159,7 +168,7 @@ impl Connection {
         conn.tasks
             .lock()
             .extend([writer.abort_handle(), keepalive.abort_handle()]);
-        conn
+        Ok(conn)
     }
 
     /// Milliseconds since the connection started, the clock of `last_rx_ms`.

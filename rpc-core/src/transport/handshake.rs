@@ -13,6 +13,8 @@ pub(crate) struct LocalHello {
     pub(crate) node: NodeId,
     pub(crate) listen: Option<String>,
     pub(crate) max_frame: usize,
+    /// Over TLS, the seed of the node id (see [`Hello::seed`]).
+    pub(crate) seed: Option<uuid::Uuid>,
 }
 
 async fn read_hello<S: AsyncRead + Unpin>(stream: &mut S, max: usize) -> Result<Hello, RpcError> {
@@ -58,6 +60,7 @@ fn hello_msg(local: &LocalHello) -> Message {
         node: local.node,
         listen: local.listen.clone(),
         max_frame: local.max_frame as u64,
+        seed: local.seed,
     })
 }
 
@@ -74,19 +77,34 @@ pub(crate) async fn handshake_connect<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Server side of the handshake: read their hello, refuse another protocol
-/// version with a `Close` frame, answer with ours.
-pub(crate) async fn handshake_accept<S: AsyncRead + AsyncWrite + Unpin>(
+/// version or a hello `admit` refuses with a `Close` frame that says why,
+/// answer with ours.
+pub(crate) async fn handshake_accept<S, T>(
     stream: &mut S,
     local: &LocalHello,
     max: usize,
-) -> Result<Hello, RpcError> {
+    admit: impl FnOnce(&Hello) -> Result<T, RpcError>,
+) -> Result<(Hello, T), RpcError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let theirs = read_hello(stream, max).await?;
-    if let Err(e) = check_version(&theirs) {
-        let _ = write_msg(stream, &Message::Close(e.clone()), max).await;
-        return Err(e);
-    }
+    let admitted = check_version(&theirs).and_then(|()| admit(&theirs));
+    let admitted = match admitted {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = write_msg(stream, &Message::Close(e.clone()), max).await;
+            return Err(e);
+        }
+    };
     write_msg(stream, &hello_msg(local), max).await?;
-    Ok(theirs)
+    Ok((theirs, admitted))
+}
+
+/// Refuses a connection before any hello: writes a `Close` frame saying
+/// why (a plaintext peer of a TLS node reads it as the answer to its hello).
+pub(crate) async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, why: &RpcError, max: usize) {
+    let _ = write_msg(stream, &Message::Close(why.clone()), max).await;
 }
 
 fn check_version(h: &Hello) -> Result<(), RpcError> {

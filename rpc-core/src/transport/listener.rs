@@ -3,7 +3,6 @@
 //! task of its own, so a slow peer never holds up the next one.
 
 use crate::transport::peers::Peers;
-use crate::transport::stream;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -41,9 +40,12 @@ pub(crate) async fn run(
                 }
             },
         };
+        if let Ok(local) = stream.local_addr() {
+            peers.observe_local(local);
+        }
         let peers = Arc::clone(&peers);
         tokio::spawn(async move {
-            match peers.accept(stream, stream::split_tcp, Some(permit)).await {
+            match peers.accept_tcp(stream, Some(permit)).await {
                 Ok(conn) => tracing::debug!(%from, peer = ?conn.peer, "accepted connection"),
                 Err(e) => tracing::debug!(%from, error = %e, "handshake refused"),
             }

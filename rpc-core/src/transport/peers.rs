@@ -6,18 +6,23 @@
 //! for each other, so an address that does not answer holds up nobody else.
 
 use crate::config::Config;
+use crate::credentials::CertIdentity;
 use crate::error::RpcError;
-use crate::ids::{ComHandle, NodeId};
+use crate::ids::{ComHandle, Identity, NodeId};
+use crate::transport::address::Advertised;
 use crate::transport::connection::{Connection, Handler, Traffic};
 use crate::transport::handshake::{self, LocalHello};
 use crate::transport::stream::{self, ReadHalf, WriteHalf};
-use parking_lot::{Mutex, RwLock};
+use crate::transport::tls::{TLS_HANDSHAKE_BYTE, Tls};
+use crate::wire::Hello;
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
+use uuid::Uuid;
 
 /// Splits a handshaken stream for [`Connection::start`].
 pub(crate) type Split<S> = fn(S) -> (ReadHalf, Box<dyn WriteHalf>);
@@ -28,9 +33,8 @@ pub(crate) struct Peers {
     local: NodeId,
     /// Frame limit, handshake timeout, keepalive of new connections.
     config: Config,
-    /// The address put into hellos and capabilities, once the node listens;
-    /// read on every export, written once or twice in a node's life.
-    advertised: RwLock<Option<String>>,
+    /// The address put into hellos and capabilities, once the node listens.
+    advertised: Advertised,
     /// Where connections hand requests and their end (the node); weak,
     /// because the node owns this table.
     handler: Weak<dyn Handler>,
@@ -44,15 +48,36 @@ pub(crate) struct Peers {
     dialing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Set on shutdown: no new connection starts.
     closed: AtomicBool,
+    /// Over TLS: the seed this node's id is derived from with its
+    /// certificate's name, sent in its hello.
+    seed: Option<Uuid>,
+    /// The TLS configuration when the node runs TLS (or why its
+    /// credentials could not be used: every handshake then fails saying so).
+    tls: Option<Result<Tls, String>>,
+}
+
+fn already_connected(node: NodeId) -> RpcError {
+    RpcError::protocol(format!(
+        "node {node} is connected already; a second connection claiming its id is refused"
+    ))
 }
 
 impl Peers {
-    /// The table of a node `local`, whose connections report to `handler`.
-    pub(crate) fn new(local: NodeId, config: Config, handler: Weak<dyn Handler>) -> Peers {
+    /// The table of a node `local` (over TLS, derived from `seed`), whose
+    /// connections report to `handler`.
+    pub(crate) fn new(
+        local: NodeId,
+        seed: Option<Uuid>,
+        config: Config,
+        handler: Weak<dyn Handler>,
+    ) -> Peers {
+        let tls = config.tls.as_deref().map(Tls::new);
         Peers {
+            seed,
+            tls,
             local,
             config,
-            advertised: RwLock::new(None),
+            advertised: Advertised::default(),
             handler,
             traffic: Arc::default(),
             conns: Mutex::new(HashMap::new()),
@@ -61,14 +86,19 @@ impl Peers {
         }
     }
 
-    /// Sets the address other nodes are told to dial.
-    pub(crate) fn set_advertised(&self, addr: String) {
-        *self.advertised.write() = Some(addr);
+    /// The node listens on `local`: sets the address other nodes are told
+    /// to dial (the configured one, or one derived from `local`).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a configured address nobody can dial.
+    pub(crate) fn listening(&self, local: std::net::SocketAddr) -> std::io::Result<Option<String>> {
+        self.advertised
+            .listen(local, self.config.advertise.as_deref())
     }
 
     /// The address other nodes are told to dial, if this node listens.
     pub(crate) fn advertised(&self) -> Option<String> {
-        self.advertised.read().clone()
+        self.advertised.get()
     }
 
     /// Where this node can be reached, as put into its capabilities.
@@ -77,6 +107,12 @@ impl Peers {
             node: self.local,
             addr: self.advertised(),
         }
+    }
+
+    /// An accepted TCP connection has local address `local` (what the peer
+    /// dialed): a listener on an unspecified address may learn from it.
+    pub(crate) fn observe_local(&self, local: std::net::SocketAddr) {
+        self.advertised.observe(local);
     }
 
     /// Byte counters of all connections.
@@ -89,6 +125,7 @@ impl Peers {
             node: self.local,
             listen: self.advertised(),
             max_frame: self.config.max_frame_len,
+            seed: self.seed,
         }
     }
 
@@ -114,11 +151,21 @@ impl Peers {
             .cloned()
     }
 
-    fn register(&self, conn: &Arc<Connection>) {
-        if let Some(old) = self.conns.lock().insert(conn.peer, Arc::clone(conn)) {
-            // Keep the old one running for calls already on it; new calls use the new one.
-            tracing::debug!(peer = ?old.peer, "second connection to the same peer");
+    /// Enters a new connection in the table. A connection accepted in
+    /// plaintext is refused while its node is connected already: its id is
+    /// only a claim, and it must not take over another's callbacks. Over
+    /// TLS the id is bound to the certificate, and a dialed connection is to
+    /// the node we chose: those replace an older one (which keeps serving
+    /// the calls already on it).
+    fn register(&self, conn: &Arc<Connection>, exclusive: bool) -> Result<(), RpcError> {
+        let mut m = self.conns.lock();
+        if exclusive && m.get(&conn.peer).is_some_and(|c| !c.is_closed()) {
+            return Err(already_connected(conn.peer));
         }
+        if m.insert(conn.peer, Arc::clone(conn)).is_some() {
+            tracing::debug!(peer = ?conn.peer, "second connection to the same peer");
+        }
+        Ok(())
     }
 
     /// Forgets `conn` after it closed (unless another connection to its
@@ -143,89 +190,249 @@ impl Peers {
     fn start(
         &self,
         halves: (ReadHalf, Box<dyn WriteHalf>),
-        peer: &crate::wire::Hello,
+        peer: &Hello,
+        identity: Identity,
         permit: Option<OwnedSemaphorePermit>,
+        exclusive: bool,
     ) -> Result<Arc<Connection>, RpcError> {
         let handler = self.handler.upgrade().ok_or(RpcError::Shutdown)?;
         if self.closed.load(Ordering::SeqCst) {
             return Err(RpcError::Shutdown);
         }
-        Ok(Connection::start(
+        Connection::start(
             halves,
             self.local,
             peer,
+            identity,
             &self.config,
             handler,
             Arc::clone(&self.traffic),
             permit,
-            |c| self.register(c),
-        ))
+            |c| self.register(c, exclusive),
+        )
     }
 
-    /// Runs the accepting side of the handshake on `stream` (within the
-    /// handshake timeout) and starts the connection.
+    /// The TLS configuration, if this node runs TLS.
     ///
     /// # Errors
-    /// [`RpcError::Protocol`] for a bad or foreign hello;
-    /// [`RpcError::Unreachable`] when the handshake times out.
+    /// [`RpcError::Protocol`] when its credentials could not be used.
+    fn tls(&self) -> Result<Option<&Tls>, RpcError> {
+        match &self.tls {
+            None => Ok(None),
+            Some(Ok(t)) => Ok(Some(t)),
+            Some(Err(e)) => Err(RpcError::protocol(format!("TLS is not usable: {e}"))),
+        }
+    }
+
+    /// Checks the hello of a peer whose certificate (over TLS) says `cert`:
+    /// over TLS the id it claims must be the one its certificate's name and
+    /// its seed derive; in plaintext the id is taken as claimed. An accepted
+    /// plaintext peer must not claim the id of a connected node.
+    fn admit(
+        &self,
+        hello: &Hello,
+        cert: Option<CertIdentity>,
+        accepting: bool,
+    ) -> Result<Identity, RpcError> {
+        let identity = match cert {
+            Some(cert) => {
+                let Some(seed) = hello.seed else {
+                    return Err(RpcError::protocol(format!(
+                        "hello of `{}` carries no seed for its node id",
+                        cert.name
+                    )));
+                };
+                let bound = NodeId::derive(&cert.name, seed);
+                if bound != hello.node {
+                    return Err(RpcError::protocol(format!(
+                        "hello claims node {}, but certificate `{}` binds node {bound}",
+                        hello.node, cert.name
+                    )));
+                }
+                Identity {
+                    node: hello.node,
+                    name: Some(cert.name),
+                    admin: cert.admin,
+                }
+            }
+            None => {
+                if accepting && self.get(&hello.node).is_some() {
+                    return Err(already_connected(hello.node));
+                }
+                Identity {
+                    node: hello.node,
+                    name: None,
+                    admin: false,
+                }
+            }
+        };
+        Ok(identity)
+    }
+
+    /// Accepts a TCP connection: over TLS when this node runs TLS (a
+    /// plaintext peer is told so and refused), else in plaintext.
+    ///
+    /// # Errors
+    /// As [`Peers::accept`]; [`RpcError::Protocol`] naming why TLS refused.
+    pub(crate) async fn accept_tcp(
+        &self,
+        tcp: TcpStream,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Arc<Connection>, RpcError> {
+        let within = self.config.handshake_timeout;
+        match self.tls()? {
+            None => {
+                let mut tcp = tcp;
+                let mut first = [0u8; 1];
+                if let Ok(Ok(1)) = tokio::time::timeout(within, tcp.peek(&mut first)).await
+                    && first[0] == TLS_HANDSHAKE_BYTE
+                {
+                    // A plaintext frame is no TLS record: the client's TLS
+                    // library reports that the peer does not speak TLS.
+                    let why = RpcError::protocol(
+                        "this node runs in plaintext (no --tls); the peer speaks TLS",
+                    );
+                    handshake::refuse(&mut tcp, &why, self.config.max_frame_len).await;
+                    return Err(why);
+                }
+                self.accept(tcp, stream::split_tcp, permit).await
+            }
+            Some(_) => {
+                let mut tcp = tcp;
+                let mut first = [0u8; 1];
+                let peeked = tokio::time::timeout(within, tcp.peek(&mut first)).await;
+                if matches!(peeked, Ok(Ok(1))) && first[0] != TLS_HANDSHAKE_BYTE {
+                    let why = RpcError::protocol(
+                        "this node accepts mutual TLS connections only (the peer runs without --tls)",
+                    );
+                    handshake::refuse(&mut tcp, &why, self.config.max_frame_len).await;
+                    return Err(why);
+                }
+                self.accept(tcp, stream::split_any, permit).await
+            }
+        }
+    }
+
+    /// Runs the accepting side of the handshake on `stream` (TLS first when
+    /// this node runs TLS; all within the handshake timeout) and starts the
+    /// connection.
+    ///
+    /// # Errors
+    /// [`RpcError::Protocol`] for a bad or foreign hello, a refused
+    /// certificate, a claimed id; [`RpcError::Unreachable`] when the
+    /// handshake times out.
     pub(crate) async fn accept<S>(
         &self,
-        mut stream: S,
+        stream: S,
         split: Split<S>,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Result<Arc<Connection>, RpcError>
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let hello = self.local_hello();
-        let max = self.config.max_frame_len;
-        let peer = tokio::time::timeout(
-            self.config.handshake_timeout,
-            handshake::handshake_accept(&mut stream, &hello, max),
-        )
-        .await
-        .map_err(|_| RpcError::Unreachable {
+        let timed_out = || RpcError::Unreachable {
             peer: "incoming connection".into(),
             reason: "handshake timed out".into(),
-        })??;
-        self.start(split(stream), &peer, permit)
+        };
+        let within = self.config.handshake_timeout;
+        match self.tls()? {
+            None => tokio::time::timeout(within, self.hello_in(stream, split, permit, None))
+                .await
+                .map_err(|_| timed_out())?,
+            Some(tls) => tokio::time::timeout(within, async {
+                let (tls_stream, cert) = tls.accept(stream).await?;
+                self.hello_in(tls_stream, stream::split_any, permit, Some(cert))
+                    .await
+            })
+            .await
+            .map_err(|_| timed_out())?,
+        }
     }
 
-    /// Runs the dialing side of the handshake on `stream` and starts the
-    /// connection; `addr` (if known) is remembered as the peer's address.
+    /// The accepting side's hello exchange, then the connection.
+    async fn hello_in<S>(
+        &self,
+        mut stream: S,
+        split: Split<S>,
+        permit: Option<OwnedSemaphorePermit>,
+        cert: Option<CertIdentity>,
+    ) -> Result<Arc<Connection>, RpcError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let tls = cert.is_some();
+        let (peer, identity) = handshake::handshake_accept(
+            &mut stream,
+            &self.local_hello(),
+            self.config.max_frame_len,
+            |h| self.admit(h, cert, true),
+        )
+        .await?;
+        self.start(split(stream), &peer, identity, permit, !tls)
+    }
+
+    /// Runs the dialing side of the handshake on `stream` (TLS first when
+    /// this node runs TLS) and starts the connection; `addr` (if known) is
+    /// remembered as the peer's address.
     ///
     /// # Errors
     /// As [`Peers::accept`].
     pub(crate) async fn dial_over<S>(
         &self,
-        mut stream: S,
+        stream: S,
         split: Split<S>,
         addr: Option<&str>,
     ) -> Result<Arc<Connection>, RpcError>
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let unreachable = |reason: String| RpcError::Unreachable {
             peer: addr.unwrap_or("stream").to_owned(),
             reason,
         };
-        let hello = self.local_hello();
-        let mut peer = match tokio::time::timeout(
-            self.config.handshake_timeout,
-            handshake::handshake_connect(&mut stream, &hello, self.config.max_frame_len),
-        )
-        .await
-        {
-            Ok(Ok(h)) => h,
-            Ok(Err(e @ RpcError::Protocol { .. })) => return Err(e),
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Err(_) => return Err(unreachable("handshake timed out".into())),
+        let within = self.config.handshake_timeout;
+        let r = match self.tls()? {
+            None => tokio::time::timeout(within, self.hello_out(stream, split, addr, None)).await,
+            Some(tls) => {
+                tokio::time::timeout(within, async {
+                    let (tls_stream, cert) = tls.connect(stream).await?;
+                    self.hello_out(tls_stream, stream::split_any, addr, Some(cert))
+                        .await
+                })
+                .await
+            }
         };
+        match r {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e @ (RpcError::Protocol { .. } | RpcError::Shutdown))) => Err(e),
+            Ok(Err(e)) => Err(unreachable(e.to_string())),
+            Err(_) => Err(unreachable("handshake timed out".into())),
+        }
+    }
+
+    /// The dialing side's hello exchange, then the connection.
+    async fn hello_out<S>(
+        &self,
+        mut stream: S,
+        split: Split<S>,
+        addr: Option<&str>,
+        cert: Option<CertIdentity>,
+    ) -> Result<Arc<Connection>, RpcError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut peer = handshake::handshake_connect(
+            &mut stream,
+            &self.local_hello(),
+            self.config.max_frame_len,
+        )
+        .await?;
+        let identity = self.admit(&peer, cert, false)?;
         if let Some(addr) = addr {
             // Remember the peer by the address we reached it at, whatever it announces.
             peer.listen = Some(addr.to_owned());
         }
-        self.start(split(stream), &peer, None)
+        self.start(split(stream), &peer, identity, None, false)
     }
 
     /// Connection to the node at `addr`: an open one, or a new one dialed
@@ -259,7 +466,12 @@ impl Peers {
         }
         let timeout = self.config.handshake_timeout;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
+            Ok(Ok(s)) => {
+                if let Ok(local) = s.local_addr() {
+                    self.advertised.observe(local);
+                }
+                s
+            }
             Ok(Err(e)) => {
                 return Err(RpcError::Unreachable {
                     peer: addr.to_owned(),
@@ -273,7 +485,11 @@ impl Peers {
                 });
             }
         };
-        self.dial_over(stream, stream::split_tcp, Some(addr)).await
+        match self.tls()? {
+            None => self.dial_over(stream, stream::split_tcp, Some(addr)).await,
+            // The TLS stream is split through the generic seam.
+            Some(_) => self.dial_over(stream, stream::split_any, Some(addr)).await,
+        }
     }
 
     /// Connection to the node `home` names: an open one to that node id, or

@@ -187,6 +187,11 @@ pub struct Hello {
     /// Largest frame body the sender accepts, in bytes; the peer refuses
     /// locally to send more instead of having the connection closed on it.
     pub max_frame: u64,
+    /// Over TLS: the seed the sender's node id is derived from together
+    /// with its certificate's name (`NodeId::derive`), so that the peer can
+    /// check the claimed id. Absent in plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<uuid::Uuid>,
 }
 
 /// What a frame is, repeated in its IPC header as the seed's layout has it.
