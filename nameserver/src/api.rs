@@ -13,7 +13,7 @@
 //! found from any context of the tree ([`NameContext::locate`]). A data id has
 //! one location at a time: adding it again, from anywhere, moves the entry.
 
-use rpc_core::{Capability, ComHandle, DataId, RpcError, remote};
+use rpc_core::{Capability, ComHandle, DataId, NodeId, RpcError, remote};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -75,9 +75,11 @@ pub trait NameContext {
 
     /// Records that `owner` keeps the data `ids`, in the context at `path`
     /// (normally the owner's own context; `""`: this context). An id recorded
-    /// anywhere else is moved here with its new owner: that is how a move
-    /// updates the location. The entries belong to the caller and live as
-    /// long as its lease. At most [`MAX_DATA_IDS_PER_CALL`] ids per call.
+    /// anywhere else is moved here with its new owner, if the caller may
+    /// change that entry or it is being handed over to the caller (see
+    /// [`NameContext::hand_over`]): that is how a move updates the
+    /// location. The entries belong to the caller and live as long as its
+    /// lease. At most [`MAX_DATA_IDS_PER_CALL`] ids per call.
     async fn add_data(
         &self,
         path: String,
@@ -92,6 +94,11 @@ pub trait NameContext {
 
     /// Where `id` is recorded, wherever in the tree that is.
     async fn locate(&self, id: DataId) -> Result<DataLocation, NameError>;
+
+    /// Lets node `to` record `ids` in place of their entries: what the data
+    /// mover of the node keeping them does before moving them to `to`. Only
+    /// that node, the node that recorded them or an administrator may.
+    async fn hand_over(&self, ids: Vec<DataId>, to: NodeId) -> Result<(), NameError>;
 
     /// Every data entry in the context at `path` and the contexts below it,
     /// sorted by id.
@@ -137,6 +144,10 @@ pub struct DataLocation {
     pub owner: ComHandle,
     /// Absolute path of the context holding the entry (`""`: the root).
     pub context: String,
+    /// The node the data is being handed over to (a move under way): it
+    /// may record the id in place of the owner.
+    #[serde(default)]
+    pub handover: Option<NodeId>,
 }
 
 /// The answer to [`NameContext::renew`].
@@ -242,6 +253,16 @@ pub enum NameError {
         count: u64,
         /// The most allowed ([`MAX_DATA_IDS_PER_CALL`]).
         max: u64,
+    },
+    /// The caller may not change this entry: it belongs to another node
+    /// (only its owner or an administrator may rebind, unbind or destroy it),
+    /// or a data id is recorded by a node that has not handed it over.
+    #[error("permission denied for `{path}`: {reason}")]
+    PermissionDenied {
+        /// The path (or data id) refused.
+        path: String,
+        /// Why.
+        reason: String,
     },
     /// Transport or runtime failure.
     #[error(transparent)]

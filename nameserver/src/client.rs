@@ -443,6 +443,17 @@ impl NameClient {
         self.shared.locate(id).await
     }
 
+    /// Lets node `to` record `ids` in place of their entries (before this
+    /// node's data mover moves them there).
+    ///
+    /// # Errors
+    /// [`NameError::PermissionDenied`] unless this node keeps or recorded
+    /// them (or is an administrator); [`NameError::NoSuchData`]; transport
+    /// errors.
+    pub async fn hand_over(&self, ids: Vec<DataId>, to: NodeId) -> Result<(), NameError> {
+        self.shared.hand_over(&ids, to).await
+    }
+
     /// Every data entry in the context at `path` (`""`: the root) and below
     /// it, sorted by id.
     ///
@@ -650,6 +661,19 @@ impl Shared {
         .await
     }
 
+    /// See [`NameClient::hand_over`].
+    async fn hand_over(&self, ids: &[DataId], to: NodeId) -> Result<(), NameError> {
+        for batch in ids.chunks(MAX_DATA_IDS_PER_CALL) {
+            let b = batch.to_vec();
+            self.call(Retry::Write, move |root| {
+                let b = b.clone();
+                async move { root.hand_over(b, to).await }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// See [`NameClient::locate`].
     async fn locate(&self, id: DataId) -> Result<DataLocation, NameError> {
         self.call(
@@ -700,6 +724,28 @@ impl Locator for NameLocator {
                 .await
                 .map(drop)
                 .map_err(location_error)
+        })
+    }
+
+    fn hand_over(&self, ids: Vec<DataId>, to: NodeId) -> BoxFuture<'_, Result<(), RpcError>> {
+        Box::pin(async move {
+            self.shared
+                .hand_over(&ids, to)
+                .await
+                .map_err(location_error)
+        })
+    }
+
+    fn handed_over(
+        &self,
+        id: DataId,
+    ) -> BoxFuture<'_, Result<Option<(ComHandle, Option<NodeId>)>, RpcError>> {
+        Box::pin(async move {
+            match self.shared.locate(id).await {
+                Ok(found) => Ok(Some((found.owner, found.handover))),
+                Err(NameError::NoSuchData { .. }) => Ok(None),
+                Err(e) => Err(location_error(e)),
+            }
         })
     }
 

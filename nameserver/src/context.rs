@@ -8,6 +8,14 @@
 //! the node owns, and each context it created with everything inside.
 //! Entries owned by [`Owner::Local`] (the name server's own) never expire.
 //!
+//! Authority: a node's context and what it bound belong to it. A change to
+//! an entry (rebind, unbind, destroy) needs its owner, an administrator or
+//! the name server itself ([`Actor`]); a new entry needs the context it goes
+//! into to be the caller's (or the root, where every node makes its own).
+//! Over TLS the owner is the certificate's name, so a restarted node with
+//! the same credential keeps its entries; in plaintext it is the claimed
+//! node id.
+//!
 //! Contexts also hold data entries (data id -> owner node, the location
 //! service). A tree-wide index finds the context holding an id in O(1); every
 //! change that adds or drops data entries (adding, moving, removing, removing
@@ -17,6 +25,7 @@ use crate::api::{DataLocation, Entry, EntryKind, MAX_DATA_IDS_PER_CALL, NameErro
 use crate::name::{Path, check_component, join, join_all};
 use rpc_core::{Capability, ComHandle, DataId, NodeId};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Identity of a context within one tree.
@@ -33,6 +42,38 @@ pub(crate) enum Owner {
     Local,
     /// A remote node: lives as long as its lease.
     Node(NodeId),
+}
+
+/// Who asks for a change: whose lease it goes under, and what the caller's
+/// certificate proves (nothing in plaintext).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Actor {
+    /// The lease owner of what it makes.
+    pub(crate) owner: Owner,
+    /// The name its certificate proves, over TLS.
+    pub(crate) name: Option<Arc<str>>,
+    /// True for an administrator's certificate.
+    pub(crate) admin: bool,
+}
+
+impl From<Owner> for Actor {
+    /// An actor proving nothing beyond its (claimed) node id.
+    fn from(owner: Owner) -> Actor {
+        Actor {
+            owner,
+            name: None,
+            admin: false,
+        }
+    }
+}
+
+impl Actor {
+    fn node(&self) -> Option<NodeId> {
+        match self.owner {
+            Owner::Local => None,
+            Owner::Node(n) => Some(n),
+        }
+    }
 }
 
 /// What a path resolves to.
@@ -76,6 +117,9 @@ struct DataEntry {
     handle: ComHandle,
     /// The node that recorded it.
     owner: Owner,
+    /// The node the owner is handing the data over to (a move under way):
+    /// it may record the id in its place.
+    handover: Option<NodeId>,
 }
 
 #[derive(Debug)]
@@ -112,6 +156,10 @@ pub(crate) struct Tree {
     /// Contexts removed since the last [`Tree::take_removed`], so that the
     /// server can stop exporting their objects.
     removed: Vec<ContextId>,
+    /// The certificate name of each leased node that proved one: entries of
+    /// a node belong to every node with the same name (over TLS, ids are
+    /// bound to names, so this never changes for an id).
+    names: HashMap<NodeId, Arc<str>>,
 }
 
 impl Tree {
@@ -135,6 +183,7 @@ impl Tree {
             lease,
             data_index: HashMap::new(),
             removed: Vec::new(),
+            names: HashMap::new(),
         }
     }
 
@@ -197,10 +246,55 @@ impl Tree {
         Ok((self.walk(at, parent)?, last))
     }
 
-    fn touch(&mut self, owner: Owner, now: Instant) {
-        if let Owner::Node(n) = owner {
+    fn touch(&mut self, who: &Actor, now: Instant) {
+        if let Owner::Node(n) = who.owner {
             self.leases.insert(n, now + self.lease);
+            if let Some(name) = &who.name {
+                self.names.insert(n, Arc::clone(name));
+            }
         }
+    }
+
+    /// True when `who` may change an entry owned by `owner`: its owner (the
+    /// same node, or over TLS a node with the same certificate name), an
+    /// administrator, or the name server itself.
+    fn may_change(&self, owner: Owner, who: &Actor) -> bool {
+        match (who.owner, owner) {
+            (Owner::Local, _) => true,
+            _ if who.admin => true,
+            (Owner::Node(_), Owner::Local) => false,
+            (Owner::Node(n), Owner::Node(o)) => {
+                n == o
+                    || who
+                        .name
+                        .as_ref()
+                        .is_some_and(|name| self.names.get(&o) == Some(name))
+            }
+        }
+    }
+
+    /// Refuses `who` a change of an entry of `owner` at `path`.
+    fn check_change(&self, owner: Owner, who: &Actor, path: &str) -> Result<(), NameError> {
+        if self.may_change(owner, who) {
+            return Ok(());
+        }
+        Err(NameError::PermissionDenied {
+            path: path.to_owned(),
+            reason: "it belongs to another node (only its owner or an administrator may change it)"
+                .into(),
+        })
+    }
+
+    /// Refuses `who` a new entry in context `ctx` unless the context is the
+    /// root or may be changed by `who`.
+    fn check_add(&self, ctx: ContextId, who: &Actor, path: &Path) -> Result<(), NameError> {
+        if ctx == ROOT || self.may_change(self.ctx(ctx)?.owner, who) {
+            return Ok(());
+        }
+        Err(NameError::PermissionDenied {
+            path: path.to_string(),
+            reason: "the context belongs to another node".into(),
+        })
     }
 
     /// Binds `cap` under `path`; with `replace`, an object bound there is replaced.
@@ -209,15 +303,17 @@ impl Tree {
         at: ContextId,
         path: &Path,
         cap: Capability,
-        owner: Owner,
+        who: impl Into<Actor>,
         now: Instant,
         replace: bool,
     ) -> Result<(), NameError> {
+        let who = who.into();
         let (parent, last) = self.parent_of(at, path)?;
-        let ctx = self.ctx_mut(parent)?;
-        match ctx.entries.get(last) {
-            None => {}
-            Some(Slot::Object { .. }) if replace => {}
+        match self.ctx(parent)?.entries.get(last) {
+            None => self.check_add(parent, &who, path)?,
+            Some(Slot::Object { owner, .. }) if replace => {
+                self.check_change(*owner, &who, &path.to_string())?;
+            }
             Some(other) => {
                 return Err(NameError::AlreadyBound {
                     path: path.to_string(),
@@ -225,15 +321,24 @@ impl Tree {
                 });
             }
         }
-        ctx.entries
+        let owner = who.owner;
+        self.ctx_mut(parent)?
+            .entries
             .insert(last.to_owned(), Slot::Object { cap, owner });
-        self.touch(owner, now);
+        self.touch(&who, now);
         Ok(())
     }
 
     /// Removes the object, class or empty context bound under `path`.
-    pub(crate) fn unbind(&mut self, at: ContextId, path: &Path) -> Result<(), NameError> {
+    pub(crate) fn unbind(
+        &mut self,
+        at: ContextId,
+        path: &Path,
+        who: impl Into<Actor>,
+    ) -> Result<(), NameError> {
+        let who = who.into();
         let (parent, last) = self.parent_of(at, path)?;
+        let shown = path.to_string();
         let child = match self.ctx(parent)?.entries.get(last) {
             None => {
                 return Err(NameError::NotFound {
@@ -241,8 +346,20 @@ impl Tree {
                     context: parent_path(path),
                 });
             }
-            Some(Slot::Context(id)) => Some(*id),
-            Some(_) => None,
+            Some(Slot::Context(id)) => {
+                self.check_change(self.ctx(*id)?.owner, &who, &shown)?;
+                Some(*id)
+            }
+            Some(Slot::Object { owner, .. }) => {
+                self.check_change(*owner, &who, &shown)?;
+                None
+            }
+            Some(Slot::Class(offers)) => {
+                for o in offers {
+                    self.check_change(o.owner, &who, &shown)?;
+                }
+                None
+            }
         };
         if let Some(id) = child {
             if !self.ctx(id)?.is_empty() {
@@ -297,19 +414,21 @@ impl Tree {
         &mut self,
         at: ContextId,
         path: &Path,
-        owner: Owner,
+        who: impl Into<Actor>,
         now: Instant,
     ) -> Result<ContextId, NameError> {
+        let who = who.into();
+        let owner = who.owner;
         let (parent, last) = self.parent_of(at, path)?;
         match self.ctx(parent)?.entries.get(last) {
-            None => {}
+            None => self.check_add(parent, &who, path)?,
             // The same node asking again (say, restarted with a fixed node id
             // before its lease ran out) gets its own context back.
             Some(Slot::Context(id))
                 if matches!(owner, Owner::Node(_)) && self.ctx(*id)?.owner == owner =>
             {
                 let id = *id;
-                self.touch(owner, now);
+                self.touch(&who, now);
                 return Ok(id);
             }
             Some(other) => {
@@ -334,19 +453,24 @@ impl Tree {
         self.ctx_mut(parent)?
             .entries
             .insert(last.to_owned(), Slot::Context(id));
-        self.touch(owner, now);
+        self.touch(&who, now);
         Ok(id)
     }
 
     /// Removes the empty context at `path`.
-    pub(crate) fn destroy_context(&mut self, at: ContextId, path: &Path) -> Result<(), NameError> {
+    pub(crate) fn destroy_context(
+        &mut self,
+        at: ContextId,
+        path: &Path,
+        who: impl Into<Actor>,
+    ) -> Result<(), NameError> {
         let (parent, last) = self.parent_of(at, path)?;
         match self.ctx(parent)?.entries.get(last) {
             None => Err(NameError::NotFound {
                 component: last.to_owned(),
                 context: parent_path(path),
             }),
-            Some(Slot::Context(_)) => self.unbind(at, path),
+            Some(Slot::Context(_)) => self.unbind(at, path, who),
             Some(other) => Err(NameError::NotAContext {
                 path: path.to_string(),
                 kind: other.kind(),
@@ -360,10 +484,13 @@ impl Tree {
         at: ContextId,
         path: &Path,
         offer: ComHandle,
-        owner: Owner,
+        who: impl Into<Actor>,
         now: Instant,
     ) -> Result<(), NameError> {
+        let who = who.into();
+        let owner = who.owner;
         let (parent, last) = self.parent_of(at, path)?;
+        self.check_add(parent, &who, path)?;
         let ctx = self.ctx_mut(parent)?;
         match ctx.entries.get_mut(last) {
             None => {
@@ -390,7 +517,7 @@ impl Tree {
                 });
             }
         }
-        self.touch(owner, now);
+        self.touch(&who, now);
         Ok(())
     }
 
@@ -426,16 +553,19 @@ impl Tree {
     }
 
     /// Records that `handle` keeps the data `ids`, in the context at `path`
-    /// from `at`; an id recorded in another context moves here.
+    /// from `at`; an id recorded elsewhere moves here if `who` may change
+    /// its entry or is the node it is being handed over to. All or nothing.
     pub(crate) fn add_data(
         &mut self,
         at: ContextId,
         path: &Path,
         ids: Vec<DataId>,
         handle: &ComHandle,
-        owner: Owner,
+        who: impl Into<Actor>,
         now: Instant,
     ) -> Result<(), NameError> {
+        let who = who.into();
+        let owner = who.owner;
         if ids.len() > MAX_DATA_IDS_PER_CALL {
             return Err(NameError::TooManyIds {
                 count: u64::try_from(ids.len()).unwrap_or(u64::MAX),
@@ -447,6 +577,19 @@ impl Tree {
         self.ctx(target)?;
         if ids.is_empty() {
             return Ok(());
+        }
+        self.check_add(target, &who, path)?;
+        for id in &ids {
+            if let Some(e) = self.entry(*id)
+                && !self.may_change(e.owner, &who)
+                && (e.handover.is_none() || e.handover != who.node())
+            {
+                return Err(NameError::PermissionDenied {
+                    path: id.to_string(),
+                    reason: "the data is recorded by another node, which has not handed it over"
+                        .into(),
+                });
+            }
         }
         // One location per id: drop the entries these ids had elsewhere.
         for id in &ids {
@@ -462,18 +605,54 @@ impl Tree {
             let entry = DataEntry {
                 handle: handle.clone(),
                 owner,
+                handover: None,
             };
             ctx.data.insert(*id, entry);
         }
         self.data_index
             .extend(ids.into_iter().map(|id| (id, target)));
-        self.touch(owner, now);
+        self.touch(&who, now);
+        Ok(())
+    }
+
+    /// The entry of `id`, wherever it is.
+    fn entry(&self, id: DataId) -> Option<&DataEntry> {
+        let at = self.data_index.get(&id)?;
+        self.contexts.get(at)?.data.get(&id)
+    }
+
+    /// Lets `to` record `ids` in place of their current entries (the data
+    /// mover of the node keeping them starts a move to `to`).
+    pub(crate) fn hand_over(
+        &mut self,
+        ids: &[DataId],
+        to: NodeId,
+        who: impl Into<Actor>,
+    ) -> Result<(), NameError> {
+        let who = who.into();
+        for id in ids {
+            let e = self.entry(*id).ok_or(NameError::NoSuchData { id: *id })?;
+            let keeper = Some(e.handle.node) == who.node();
+            if !keeper && !self.may_change(e.owner, &who) {
+                return Err(NameError::PermissionDenied {
+                    path: id.to_string(),
+                    reason: "only the node keeping the data, the node that recorded it or an administrator may hand it over".into(),
+                });
+            }
+        }
+        for id in ids {
+            if let Some(at) = self.data_index.get(id).copied()
+                && let Some(e) = self.contexts.get_mut(&at).and_then(|c| c.data.get_mut(id))
+            {
+                e.handover = Some(to);
+            }
+        }
         Ok(())
     }
 
     /// Removes the entry of `id` if the node it names as keeping the data is
-    /// `caller`; true if it did.
-    pub(crate) fn remove_data(&mut self, id: DataId, caller: NodeId) -> bool {
+    /// `caller` (or `admin`); true if it did.
+    pub(crate) fn remove_data(&mut self, id: DataId, caller: NodeId, admin: bool) -> bool {
         let Some(at) = self.data_index.get(&id).copied() else {
             return false;
         };
@@ -481,7 +660,7 @@ impl Tree {
             return false;
         };
         match ctx.data.get(&id) {
-            Some(e) if e.handle.node == caller => {
+            Some(e) if admin || e.handle.node == caller => {
                 ctx.data.remove(&id);
                 self.data_index.remove(&id);
                 true
@@ -499,6 +678,7 @@ impl Tree {
             id,
             owner: entry.handle.clone(),
             context: self.path_of(at),
+            handover: entry.handover,
         })
     }
 
@@ -520,6 +700,7 @@ impl Tree {
                 id: *data_id,
                 owner: e.handle.clone(),
                 context: ctx_path.clone(),
+                handover: e.handover,
             }));
             for (name, slot) in &ctx.entries {
                 if let Slot::Context(child) = slot {
@@ -576,6 +757,7 @@ impl Tree {
     /// entries removed (contexts count with everything inside them).
     pub(crate) fn release(&mut self, node: NodeId) -> usize {
         self.leases.remove(&node);
+        self.names.remove(&node);
         let owner = Owner::Node(node);
         let mut removed = 0;
         // Its contexts first, with their whole subtree (even entries of other
@@ -696,6 +878,15 @@ mod tests {
         }
     }
 
+    /// An administrator on node `n`: may change what other nodes own.
+    fn admin(n: NodeId) -> Actor {
+        Actor {
+            owner: Owner::Node(n),
+            name: None,
+            admin: true,
+        }
+    }
+
     fn handle(n: NodeId) -> ComHandle {
         ComHandle {
             node: n,
@@ -790,7 +981,7 @@ mod tests {
                 context: String::new()
             }
         );
-        let e = t.unbind(ROOT, &p("a/nope")).unwrap_err();
+        let e = t.unbind(ROOT, &p("a/nope"), Owner::Local).unwrap_err();
         assert!(
             matches!(e, NameError::NotFound { component, context } if component == "nope" && context == "a")
         );
@@ -803,7 +994,7 @@ mod tests {
             Err(NameError::NotFound { .. })
         ));
         assert!(matches!(
-            t.destroy_context(ROOT, &p("a/q")),
+            t.destroy_context(ROOT, &p("a/q"), Owner::Local),
             Err(NameError::NotFound { .. })
         ));
     }
@@ -878,7 +1069,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            t.destroy_context(ROOT, &p("obj")),
+            t.destroy_context(ROOT, &p("obj"), Owner::Local),
             Err(NameError::NotAContext { .. })
         ));
         assert!(matches!(
@@ -904,7 +1095,7 @@ mod tests {
             Err(NameError::InvalidName { .. })
         ));
         assert!(matches!(
-            t.destroy_context(ROOT, &p("")),
+            t.destroy_context(ROOT, &p(""), Owner::Local),
             Err(NameError::InvalidName { .. })
         ));
         assert!(matches!(
@@ -921,15 +1112,15 @@ mod tests {
         let a = t.create_context(ROOT, &p("a"), o, now).unwrap();
         t.bind(ROOT, &p("a/x"), cap(node()), o, now, false).unwrap();
         assert_eq!(
-            t.destroy_context(ROOT, &p("a")).unwrap_err(),
+            t.destroy_context(ROOT, &p("a"), Owner::Local).unwrap_err(),
             NameError::NotEmpty { path: "a".into() }
         );
         assert!(matches!(
-            t.unbind(ROOT, &p("a")),
+            t.unbind(ROOT, &p("a"), Owner::Local),
             Err(NameError::NotEmpty { .. })
         ));
-        t.unbind(ROOT, &p("a/x")).unwrap();
-        t.destroy_context(ROOT, &p("a")).unwrap();
+        t.unbind(ROOT, &p("a/x"), Owner::Local).unwrap();
+        t.destroy_context(ROOT, &p("a"), Owner::Local).unwrap();
         assert!(!t.contains(a));
         assert_eq!(t.take_removed(), [a]);
         assert!(names(&t, ROOT, "").is_empty());
@@ -958,10 +1149,18 @@ mod tests {
             now,
         )
         .unwrap();
-        // Two offers in one context, and the same node offering twice.
-        t.register_class(ROOT, &p("one/db.Table"), handle(n2), Owner::Node(n2), now)
+        // Another node may not offer a class in n1's context...
+        let e = t
+            .register_class(ROOT, &p("one/db.Table"), handle(n2), Owner::Node(n2), now)
+            .unwrap_err();
+        assert!(matches!(e, NameError::PermissionDenied { .. }), "{e:?}");
+        // ...but both may in a shared one: two offers in one context, and
+        // the same node offering twice.
+        t.register_class(ROOT, &p("db.Table"), handle(n1), Owner::Node(n1), now)
             .unwrap();
-        t.register_class(ROOT, &p("one/db.Table"), handle(n2), Owner::Node(n2), now)
+        t.register_class(ROOT, &p("db.Table"), handle(n2), Owner::Node(n2), now)
+            .unwrap();
+        t.register_class(ROOT, &p("db.Table"), handle(n2), Owner::Node(n2), now)
             .unwrap();
         let mut found: Vec<NodeId> = t
             .find_class(ROOT, "db.Table")
@@ -1015,12 +1214,13 @@ mod tests {
         .unwrap();
         t.create_context(ROOT, &p("client-alive"), Owner::Node(alive), t0)
             .unwrap();
-        // The dead node also bound into another node's context, and a server-owned one.
+        // The dead node also bound into another node's context (as an
+        // administrator), and a server-owned one.
         t.bind(
             ROOT,
             &p("client-alive/from-dead"),
             cap(dead),
-            Owner::Node(dead),
+            admin(dead),
             t0,
             false,
         )
@@ -1032,7 +1232,7 @@ mod tests {
             ROOT,
             &p("client-dead/guest"),
             cap(alive),
-            Owner::Node(alive),
+            admin(alive),
             t0,
             false,
         )
@@ -1149,7 +1349,7 @@ mod tests {
         path: &Path,
         ids: Vec<DataId>,
         keeper: NodeId,
-        recorder: Owner,
+        recorder: impl Into<Actor>,
         now: Instant,
     ) {
         t.add_data(ROOT, path, ids, &handle(keeper), recorder, now)
@@ -1216,20 +1416,39 @@ mod tests {
             .unwrap();
         let ids = data(2);
         record(&mut t, &p("src"), ids.clone(), src, Owner::Node(src), now);
-        // The destination records one of them: it moves.
+        // Without a handover the destination cannot take an entry over...
+        let e = t
+            .add_data(
+                ROOT,
+                &p("dst"),
+                vec![ids[0]],
+                &handle(dst),
+                Owner::Node(dst),
+                now,
+            )
+            .unwrap_err();
+        assert!(matches!(e, NameError::PermissionDenied { .. }), "{e:?}");
+        // ...nor hand over what it does not keep or record.
+        let e = t.hand_over(&[ids[0]], dst, Owner::Node(dst)).unwrap_err();
+        assert!(matches!(e, NameError::PermissionDenied { .. }), "{e:?}");
+        assert_eq!(t.locate(ids[0]).unwrap().handover, None);
+        // The source hands one over; the destination records it: it moves.
+        t.hand_over(&[ids[0]], dst, Owner::Node(src)).unwrap();
+        assert_eq!(t.locate(ids[0]).unwrap().handover, Some(dst));
         record(&mut t, &p("dst"), vec![ids[0]], dst, Owner::Node(dst), now);
+        assert_eq!(t.locate(ids[0]).unwrap().handover, None);
         check_index(&t);
         let moved = t.locate(ids[0]).unwrap();
         assert_eq!((moved.owner, moved.context.as_str()), (handle(dst), "dst"));
         assert_eq!(ids_of(&t.list_data(ROOT, &p("src")).unwrap()), [ids[1]]);
         assert_eq!(ids_of(&t.list_data(ROOT, &p("dst")).unwrap()), [ids[0]]);
         // The source removing its copy leaves the destination's entry.
-        assert!(!t.remove_data(ids[0], src));
+        assert!(!t.remove_data(ids[0], src, false));
         assert_eq!(t.locate(ids[0]).unwrap().owner, handle(dst));
-        assert!(t.remove_data(ids[1], src));
-        assert!(!t.remove_data(ids[1], src), "already gone");
-        assert!(!t.remove_data(DataId::random(), src), "never known");
-        assert!(t.remove_data(ids[0], dst));
+        assert!(t.remove_data(ids[1], src, false));
+        assert!(!t.remove_data(ids[1], src, false), "already gone");
+        assert!(!t.remove_data(DataId::random(), src, false), "never known");
+        assert!(t.remove_data(ids[0], dst, false));
         assert!(t.list_data(ROOT, &p("")).unwrap().is_empty());
         check_index(&t);
         // Adding the same id twice in one context keeps one entry.
@@ -1349,15 +1568,15 @@ mod tests {
             "data entries have no names"
         );
         assert_eq!(
-            t.unbind(ROOT, &p("a")).unwrap_err(),
+            t.unbind(ROOT, &p("a"), Owner::Local).unwrap_err(),
             NameError::NotEmpty { path: "a".into() }
         );
         assert!(matches!(
-            t.destroy_context(ROOT, &p("a")),
+            t.destroy_context(ROOT, &p("a"), Owner::Local),
             Err(NameError::NotEmpty { .. })
         ));
-        assert!(t.remove_data(id, n));
-        t.destroy_context(ROOT, &p("a")).unwrap();
+        assert!(t.remove_data(id, n, false));
+        t.destroy_context(ROOT, &p("a"), Owner::Local).unwrap();
         check_index(&t);
     }
 
@@ -1392,24 +1611,10 @@ mod tests {
             t0,
         );
         // ... recorded in the live node's context (a data mover's record).
-        record(
-            &mut t,
-            &p("alive"),
-            vec![ids[2]],
-            alive,
-            Owner::Node(dead),
-            t0,
-        );
+        record(&mut t, &p("alive"), vec![ids[2]], alive, admin(dead), t0);
         // The live node's entries: one inside the dead node's context (gone
         // with it), one of its own.
-        record(
-            &mut t,
-            &p("dead"),
-            vec![ids[3]],
-            alive,
-            Owner::Node(alive),
-            t0,
-        );
+        record(&mut t, &p("dead"), vec![ids[3]], alive, admin(alive), t0);
         record(
             &mut t,
             &p("alive"),

@@ -10,10 +10,10 @@
 //! whole tree.
 
 use crate::api::{
-    DataLocation, Entry, Lease, NAMESERVER_CONTEXT, NameContext, NameContextRef, NameError,
-    ROOT_NAME,
+    DataLocation, Entry, Lease, MAX_DATA_IDS_PER_CALL, NAMESERVER_CONTEXT, NameContext,
+    NameContextRef, NameError, ROOT_NAME,
 };
-use crate::context::{ContextId, Owner, ROOT, Target, Tree};
+use crate::context::{Actor, ContextId, Owner, ROOT, Target, Tree};
 use crate::name::Path;
 use parking_lot::{Mutex, RwLock};
 use rpc_core::{Capability, ComHandle, DataId, Node, NodeId, RpcError};
@@ -166,9 +166,18 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// The node that owns what the current request changes.
-fn owner() -> Owner {
-    rpc_core::caller().map_or(Owner::Local, Owner::Node)
+/// Who asks for the current change: the calling node (with what its
+/// certificate proves), or the name server itself for a call made in this
+/// process.
+fn actor() -> Actor {
+    match rpc_core::caller_identity() {
+        None => Actor::from(Owner::Local),
+        Some(id) => Actor {
+            owner: Owner::Node(id.node),
+            name: id.name.as_deref().map(Arc::from),
+            admin: id.admin,
+        },
+    }
 }
 
 /// The node making the current request: a remote caller, or this node for a
@@ -285,21 +294,23 @@ impl ContextObject {
 impl NameContext for ContextObject {
     async fn bind(&self, path: String, object: Capability) -> Result<(), NameError> {
         let path = Path::parse(&path)?;
-        let owner = owner();
+        let who = actor();
         self.state()?
-            .with_write(|t, now| t.bind(self.id, &path, object, owner, now, false))
+            .with_write(|t, now| t.bind(self.id, &path, object, who, now, false))
     }
 
     async fn rebind(&self, path: String, object: Capability) -> Result<(), NameError> {
         let path = Path::parse(&path)?;
-        let owner = owner();
+        let who = actor();
         self.state()?
-            .with_write(|t, now| t.bind(self.id, &path, object, owner, now, true))
+            .with_write(|t, now| t.bind(self.id, &path, object, who, now, true))
     }
 
     async fn unbind(&self, path: String) -> Result<(), NameError> {
         let path = Path::parse(&path)?;
-        self.state()?.with_write(|t, _| t.unbind(self.id, &path))
+        let who = actor();
+        self.state()?
+            .with_write(|t, _| t.unbind(self.id, &path, who))
     }
 
     async fn resolve(&self, path: String) -> Result<Capability, NameError> {
@@ -318,23 +329,24 @@ impl NameContext for ContextObject {
 
     async fn create_context(&self, path: String) -> Result<NameContextRef, NameError> {
         let path = Path::parse(&path)?;
-        let owner = owner();
+        let who = actor();
         let state = self.state()?;
-        let id = state.with_write(|t, now| t.create_context(self.id, &path, owner, now))?;
+        let id = state.with_write(|t, now| t.create_context(self.id, &path, who, now))?;
         state.context_ref(id)
     }
 
     async fn destroy_context(&self, path: String) -> Result<(), NameError> {
         let path = Path::parse(&path)?;
+        let who = actor();
         self.state()?
-            .with_write(|t, _| t.destroy_context(self.id, &path))
+            .with_write(|t, _| t.destroy_context(self.id, &path, who))
     }
 
     async fn register_class(&self, path: String, offer: ComHandle) -> Result<(), NameError> {
         let path = Path::parse(&path)?;
-        let owner = owner();
+        let who = actor();
         self.state()?
-            .with_write(|t, now| t.register_class(self.id, &path, offer, owner, now))
+            .with_write(|t, now| t.register_class(self.id, &path, offer, who, now))
     }
 
     async fn find_class(&self, class: String) -> Result<Vec<ComHandle>, NameError> {
@@ -342,7 +354,7 @@ impl NameContext for ContextObject {
     }
 
     async fn renew(&self) -> Result<Lease, NameError> {
-        let owner = owner();
+        let owner = actor().owner;
         self.state()?.with_write(|t, now| {
             let known = match owner {
                 Owner::Local => true,
@@ -364,7 +376,7 @@ impl NameContext for ContextObject {
         let path = Path::parse(&path)?;
         // `owner` here is the node keeping the data; the entry belongs to
         // (and lives with the lease of) the node recording it.
-        let recorder = self::owner();
+        let recorder = actor();
         self.state()?
             .with_write(|t, now| t.add_data(self.id, &path, ids, &owner, recorder, now))
     }
@@ -372,7 +384,19 @@ impl NameContext for ContextObject {
     async fn remove_data(&self, id: DataId) -> Result<bool, NameError> {
         let state = self.state()?;
         let caller = calling_node(&state);
-        state.with_write(|t, _| Ok(t.remove_data(id, caller)))
+        let admin = actor().admin;
+        state.with_write(|t, _| Ok(t.remove_data(id, caller, admin)))
+    }
+
+    async fn hand_over(&self, ids: Vec<DataId>, to: NodeId) -> Result<(), NameError> {
+        if ids.len() > MAX_DATA_IDS_PER_CALL {
+            return Err(NameError::TooManyIds {
+                count: u64::try_from(ids.len()).unwrap_or(u64::MAX),
+                max: MAX_DATA_IDS_PER_CALL as u64,
+            });
+        }
+        let who = actor();
+        self.state()?.with_write(|t, _| t.hand_over(&ids, to, who))
     }
 
     async fn locate(&self, id: DataId) -> Result<DataLocation, NameError> {
@@ -385,7 +409,7 @@ impl NameContext for ContextObject {
     }
 
     async fn release(&self) -> Result<u64, NameError> {
-        let owner = owner();
+        let owner = actor().owner;
         self.state()?.with_write(|t, _| {
             Ok(match owner {
                 Owner::Local => 0,

@@ -52,6 +52,7 @@ async fn data_is_located_from_the_root_and_from_other_contexts() {
         id: kept[1],
         owner: node.com_handle(),
         context: "dbserver".into(),
+        handover: None,
     };
     assert_eq!(reader.locate(kept[1]).await.unwrap(), want);
     // Any context answers for the whole tree: a sibling, and the owner's own.
@@ -101,7 +102,15 @@ async fn a_move_replaces_the_entry_and_the_source_cannot_remove_it() {
         .unwrap();
     assert_eq!(src.locate(x).await.unwrap().context, "src");
 
-    // The destination records x, then the source removes its copy.
+    // Without a handover the destination cannot take x over.
+    let e = dst
+        .add_data(vec![x], dst_node.com_handle())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, NameError::PermissionDenied { .. }), "{e:?}");
+    // The source hands x over, the destination records it, then the source
+    // removes its copy.
+    src.hand_over(vec![x], dst_node.id()).await.unwrap();
     dst.add_data(vec![x], dst_node.com_handle()).await.unwrap();
     let moved = src.locate(x).await.unwrap();
     assert_eq!(moved.owner, dst_node.com_handle());
@@ -303,7 +312,13 @@ async fn the_locator_adapter_end_to_end() {
     la.add(vec![x, y], a_node.com_handle()).await.unwrap();
     assert_eq!(lb.locate(x).await.unwrap(), Some(a_node.com_handle()));
     assert_eq!(a.locate(y).await.unwrap().context, "a");
-    // A move through the adapters: b records, a removes its copy (a no-op).
+    // A move through the adapters: a hands over, b records, a removes its
+    // copy (a no-op).
+    la.hand_over(vec![x], b_node.id()).await.unwrap();
+    assert_eq!(
+        lb.handed_over(x).await.unwrap(),
+        Some((a_node.com_handle(), Some(b_node.id())))
+    );
     lb.add(vec![x], b_node.com_handle()).await.unwrap();
     la.remove(x).await.unwrap();
     assert_eq!(la.locate(x).await.unwrap(), Some(b_node.com_handle()));

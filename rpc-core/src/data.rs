@@ -22,7 +22,7 @@ pub use store::{BOOTSTRAP_NAME, DataConfig, DataStore, VOLATILE_TTL, manager_at}
 
 use crate::dispatch::BoxFuture;
 use crate::error::RpcError;
-use crate::ids::{ComHandle, DataId};
+use crate::ids::{ComHandle, DataId, NodeId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -52,6 +52,16 @@ pub enum DataError {
     #[error("data storage failed: {reason}")]
     Storage {
         /// What failed.
+        reason: String,
+    },
+    /// The caller may not do this to this data: only the node that stored
+    /// it, the node keeping it or an administrator may remove or move it,
+    /// and only a move its owner handed over may be received.
+    #[error("permission denied{}: {reason}", id.map(|i| format!(" for data {i}")).unwrap_or_default())]
+    PermissionDenied {
+        /// The data refused, when one is concerned.
+        id: Option<DataId>,
+        /// Why.
         reason: String,
     },
     /// The node has no data manager (see [`DataStore::enable`]).
@@ -204,6 +214,24 @@ pub trait Locator: Send + Sync + 'static {
 
     /// The node keeping `id`, or `None` when no node registered it.
     fn locate(&self, id: DataId) -> BoxFuture<'_, Result<Option<ComHandle>, RpcError>>;
+
+    /// Lets node `to` register `ids` in place of the calling node (its
+    /// data mover is about to move them there). A location service without
+    /// authority over its entries does nothing.
+    fn hand_over(&self, ids: Vec<DataId>, to: NodeId) -> BoxFuture<'_, Result<(), RpcError>> {
+        let _ = (ids, to);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The node keeping `id` and the node it is being handed over to, if
+    /// any; `None` when no node registered it. A location service without
+    /// handovers answers with [`Locator::locate`] and no handover.
+    fn handed_over(
+        &self,
+        id: DataId,
+    ) -> BoxFuture<'_, Result<Option<(ComHandle, Option<NodeId>)>, RpcError>> {
+        Box::pin(async move { Ok(self.locate(id).await?.map(|h| (h, None))) })
+    }
 }
 
 #[cfg(test)]

@@ -470,6 +470,7 @@ async fn sticky_and_volatile_data_does_not_move() {
                 mode: Persistence::Sticky,
                 ..info
             },
+            None,
             Blob::from_bytes(vec![5; 1000]),
         )
         .await
@@ -490,7 +491,7 @@ async fn a_move_whose_bytes_do_not_match_stores_nothing() {
         checksum: crc32fast::hash(&[1; 1000]),
     };
     let e = b_dm
-        .receive(info.clone(), Blob::from_bytes(vec![2; 1000]))
+        .receive(info.clone(), None, Blob::from_bytes(vec![2; 1000]))
         .await
         .unwrap_err();
     assert!(matches!(e, DataError::Storage { .. }), "{e:?}");
@@ -499,7 +500,7 @@ async fn a_move_whose_bytes_do_not_match_stores_nothing() {
     assert_eq!(files_in(&dir.path().join("items")), 0);
     // The right bytes are taken, and taking them again is no error.
     for _ in 0..2 {
-        b_dm.receive(info.clone(), Blob::from_bytes(vec![1; 1000]))
+        b_dm.receive(info.clone(), None, Blob::from_bytes(vec![1; 1000]))
             .await
             .unwrap();
     }

@@ -36,6 +36,9 @@ pub(crate) enum Body {
 pub(crate) struct Item {
     pub(crate) info: DataInfo,
     pub(crate) body: Body,
+    /// The certificate name of the node that stored it (over TLS): it may
+    /// remove and move it.
+    pub(crate) stored_by: Option<String>,
 }
 
 /// The items a node keeps, and when its unused volatile ones expire.
@@ -137,6 +140,9 @@ impl Layout {
 struct Meta {
     version: u32,
     info: DataInfo,
+    /// Absent in records written before it existed.
+    #[serde(default)]
+    stored_by: Option<String>,
 }
 
 pub(crate) fn remove_if_present(path: &Path) -> Result<(), DataError> {
@@ -162,11 +168,16 @@ pub(crate) fn delete_bodies(bodies: Vec<Body>) {
 
 /// Writes the record of `info` to `path` through a synced temporary file and a rename, then
 /// syncs the directory, so that the record is either whole or absent.
-pub(crate) fn write_meta(path: &Path, info: &DataInfo) -> Result<(), DataError> {
+pub(crate) fn write_meta(
+    path: &Path,
+    info: &DataInfo,
+    stored_by: Option<&str>,
+) -> Result<(), DataError> {
     use std::io::Write as _;
     let rec = Meta {
         version: META_VERSION,
         info: info.clone(),
+        stored_by: stored_by.map(str::to_owned),
     };
     let mut buf = Vec::new();
     ciborium::into_writer(&rec, &mut buf)
@@ -249,7 +260,7 @@ fn load_item(meta: &Path) -> Result<Item, String> {
             rec.version
         ));
     }
-    let info = rec.info;
+    let (info, stored_by) = (rec.info, rec.stored_by);
     let stem = meta
         .file_stem()
         .and_then(|s| s.to_str())
@@ -274,6 +285,7 @@ fn load_item(meta: &Path) -> Result<Item, String> {
     Ok(Item {
         info,
         body: Body::File(bin),
+        stored_by,
     })
 }
 
@@ -296,13 +308,14 @@ mod tests {
         Item {
             info: info.clone(),
             body: Body::Memory(Arc::new(vec![0; info.size as usize])),
+            stored_by: None,
         }
     }
 
     /// Writes a stored item as the store does: the bytes, then the record.
     fn place(layout: &Layout, info: &DataInfo) {
         std::fs::write(layout.bin(info.id), vec![1u8; info.size as usize]).unwrap();
-        write_meta(&layout.meta(info.id), info).unwrap();
+        write_meta(&layout.meta(info.id), info, Some("alice")).unwrap();
     }
 
     #[test]
@@ -335,6 +348,7 @@ mod tests {
         let items = load(&layout).unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(items[&a.id].info, a);
+        assert_eq!(items[&a.id].stored_by.as_deref(), Some("alice"));
         assert!(matches!(&items[&a.id].body, Body::File(p) if *p == layout.bin(a.id)));
     }
 

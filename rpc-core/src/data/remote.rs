@@ -27,11 +27,13 @@ pub trait DataManager {
     #[idempotent]
     async fn info(&self, id: DataId) -> Result<DataInfo, DataError>;
 
-    /// Everything this node keeps, sorted by id.
+    /// Everything this node keeps, sorted by id (over TLS, a node other
+    /// than an administrator sees only what it stored).
     #[idempotent]
     async fn list(&self) -> Result<Vec<DataInfo>, DataError>;
 
     /// Deletes `id` here and from the location service; returns what it was.
+    /// Over TLS only the node that stored it or an administrator may.
     async fn remove(&self, id: DataId) -> Result<DataInfo, DataError>;
 
     /// The data mover: moves `id` from this node to `dest` directly (node to
@@ -39,9 +41,17 @@ pub trait DataManager {
     /// [`DataError::NotMovable`].
     async fn move_to(&self, id: DataId, dest: DataManagerRef) -> Result<DataRef, DataError>;
 
-    /// Stores data moved here by another node's data mover, under its own id;
-    /// the bytes must match `info`'s size and checksum.
-    async fn receive(&self, info: DataInfo, data: Blob) -> Result<DataInfo, DataError>;
+    /// Stores data moved here by another node's data mover, under its own id
+    /// (`stored_by`: the certificate name of the node that stored it first);
+    /// the bytes must match `info`'s size and checksum, and the move must be
+    /// one the node keeping the data started (the location service knows of
+    /// the handover).
+    async fn receive(
+        &self,
+        info: DataInfo,
+        stored_by: Option<String>,
+        data: Blob,
+    ) -> Result<DataInfo, DataError>;
 }
 
 /// The data manager as other nodes call it (the object bound as
@@ -52,7 +62,8 @@ pub(crate) struct DataManagerObj {
 
 impl DataManager for DataManagerObj {
     async fn put(&self, data: Blob, mode: Persistence) -> Result<DataRef, DataError> {
-        self.store.put_blob(data, mode).await
+        let by = crate::caller_identity().and_then(|who| who.name);
+        self.store.put_as(data, mode, by).await
     }
 
     async fn get(&self, id: DataId) -> Result<(DataInfo, Blob), DataError> {
@@ -66,18 +77,26 @@ impl DataManager for DataManagerObj {
     }
 
     async fn list(&self) -> Result<Vec<DataInfo>, DataError> {
-        Ok(self.store.list())
+        Ok(self.store.list_for_caller())
     }
 
     async fn remove(&self, id: DataId) -> Result<DataInfo, DataError> {
+        self.store.authorize(id, "remove")?;
         self.store.remove(id).await
     }
 
     async fn move_to(&self, id: DataId, dest: DataManagerRef) -> Result<DataRef, DataError> {
+        self.store.authorize(id, "move")?;
         self.store.move_to(id, &dest).await
     }
 
-    async fn receive(&self, info: DataInfo, data: Blob) -> Result<DataInfo, DataError> {
-        self.store.receive(info, data).await
+    async fn receive(
+        &self,
+        info: DataInfo,
+        stored_by: Option<String>,
+        data: Blob,
+    ) -> Result<DataInfo, DataError> {
+        self.store.authorize_receive(info.id).await?;
+        self.store.receive_as(info, data, stored_by).await
     }
 }

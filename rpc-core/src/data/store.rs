@@ -148,9 +148,20 @@ impl DataStore {
     /// # Errors
     /// [`RpcError::TransferFailed`] when the pull fails; [`DataError::Storage`].
     pub async fn put_blob(&self, blob: Blob, mode: Persistence) -> Result<DataRef, DataError> {
+        self.put_as(blob, mode, None).await
+    }
+
+    /// [`DataStore::put_blob`] for the node whose certificate name is
+    /// `stored_by` (it may remove and move the data).
+    pub(crate) async fn put_as(
+        &self,
+        blob: Blob,
+        mode: Persistence,
+        stored_by: Option<String>,
+    ) -> Result<DataRef, DataError> {
         let info = self
             .inner
-            .store_blob(DataId::random(), mode, blob, None)
+            .store_blob(DataId::random(), mode, blob, None, stored_by)
             .await?;
         self.reference(info)
     }
@@ -312,8 +323,16 @@ impl DataStore {
             return self.reference(info);
         };
         let dest_home = cap.home.clone();
+        // The location service lets the destination take the entry over.
+        let locator = self.inner.locator.read().clone();
+        if let Some(l) = locator {
+            l.hand_over(vec![id], dest_home.node).await?;
+        }
         let handle = self.inner.use_local(&id)?;
-        let received = dest.receive(info.clone(), handle.blob()?).await?;
+        let stored_by = self.inner.stored_by(&id)?;
+        let received = dest
+            .receive(info.clone(), stored_by, handle.blob()?)
+            .await?;
         if received.id != id || received.size != info.size || received.checksum != info.checksum {
             return Err(DataError::Rpc(RpcError::protocol(format!(
                 "the destination stored {received:?} for {info:?}"
@@ -336,6 +355,16 @@ impl DataStore {
     /// [`DataError::Storage`] when other bytes are kept under that id, or the
     /// bytes do not match `info`.
     pub async fn receive(&self, info: DataInfo, blob: Blob) -> Result<DataInfo, DataError> {
+        self.receive_as(info, blob, None).await
+    }
+
+    /// [`DataStore::receive`] of data stored by `stored_by`.
+    pub(crate) async fn receive_as(
+        &self,
+        info: DataInfo,
+        blob: Blob,
+        stored_by: Option<String>,
+    ) -> Result<DataInfo, DataError> {
         if !info.mode.is_movable() {
             return Err(DataError::NotMovable {
                 id: info.id,
@@ -352,8 +381,75 @@ impl DataStore {
             ));
         }
         self.inner
-            .store_blob(info.id, info.mode, blob, Some(&info))
+            .store_blob(info.id, info.mode, blob, Some(&info), stored_by)
             .await
+    }
+
+    /// Refuses the caller of the current request a change (`what`: remove,
+    /// move) of `id` unless it is this node, the node that stored the data,
+    /// or an administrator. Plaintext callers prove no name: a plaintext
+    /// cluster trusts its network (see the README), and is not checked.
+    pub(crate) fn authorize(&self, id: DataId, what: &str) -> Result<(), DataError> {
+        let Some(who) = crate::caller_identity() else {
+            return Ok(());
+        };
+        if who.name.is_none() || who.admin || who.node == self.inner.node()?.id() {
+            return Ok(());
+        }
+        let stored_by = self.inner.stored_by(&id)?;
+        if stored_by.is_some() && stored_by == who.name {
+            return Ok(());
+        }
+        Err(DataError::PermissionDenied {
+            id: Some(id),
+            reason: format!(
+                "only the node that stored it ({}), the node keeping it or an administrator may {what} it",
+                stored_by.as_deref().unwrap_or("the node keeping it")
+            ),
+        })
+    }
+
+    /// Refuses to receive `id` from the caller of the current request unless
+    /// it is a move the owner started: the location service knows the
+    /// caller as the node keeping `id` and hands it over to this node (or the
+    /// caller is an administrator, or a plaintext peer, see
+    /// [`DataStore::authorize`]).
+    pub(crate) async fn authorize_receive(&self, id: DataId) -> Result<(), DataError> {
+        let Some(who) = crate::caller_identity() else {
+            return Ok(());
+        };
+        if who.name.is_none() || who.admin {
+            return Ok(());
+        }
+        let denied = |reason: &str| DataError::PermissionDenied {
+            id: Some(id),
+            reason: reason.to_owned(),
+        };
+        let locator = self.inner.locator.read().clone();
+        let Some(locator) = locator else {
+            return Err(denied(
+                "this node has no location service to check the move against",
+            ));
+        };
+        let me = self.inner.node()?.id();
+        match locator.handed_over(id).await? {
+            Some((keeper, Some(to))) if keeper.node == who.node && to == me => Ok(()),
+            _ => Err(denied(
+                "not a move started by the node keeping it (the location service knows no handover of it to this node)",
+            )),
+        }
+    }
+
+    /// What this node keeps, as the caller of the current request may see
+    /// it: everything for this node, an administrator or a plaintext peer;
+    /// what it stored for any other authenticated node.
+    pub(crate) fn list_for_caller(&self) -> Vec<DataInfo> {
+        match crate::caller_identity() {
+            Some(who) if who.name.is_some() && !who.admin => {
+                self.inner.list_stored_by(who.name.as_deref())
+            }
+            _ => self.list(),
+        }
     }
 
     /// Makes `locator` the location service of this data manager and

@@ -100,6 +100,25 @@ impl DataInner {
         r
     }
 
+    /// Who stored `id` (the certificate name of the node, over TLS).
+    pub(super) fn stored_by(&self, id: &DataId) -> Result<Option<String>, DataError> {
+        self.with_catalogue(|c| c.items.get(id).map(|it| it.stored_by.clone()))
+            .ok_or(DataError::NoSuchData { id: *id })
+    }
+
+    /// What `name` stored, sorted by id.
+    pub(super) fn list_stored_by(&self, name: Option<&str>) -> Vec<DataInfo> {
+        let mut all: Vec<DataInfo> = self.with_catalogue(|c| {
+            c.items
+                .values()
+                .filter(|it| it.stored_by.as_deref() == name)
+                .map(|it| it.info.clone())
+                .collect()
+        });
+        all.sort_by_key(|i| i.id);
+        all
+    }
+
     /// The bytes of stored item `id` as a blob, for a copy sent back with
     /// a reference (see [`DataRef`]). Volatile items are not offered:
     /// reading them is their one use.
@@ -154,15 +173,18 @@ impl DataInner {
     }
 
     /// Stores the bytes of `blob` under `id` (pulled straight into a file by
-    /// a disk store). With `expect`, the bytes must have that size and
-    /// checksum (a move), else nothing is stored.
+    /// a disk store), as stored by `stored_by`. With `expect`, the bytes must
+    /// have that size and checksum (a move), else nothing is stored, and the
+    /// location service must take the new location, else nothing is kept.
     pub(super) async fn store_blob(
         self: &Arc<Self>,
         id: DataId,
         mode: Persistence,
         blob: Blob,
         expect: Option<&DataInfo>,
+        stored_by: Option<String>,
     ) -> Result<DataInfo, DataError> {
+        let moved = expect.is_some();
         let Some(part) = self.layout.as_ref().map(|l| l.scratch("part")) else {
             let max = self.node()?.config().max_large_value;
             if blob.len() > max {
@@ -179,7 +201,8 @@ impl DataInner {
                 checksum: crc32fast::hash(&bytes),
             };
             check_expected(&info, expect)?;
-            return self.commit(info, Body::Memory(Arc::new(bytes))).await;
+            let body = Body::Memory(Arc::new(bytes));
+            return self.commit(info, body, stored_by, moved).await;
         };
         let (size, checksum) = blob.save_checked(&part).await?;
         let info = DataInfo {
@@ -192,16 +215,20 @@ impl DataInner {
             let _ = tokio::fs::remove_file(&part).await;
             return Err(e);
         }
-        self.commit(info, Body::File(part)).await
+        self.commit(info, Body::File(part), stored_by, moved).await
     }
 
     /// Puts a complete value (in `tmp/` or in memory) into the catalogue:
     /// a stored item goes to `items/` with its `.meta`, and is told to the
     /// location service; a volatile one stays in `tmp/` with an expiry.
+    /// Data `moved` here is removed again when the location service refuses
+    /// the new location (a move its owner did not hand over).
     pub(super) async fn commit(
         self: &Arc<Self>,
         info: DataInfo,
         body: Body,
+        stored_by: Option<String>,
+        moved: bool,
     ) -> Result<DataInfo, DataError> {
         let id = info.id;
         let body = match body {
@@ -217,12 +244,13 @@ impl DataInner {
                 };
                 let meta = layout.meta(id);
                 let rec = info.clone();
+                let by = stored_by.clone();
                 let t = target.clone();
                 blocking(move || {
                     std::fs::rename(&part, &t)
                         .map_err(|e| DataError::storage("cannot place the value", e))?;
                     if stored {
-                        catalogue::write_meta(&meta, &rec)?;
+                        catalogue::write_meta(&meta, &rec, by.as_deref())?;
                     }
                     Ok(())
                 })
@@ -236,10 +264,16 @@ impl DataInner {
             Item {
                 info: info.clone(),
                 body,
+                stored_by,
             },
             expires,
         );
-        if info.mode.is_stored() {
+        if info.mode.is_stored() && moved {
+            if let Err(e) = self.tell_added_strictly(vec![id]).await {
+                let _ = self.remove(id).await;
+                return Err(e);
+            }
+        } else if info.mode.is_stored() {
             self.tell_added(vec![id]).await;
         }
         Ok(info)
@@ -270,6 +304,23 @@ impl DataInner {
             self.tell_removed(id).await;
         }
         Ok(it.info)
+    }
+
+    /// Registers `ids` with the location service, failing when it refuses
+    /// (a move it was not told of); without a location service, nothing.
+    pub(super) async fn tell_added_strictly(&self, ids: Vec<DataId>) -> Result<(), DataError> {
+        let locator = self.locator.read().clone();
+        let Some(locator) = locator else {
+            return Ok(());
+        };
+        let me = self.node()?.com_handle();
+        locator.add(ids, me).await.map_err(|e| match e {
+            RpcError::Remote { message } => DataError::PermissionDenied {
+                id: None,
+                reason: message,
+            },
+            other => DataError::Rpc(other),
+        })
     }
 
     pub(super) async fn tell_added(&self, ids: Vec<DataId>) {
