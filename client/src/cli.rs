@@ -31,6 +31,10 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = DEFAULT_TIMEOUT_SECS, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+    /// Directory of this client's TLS credentials (ca.pem, node.pem,
+    /// node.key; see `client pki issue`), for servers that run --tls.
+    #[arg(long, global = true, env = "DISTOBJ_TLS", value_name = "DIR")]
+    pub tls: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -77,6 +81,34 @@ pub enum Command {
     /// once, reference it from cells (`data:<id>`), move it between servers.
     #[command(subcommand)]
     Data(DataCommand),
+    /// The cluster's certificates for `--tls`: make a CA, issue node
+    /// credentials (needs no name server).
+    #[command(subcommand)]
+    Pki(PkiCommand),
+}
+
+/// The `pki` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Make a new cluster CA in CA_DIR (ca.pem, and ca.key readable by you only).
+    Init {
+        /// Directory of the CA (created; an existing CA is never overwritten).
+        ca_dir: PathBuf,
+    },
+    /// Issue a credential for node NAME, signed by the CA in CA_DIR, into
+    /// OUT_DIR (ca.pem, node.pem, node.key): what `--tls OUT_DIR` reads.
+    Issue {
+        /// Directory of the CA.
+        ca_dir: PathBuf,
+        /// The node's name (letters, digits, `-`, `_`, `.`): its identity.
+        name: String,
+        /// Directory to write the credential to (created).
+        out_dir: PathBuf,
+        /// An administrator's credential: may rebind, unbind and remove what
+        /// other nodes own in the name server and the data managers.
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 /// The `data` subcommands. NODE is the name-server context of a server with

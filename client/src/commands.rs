@@ -10,6 +10,7 @@ pub mod get;
 pub mod import_csv;
 pub mod insert;
 pub mod ls;
+pub mod pki;
 pub mod scan;
 pub mod set;
 pub mod tables;
@@ -26,8 +27,8 @@ use crate::output::Output;
 /// What the command fails with.
 pub async fn run(command: Command, ctx: &Context) -> Result<Output, ClientError> {
     match command {
-        Command::Demo => Err(ClientError::Input(
-            "`demo` runs without a name server connection".into(),
+        Command::Demo | Command::Pki(_) => Err(ClientError::Input(
+            "`demo` and `pki` run without a name server connection".into(),
         )),
         Command::Ls(a) => ls::run(a, ctx).await,
         Command::Tables => tables::run((), ctx).await,

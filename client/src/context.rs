@@ -7,6 +7,7 @@ use dbserver::api::{Database, DatabaseRef, TableRef};
 use nameserver::client::NameClient;
 use rpc_core::{Config, Node};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Longest wait for the node to close its connections when a command ends.
@@ -28,10 +29,13 @@ pub struct Context {
     printer: Printer,
     /// Time limit of one command (`--timeout`).
     timeout: Duration,
+    /// `--tls`, handed on to benchmark workers.
+    tls_dir: Option<PathBuf>,
 }
 
 impl Context {
-    /// Connects a new client node to the name server at `nameserver`.
+    /// Connects a new client node (with `config`: TLS credentials, say) to
+    /// the name server at `nameserver`.
     ///
     /// # Errors
     /// [`ClientError::Name`] when the name server cannot be reached or is not one.
@@ -40,8 +44,10 @@ impl Context {
         db_path: &str,
         printer: Printer,
         timeout: Duration,
+        config: Config,
+        tls_dir: Option<PathBuf>,
     ) -> Result<Context, ClientError> {
-        let node = Node::new(Config::default());
+        let node = Node::new(config);
         let names = NameClient::connect(&node, nameserver).await?;
         Ok(Context {
             node,
@@ -50,7 +56,13 @@ impl Context {
             db_path: db_path.to_owned(),
             printer,
             timeout,
+            tls_dir,
         })
+    }
+
+    /// The `--tls` directory, if the command was given one.
+    pub fn tls_dir(&self) -> Option<&Path> {
+        self.tls_dir.as_deref()
     }
 
     /// The client's node.

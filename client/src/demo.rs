@@ -48,8 +48,28 @@ pub async fn run(out: &mut (dyn Write + Send)) -> Result<(), ClientError> {
         ($($t:tt)*) => {{ let _ = writeln!(out, $($t)*); }};
     }
 
+    // 0. A throwaway cluster CA: every connection runs mutual TLS.
+    let data = tempfile::tempdir().map_err(io("creating a data directory"))?;
+    let pki = data.path().join("pki");
+    rpc_core::pki::init_ca(&pki.join("ca")).map_err(io("making the demo CA"))?;
+    let tls = |name: &str| -> Result<Config, ClientError> {
+        let dir = pki.join(name);
+        rpc_core::pki::issue(&pki.join("ca"), name, &dir, false)
+            .map_err(io("issuing a demo credential"))?;
+        let creds =
+            rpc_core::TlsCredentials::from_dir(&dir).map_err(io("reading a demo credential"))?;
+        Ok(Config {
+            tls: Some(std::sync::Arc::new(creds)),
+            ..Config::default()
+        })
+    };
+    say!(
+        "made a throwaway CA in {}: every connection below runs mutual TLS with a credential it issued",
+        pki.display()
+    );
+
     // 1. Name server.
-    let ns_node = Node::new(Config::default());
+    let ns_node = Node::new(tls("nameserver")?);
     let ns_addr = ns_node
         .listen("127.0.0.1:0")
         .await
@@ -60,14 +80,13 @@ pub async fn run(out: &mut (dyn Write + Send)) -> Result<(), ClientError> {
 
     // 2. Two database servers, registered as dbserver/{db,data} and
     //    archive/{db,data}; each keeps data under its data directory.
-    let data = tempfile::tempdir().map_err(io("creating a data directory"))?;
     let mut servers = Vec::new();
     for name in ["dbserver", "archive"] {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(io("binding a database server"))?;
         let dir = data.path().join(name);
-        let server = DbServer::start(listener, &dir).await?;
+        let server = DbServer::start_with(listener, &dir, tls(name)?).await?;
         let names = NameClient::connect_as(server.node(), &ns_addr, name).await?;
         server.register(&names).await?;
         say!(
@@ -78,7 +97,7 @@ pub async fn run(out: &mut (dyn Write + Send)) -> Result<(), ClientError> {
         servers.push((server, names));
     }
 
-    let result = client_session(&ns_addr, out).await;
+    let result = client_session(&ns_addr, tls("demo-client")?, out).await;
 
     say!("shutting down");
     for (server, names) in servers {
@@ -90,12 +109,16 @@ pub async fn run(out: &mut (dyn Write + Send)) -> Result<(), ClientError> {
     result
 }
 
-async fn client_session(ns_addr: &str, out: &mut (dyn Write + Send)) -> Result<(), ClientError> {
+async fn client_session(
+    ns_addr: &str,
+    config: Config,
+    out: &mut (dyn Write + Send),
+) -> Result<(), ClientError> {
     macro_rules! say {
         ($($t:tt)*) => {{ let _ = writeln!(out, $($t)*); }};
     }
     // This node does not listen: the server reaches it over its own connection.
-    let node = Node::new(Config::default());
+    let node = Node::new(config);
     let names = NameClient::connect(&node, ns_addr).await?;
     let entries = names.list("").await?;
     let listed: Vec<String> = entries

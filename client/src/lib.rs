@@ -46,23 +46,38 @@ use std::time::Duration;
 /// What the command fails with (the output is then not printed).
 pub async fn run(cli: Cli) -> Result<(), ClientError> {
     let printer = Printer::new(cli.json);
-    if matches!(cli.command, Command::Demo) {
-        return demo::run(&mut std::io::stdout()).await;
+    let print = |out: &output::Output| {
+        printer.print(out).map_err(|source| ClientError::Io {
+            what: "writing to standard output",
+            source,
+        })
+    };
+    match cli.command {
+        Command::Demo => return demo::run(&mut std::io::stdout()).await,
+        Command::Pki(pki) => return print(&commands::pki::run(pki)?),
+        _ => {}
+    }
+    let mut config = rpc_core::Config::default();
+    if let Some(dir) = &cli.tls {
+        let creds =
+            rpc_core::TlsCredentials::from_dir(dir).map_err(|source| ClientError::File {
+                path: dir.clone(),
+                source,
+            })?;
+        config.tls = Some(std::sync::Arc::new(creds));
     }
     let ns = cli
         .nameserver
         .filter(|a| !a.trim().is_empty())
         .ok_or(ClientError::NoNameServer)?;
     let limit = Duration::from_secs(cli.timeout);
-    let ctx = context::bounded(limit, Context::connect(&ns, &cli.db, printer, limit)).await?;
+    let connect = Context::connect(&ns, &cli.db, printer, limit, config, cli.tls.clone());
+    let ctx = context::bounded(limit, connect).await?;
     // Watch and the benchmark bound their setup themselves; they run longer.
     let result = match cli.command {
         c @ (Command::Watch(_) | Command::BenchCells(_)) => commands::run(c, &ctx).await,
         c => ctx.bounded(commands::run(c, &ctx)).await,
     };
     ctx.close().await;
-    printer.print(&result?).map_err(|source| ClientError::Io {
-        what: "writing to standard output",
-        source,
-    })
+    print(&result?)
 }

@@ -23,6 +23,20 @@ use std::io::Write;
 pub enum Output {
     /// Nothing more to print (`watch` printed as it went).
     None,
+    /// `pki init`: a new CA.
+    CertificateAuthority {
+        /// Its directory.
+        dir: std::path::PathBuf,
+    },
+    /// `pki issue`: a new node credential.
+    Credential {
+        /// The node name it proves.
+        name: String,
+        /// Whether it is an administrator's.
+        admin: bool,
+        /// Its directory.
+        dir: std::path::PathBuf,
+    },
     /// `ls`: the entries of a naming context.
     Entries {
         /// The context listed (empty: the root).
@@ -300,6 +314,12 @@ fn render_json(output: &Output) -> Json {
         }
         Output::Created(info) => json!({ "created": table_json(info) }),
         Output::Dropped { table } => json!({ "dropped": table }),
+        Output::CertificateAuthority { dir } => json!({ "ca": dir.display().to_string() }),
+        Output::Credential { name, admin, dir } => json!({
+            "name": name,
+            "admin": admin,
+            "dir": dir.display().to_string(),
+        }),
         Output::Inserted { table, row } => json!({ "table": table, "row": row }),
         Output::Value {
             table,
@@ -396,6 +416,12 @@ fn render_text(output: &Output) -> String {
             describe_columns(&info.columns)
         ),
         Output::Dropped { table } => format!("dropped table {table}"),
+        Output::CertificateAuthority { dir } => format!("made a CA in {}", dir.display()),
+        Output::Credential { name, admin, dir } => format!(
+            "issued {}credential `{name}` in {}",
+            if *admin { "administrator " } else { "" },
+            dir.display()
+        ),
         Output::Inserted { row, .. } => row.to_string(),
         Output::Value { value, .. } => value.to_string(),
         Output::Set {

@@ -31,6 +31,9 @@ struct Args {
     /// Name of this server's context in the name server.
     #[arg(long, default_value = "dbserver")]
     name: String,
+
+    #[command(flatten)]
+    net: rpc_core::cli::NetArgs,
 }
 
 fn main() -> ExitCode {
@@ -62,10 +65,12 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: Args) -> Result<(), String> {
+    let mut config = rpc_core::Config::default();
+    args.net.apply(&mut config, &args.listen)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let server = DbServer::start(listener, &args.data)
+    let server = DbServer::start_with(listener, &args.data, config)
         .await
         .map_err(|e| e.to_string())?;
     let names = match &args.nameserver {

@@ -53,6 +53,19 @@ impl DbServer {
     /// # Errors
     /// When the store cannot be opened or the listener's address cannot be read.
     pub async fn start(listener: TcpListener, data_dir: &Path) -> Result<DbServer, DbError> {
+        Self::start_with(listener, data_dir, Config::default()).await
+    }
+
+    /// [`DbServer::start`] with the node settings of `config` (TLS, the
+    /// advertised address, limits); its node id is the one the store keeps.
+    ///
+    /// # Errors
+    /// As [`DbServer::start`].
+    pub async fn start_with(
+        listener: TcpListener,
+        data_dir: &Path,
+        config: Config,
+    ) -> Result<DbServer, DbError> {
         let dir = data_dir.to_owned();
         let (store, node_id, db_id) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&dir)?;
@@ -66,7 +79,7 @@ impl DbServer {
         })??;
         let node = Node::new(Config {
             node_id: Some(NodeId(node_id)),
-            ..Config::default()
+            ..config
         });
         let shared = Shared::new(store, node.clone());
         let weak = Arc::downgrade(&shared);

@@ -26,6 +26,9 @@ struct Args {
     #[arg(long, env = "NAMESERVER_LEASE_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     lease_ms: u64,
+
+    #[command(flatten)]
+    net: rpc_core::cli::NetArgs,
 }
 
 #[tokio::main]
@@ -39,6 +42,11 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    let mut node = rpc_core::Config::default();
+    if let Err(e) = args.net.apply(&mut node, &args.listen) {
+        eprintln!("nameserver: {e}");
+        return ExitCode::FAILURE;
+    }
     let listener = match TcpListener::bind(&args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -66,7 +74,7 @@ async fn main() -> ExitCode {
 
     let config = ServerConfig {
         lease: Duration::from_millis(args.lease_ms),
-        ..ServerConfig::default()
+        node,
     };
     match server::run(listener, config, rpc_core::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

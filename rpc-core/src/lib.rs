@@ -52,6 +52,8 @@
 // remote trait expands inside this crate.
 extern crate self as rpc_core;
 
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 mod credentials;
 pub mod data;

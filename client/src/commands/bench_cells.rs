@@ -197,7 +197,11 @@ async fn run_workers(args: &BenchCellsArgs, ctx: &Context) -> Result<Output, Cli
     })?;
     let mut workers = Vec::new();
     for _ in 0..args.processes {
-        let child = tokio::process::Command::new(&exe)
+        let mut cmd = tokio::process::Command::new(&exe);
+        if let Some(dir) = ctx.tls_dir() {
+            cmd.arg("--tls").arg(dir);
+        }
+        let child = cmd
             .args(["--nameserver", ctx.nameserver(), "--db", ctx.db_path()])
             .arg("--json")
             .arg("--timeout")
