@@ -380,16 +380,27 @@ impl Node {
             let _ = a.await;
         }
         inner.tasks.close();
-        if tokio::time::timeout(inner.core.config.shutdown_grace, inner.tasks.wait())
-            .await
-            .is_err()
+        let reason = match tokio::time::timeout(
+            inner.core.config.shutdown_grace,
+            inner.tasks.wait(),
+        )
+        .await
         {
-            tracing::warn!(
-                remaining = inner.tasks.len(),
-                "shutdown grace period over; abandoning running calls"
-            );
-        }
-        inner.core.peers.close_all(&RpcError::Shutdown);
+            // Every request read was answered: the peers may send their
+            // pending calls again elsewhere (they were not run).
+            Ok(()) => RpcError::Shutdown,
+            Err(_) => {
+                tracing::warn!(
+                    remaining = inner.tasks.len(),
+                    "shutdown grace period over; abandoning running calls"
+                );
+                RpcError::ConnectionLost {
+                    peer: self.id().to_string(),
+                    reason: "the node shut down with calls still running".into(),
+                }
+            }
+        };
+        inner.core.peers.close_all(&reason);
         inner.core.exports.clear();
     }
 }

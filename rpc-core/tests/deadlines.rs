@@ -60,8 +60,13 @@ async fn calls_in_flight_fail_at_once_when_the_connection_is_lost() {
         "{err:?} after {:?}",
         t0.elapsed()
     );
-    // The next call cannot reach the node: not sent.
-    let err = calc.echo("x".into()).await.unwrap_err();
+    // The next call cannot reach the node: not sent (tried again until its
+    // deadline left no time for another try).
+    let err = calc
+        .with_timeout(Duration::from_millis(500))
+        .echo("x".into())
+        .await
+        .unwrap_err();
     assert!(err.is_not_sent(), "{err:?}");
 }
 
@@ -244,4 +249,56 @@ async fn keepalive_closes_a_silent_link_and_fails_its_calls() {
     assert_eq!(client.stats().connections, 0);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(server.stats().connections, 0);
+}
+
+#[tokio::test]
+async fn a_call_that_was_never_sent_is_sent_again_when_the_peer_is_back() {
+    use rpc_core::{NodeId, ObjectId};
+    let node_id = NodeId::random();
+    let obj = ObjectId::random();
+    let config = || Config {
+        node_id: Some(node_id),
+        shutdown_grace: Duration::ZERO,
+        ..Config::default()
+    };
+    let first = Node::new(config());
+    let addr = first.listen("127.0.0.1:0").await.unwrap().to_string();
+    let cap = first
+        .export_as(&CalcRef::new(CalcImpl::new().0), obj)
+        .unwrap();
+    let client = Node::new(Config::default());
+    let calc: CalcRef = client.resolve(cap).unwrap();
+    assert_eq!(calc.add(1, 1).await.unwrap(), 2);
+    first.shutdown().await;
+    // No node at the address: the (not idempotent) call is not sent, and
+    // is tried again with backoff until the node is back.
+    let c = calc.clone();
+    let call = tokio::spawn(async move { c.add(2, 3).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !call.is_finished(),
+        "gave up while the deadline allowed more tries: {:?}",
+        call.await
+    );
+    let second = Node::new(config());
+    second.listen(&addr).await.unwrap();
+    second.set_resolver(move |node, id| {
+        id == obj && node.export_as(&CalcRef::new(CalcImpl::new().0), id).is_ok()
+    });
+    let got = tokio::time::timeout(BOUND, call).await.unwrap().unwrap();
+    assert_eq!(got.unwrap(), 5);
+    // With nobody coming back, the call fails as not sent when its deadline
+    // leaves no time for another try.
+    second.shutdown().await;
+    let t0 = Instant::now();
+    let err = calc
+        .with_timeout(Duration::from_millis(400))
+        .add(1, 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CalcError::Rpc(RpcError::Unreachable { .. })),
+        "{err:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
 }

@@ -88,16 +88,3 @@ impl CellListener for FailingProbe {
 pub async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
     within(rx.recv()).await.expect("channel closed")
 }
-
-/// Retries `f` once when the first attempt fails with a transport error (the
-/// client's connection to a restarted server may still look open).
-pub async fn retry_once<T, F, Fut>(mut f: F) -> Result<T, DbError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, DbError>>,
-{
-    match within(f()).await {
-        Err(DbError::Rpc(e)) if e.is_transport() => within(f()).await,
-        other => other,
-    }
-}

@@ -206,19 +206,47 @@ impl RemoteHandle {
             });
         }
         let core = &self.obj.core;
-        let conn = core.peers.conn_to(&self.obj.cap.home).await?;
+        let home = &self.obj.cap.home;
         let target = Capability {
             class: self.class.id,
             version: self.class.version,
             ..self.obj.cap.clone()
         };
-        let started = tokio::time::Instant::now();
-        let args = core.transfers.route_out(args, self.obj.cap.home.node);
-        let body = conn
-            .call(target, ArgList::new(method, args), timeout)
-            .await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut args = ArgList::new(method, core.transfers.route_out(args, home.node));
+        let mut backoff = RETRY_BACKOFF_MIN;
+        // A request that certainly never left (no connection could be made,
+        // or the connection was closed before it was written) is sent again
+        // with backoff while the deadline allows, idempotent or not: the
+        // first call after a peer restarts or a link heals then succeeds.
+        let (conn, body) = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let failed = match core.peers.conn_to(home).await {
+                Ok(conn) => match conn.call_or_return(target.clone(), args, left).await {
+                    Ok(body) => break (conn, body),
+                    Err((e, Some(back))) => {
+                        args = back;
+                        e
+                    }
+                    Err((e, None)) => return Err(e),
+                },
+                Err(e @ RpcError::Unreachable { .. }) => e,
+                Err(e) => {
+                    core.transfers.withdraw(&args.args);
+                    return Err(e);
+                }
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left <= backoff || core.peers.is_closed() {
+                core.transfers.withdraw(&args.args);
+                return Err(failed);
+            }
+            tracing::debug!(method, error = %failed, ?backoff, "request not sent; trying again");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+        };
         // Large results are pulled within what is left of the deadline.
-        let pulled = tokio::time::timeout_at(started + timeout, async {
+        let pulled = tokio::time::timeout_at(deadline, async {
             match body {
                 ResponseBody::Out(out) => Ok(Reply::Out(
                     core.transfers.materialize_all(&conn, out).await?,
@@ -239,7 +267,8 @@ impl RemoteHandle {
     }
 }
 
-/// First pause before an idempotent call is retried.
+/// First pause before a call is sent again (not sent at all, or an
+/// idempotent call after a transport failure).
 pub(crate) const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// Longest pause between retries of an idempotent call.
 pub(crate) const RETRY_BACKOFF_MAX: Duration = Duration::from_millis(500);

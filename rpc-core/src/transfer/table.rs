@@ -179,6 +179,18 @@ impl Transfers {
         }
     }
 
+    /// Drops the transfers offered for `args` (a request that was never sent).
+    pub(crate) fn withdraw(&self, args: &[crate::wire::Arg]) {
+        let mut m = self.outgoing.lock();
+        for a in args {
+            if let crate::wire::Arg::Transfer(meta) = a
+                && let Some(o) = m.remove(&meta.id)
+            {
+                o.stop_serving();
+            }
+        }
+    }
+
     /// Drops outgoing transfers whose receiver asked nothing for `idle`.
     pub(crate) fn sweep(&self, idle: Duration) -> usize {
         let now = Instant::now();

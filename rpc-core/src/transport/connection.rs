@@ -289,6 +289,23 @@ impl Connection {
         args: ArgList,
         timeout: Duration,
     ) -> CallResult {
+        self.call_or_return(target, args, timeout)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Connection::call`], but a request that was never written (the
+    /// connection was closed already) gives its arguments back with the
+    /// error, to be sent again elsewhere.
+    ///
+    /// # Cancel safety
+    /// As [`Connection::call`].
+    pub(crate) async fn call_or_return(
+        self: &Arc<Self>,
+        target: Capability,
+        args: ArgList,
+        timeout: Duration,
+    ) -> Result<ResponseBody, (RpcError, Option<ArgList>)> {
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().insert(id, tx);
@@ -309,14 +326,21 @@ impl Connection {
         if let Err(e) = self.send(&req) {
             guard.armed = false;
             self.pending.lock().remove(&id);
-            return Err(e);
+            let back = match req {
+                Message::Request(r) if matches!(e, RpcError::Unreachable { .. }) => Some(r.args),
+                _ => None,
+            };
+            return Err((e, back));
         }
-        // Kept only to name the method if the deadline passes.
-        let method_name = match req {
-            Message::Request(r) => r.args.method,
-            _ => String::new(),
+        // Kept to name the method if the deadline passes, and to be sent
+        // again if the peer closes saying it never read the request.
+        let Message::Request(Request { args, .. }) = req else {
+            return Err((
+                RpcError::protocol("a request turned into another message"),
+                None,
+            ));
         };
-        match tokio::time::timeout(timeout, rx).await {
+        let res = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(res)) => {
                 guard.armed = false;
                 res
@@ -326,10 +350,14 @@ impl Connection {
                 Err(self.closed_error(true))
             }
             Err(_) => Err(RpcError::DeadlineExceeded {
-                method: method_name,
+                method: args.method.clone(),
                 after_ms: timeout.as_millis() as u64,
             }),
-        }
+        };
+        res.map_err(|e| match e {
+            e @ RpcError::Unreachable { .. } => (e, Some(args)),
+            e => (e, None),
+        })
     }
 
     fn closed_error(&self, sent: bool) -> RpcError {
@@ -367,7 +395,9 @@ impl Connection {
         self.writer.wake.notify_one();
         let pending: Vec<_> = self.pending.lock().drain().collect();
         let lost = match reason {
-            RpcError::ConnectionLost { .. } => reason.clone(),
+            // The peer said it read no more requests: pending calls were
+            // never run and may be sent again.
+            RpcError::ConnectionLost { .. } | RpcError::Unreachable { .. } => reason.clone(),
             other => RpcError::ConnectionLost {
                 peer: self.peer_name(),
                 reason: other.to_string(),
@@ -387,8 +417,11 @@ impl Connection {
         self.stop.cancel();
     }
 
-    /// Sends `Close(err)` (best effort) and closes.
-    fn fail(&self, err: &RpcError) {
+    /// Sends `Close(err)` (best effort) and closes: the peer learns why.
+    /// A node shutting down after answering every request it read sends
+    /// [`RpcError::Shutdown`], which tells the peer that its calls still
+    /// pending were not run.
+    pub(crate) fn fail(&self, err: &RpcError) {
         let _ = self.send(&Message::Close(err.clone()));
         self.close(err);
     }

@@ -177,12 +177,18 @@ impl Peers {
         }
     }
 
-    /// Refuses new connections and closes every open one with `reason`.
+    /// True once the node shut down.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Refuses new connections and closes every open one, telling each
+    /// peer `reason` in a `Close` frame.
     pub(crate) fn close_all(&self, reason: &RpcError) {
         self.closed.store(true, Ordering::SeqCst);
         let conns: Vec<_> = self.conns.lock().drain().map(|(_, c)| c).collect();
         for c in conns {
-            c.close(reason);
+            c.fail(reason);
         }
     }
 

@@ -35,8 +35,15 @@ impl Connection {
                 match wire::decode_frame(&buf, self.max_frame) {
                     Ok(Some((msg, used))) => {
                         buf.advance(used);
+                        let from_peer = matches!(msg, Message::Close(_));
                         if let Err(e) = self.on_message(msg, handler) {
-                            self.fail(&e);
+                            if from_peer {
+                                // The peer is closing: nothing to tell it
+                                // (a reply would only hit its closed socket).
+                                self.close(&e);
+                            } else {
+                                self.fail(&e);
+                            }
                             return e;
                         }
                     }
@@ -108,6 +115,10 @@ impl Connection {
                 }
                 Ok(())
             }
+            Message::Close(RpcError::Shutdown) => Err(RpcError::Unreachable {
+                peer: self.peer_name(),
+                reason: "the peer shut down after answering every request it had read".into(),
+            }),
             Message::Close(e) => Err(e),
             Message::Ping(n) => {
                 let _ = self.send(&Message::Pong(n));

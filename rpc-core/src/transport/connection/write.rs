@@ -75,6 +75,9 @@ impl Connection {
         };
         // We own the write slot: write until drained, taking up what others queue.
         let mut off = 0;
+        // Until a byte of it is written, our own frame has not left: a
+        // failing socket then means the request was never sent.
+        let mut own_unsent = true;
         loop {
             while off < out.len() {
                 match self.writer.sock.try_write(&out[off..]) {
@@ -88,6 +91,7 @@ impl Connection {
                     Ok(n) => {
                         self.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
                         off += n;
+                        own_unsent = false;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         // Hand the rest to the writer task, ahead of what others queued.
@@ -105,10 +109,17 @@ impl Connection {
                             peer: self.peer_name(),
                             reason: io_reason(&e),
                         });
+                        if own_unsent && off == 0 {
+                            return Err(RpcError::Unreachable {
+                                peer: self.peer_name(),
+                                reason: io_reason(&e),
+                            });
+                        }
                         return Ok(());
                     }
                 }
             }
+            own_unsent = false;
             let mut st = self.writer.state.lock();
             if st.queue.is_empty() {
                 let flushed = match self.writer.sock.try_flush() {
