@@ -35,6 +35,9 @@ pub struct Cli {
     /// node.key; see `client pki issue`), for servers that run --tls.
     #[arg(long, global = true, env = "DISTOBJ_TLS", value_name = "DIR")]
     pub tls: Option<PathBuf>,
+    /// What peers may make this client's node hold (it serves callbacks).
+    #[command(flatten)]
+    pub limits: rpc_core::cli::LimitArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -58,6 +58,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         _ => {}
     }
     let mut config = rpc_core::Config::default();
+    cli.limits.apply(&mut config);
     if let Some(dir) = &cli.tls {
         let creds =
             rpc_core::TlsCredentials::from_dir(dir).map_err(|source| ClientError::File {

@@ -34,6 +34,9 @@ struct Args {
 
     #[command(flatten)]
     net: rpc_core::cli::NetArgs,
+
+    #[command(flatten)]
+    limits: rpc_core::cli::LimitArgs,
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
 
 async fn serve(args: Args) -> Result<(), String> {
     let mut config = rpc_core::Config::default();
+    args.limits.apply(&mut config);
     args.net.apply(&mut config, &args.listen)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

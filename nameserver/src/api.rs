@@ -264,6 +264,16 @@ pub enum NameError {
         /// Why.
         reason: String,
     },
+    /// The caller owns as many entries as a node may (contexts, bindings,
+    /// class offers and data entries together): remove some, or ask the
+    /// name server's operator to raise `--max-entries`.
+    #[error("quota exceeded: this node owns {have} entries, at most {max} allowed")]
+    QuotaExceeded {
+        /// Entries the caller owns.
+        have: u64,
+        /// The most allowed.
+        max: u64,
+    },
     /// Transport or runtime failure.
     #[error(transparent)]
     Rpc(RpcError),

@@ -160,6 +160,12 @@ pub(crate) struct Tree {
     /// a node belong to every node with the same name (over TLS, ids are
     /// bound to names, so this never changes for an id).
     names: HashMap<NodeId, Arc<str>>,
+    /// Entries (contexts, bindings, class offers, data entries) each node
+    /// owns, kept in step with every change; the name server's own are not
+    /// counted.
+    owned: HashMap<NodeId, usize>,
+    /// Most entries one node may own.
+    max_entries: usize,
 }
 
 impl Tree {
@@ -184,7 +190,50 @@ impl Tree {
             data_index: HashMap::new(),
             removed: Vec::new(),
             names: HashMap::new(),
+            owned: HashMap::new(),
+            max_entries: usize::MAX,
         }
+    }
+
+    /// The same tree letting each node own at most `max` entries.
+    pub(crate) fn with_quota(mut self, max: usize) -> Tree {
+        self.max_entries = max;
+        self
+    }
+
+    /// Refuses `n` more entries of `owner` when they would exceed its quota.
+    fn check_quota(&self, owner: Owner, n: usize) -> Result<(), NameError> {
+        let Owner::Node(node) = owner else {
+            return Ok(());
+        };
+        let have = self.owned.get(&node).copied().unwrap_or(0);
+        if have.saturating_add(n) > self.max_entries {
+            return Err(NameError::QuotaExceeded {
+                have: u64::try_from(have).unwrap_or(u64::MAX),
+                max: u64::try_from(self.max_entries).unwrap_or(u64::MAX),
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts `n` more (`add`) or fewer entries of `owner`.
+    fn count(&mut self, owner: Owner, n: usize, add: bool) {
+        let Owner::Node(node) = owner else { return };
+        let c = self.owned.entry(node).or_insert(0);
+        *c = if add {
+            c.saturating_add(n)
+        } else {
+            c.saturating_sub(n)
+        };
+        if *c == 0 {
+            self.owned.remove(&node);
+        }
+    }
+
+    /// Entries `node` owns now.
+    #[cfg(test)]
+    pub(crate) fn owned_by(&self, node: NodeId) -> usize {
+        self.owned.get(&node).copied().unwrap_or(0)
     }
 
     /// The lease time granted.
@@ -309,10 +358,14 @@ impl Tree {
     ) -> Result<(), NameError> {
         let who = who.into();
         let (parent, last) = self.parent_of(at, path)?;
-        match self.ctx(parent)?.entries.get(last) {
-            None => self.check_add(parent, &who, path)?,
+        let replaced = match self.ctx(parent)?.entries.get(last) {
+            None => {
+                self.check_add(parent, &who, path)?;
+                None
+            }
             Some(Slot::Object { owner, .. }) if replace => {
                 self.check_change(*owner, &who, &path.to_string())?;
+                Some(*owner)
             }
             Some(other) => {
                 return Err(NameError::AlreadyBound {
@@ -320,8 +373,15 @@ impl Tree {
                     kind: other.kind(),
                 });
             }
-        }
+        };
         let owner = who.owner;
+        if replaced != Some(owner) {
+            self.check_quota(owner, 1)?;
+            self.count(owner, 1, true);
+            if let Some(old) = replaced {
+                self.count(old, 1, false);
+            }
+        }
         self.ctx_mut(parent)?
             .entries
             .insert(last.to_owned(), Slot::Object { cap, owner });
@@ -339,7 +399,7 @@ impl Tree {
         let who = who.into();
         let (parent, last) = self.parent_of(at, path)?;
         let shown = path.to_string();
-        let child = match self.ctx(parent)?.entries.get(last) {
+        let (child, owners) = match self.ctx(parent)?.entries.get(last) {
             None => {
                 return Err(NameError::NotFound {
                     component: last.to_owned(),
@@ -347,18 +407,19 @@ impl Tree {
                 });
             }
             Some(Slot::Context(id)) => {
-                self.check_change(self.ctx(*id)?.owner, &who, &shown)?;
-                Some(*id)
+                let owner = self.ctx(*id)?.owner;
+                self.check_change(owner, &who, &shown)?;
+                (Some(*id), vec![owner])
             }
             Some(Slot::Object { owner, .. }) => {
                 self.check_change(*owner, &who, &shown)?;
-                None
+                (None, vec![*owner])
             }
             Some(Slot::Class(offers)) => {
                 for o in offers {
                     self.check_change(o.owner, &who, &shown)?;
                 }
-                None
+                (None, offers.iter().map(|o| o.owner).collect())
             }
         };
         if let Some(id) = child {
@@ -371,6 +432,9 @@ impl Tree {
             self.removed.push(id);
         }
         self.ctx_mut(parent)?.entries.remove(last);
+        for o in owners {
+            self.count(o, 1, false);
+        }
         Ok(())
     }
 
@@ -438,6 +502,8 @@ impl Tree {
                 });
             }
         }
+        self.check_quota(owner, 1)?;
+        self.count(owner, 1, true);
         let id = ContextId(self.next_id);
         self.next_id += 1;
         self.contexts.insert(
@@ -491,6 +557,18 @@ impl Tree {
         let owner = who.owner;
         let (parent, last) = self.parent_of(at, path)?;
         self.check_add(parent, &who, path)?;
+        // A node offering again replaces its old offer: no new entry.
+        let again: Vec<Owner> = match self.ctx(parent)?.entries.get(last) {
+            Some(Slot::Class(offers)) => offers
+                .iter()
+                .filter(|o| o.handle.node == offer.node)
+                .map(|o| o.owner)
+                .collect(),
+            _ => Vec::new(),
+        };
+        if !again.contains(&owner) {
+            self.check_quota(owner, 1)?;
+        }
         let ctx = self.ctx_mut(parent)?;
         match ctx.entries.get_mut(last) {
             None => {
@@ -517,6 +595,10 @@ impl Tree {
                 });
             }
         }
+        for o in again {
+            self.count(o, 1, false);
+        }
+        self.count(owner, 1, true);
         self.touch(&who, now);
         Ok(())
     }
@@ -591,7 +673,21 @@ impl Tree {
                 });
             }
         }
+        let mut new_ids: Vec<DataId> = ids
+            .iter()
+            .filter(|id| self.entry(**id).is_none_or(|e| e.owner != owner))
+            .copied()
+            .collect();
+        new_ids.sort();
+        new_ids.dedup();
+        self.check_quota(owner, new_ids.len())?;
         // One location per id: drop the entries these ids had elsewhere.
+        for id in &new_ids {
+            if let Some(old) = self.entry(*id).map(|e| e.owner) {
+                self.count(old, 1, false);
+            }
+        }
+        self.count(owner, new_ids.len(), true);
         for id in &ids {
             if let Some(&old) = self.data_index.get(id)
                 && old != target
@@ -661,8 +757,10 @@ impl Tree {
         };
         match ctx.data.get(&id) {
             Some(e) if admin || e.handle.node == caller => {
+                let owner = e.owner;
                 ctx.data.remove(&id);
                 self.data_index.remove(&id);
+                self.count(owner, 1, false);
                 true
             }
             _ => false,
@@ -779,6 +877,9 @@ impl Tree {
             }
             removed += self.remove_subtree(id);
         }
+        // Everything it owns goes now (`remove_subtree` counted off what
+        // other nodes owned inside its contexts).
+        self.owned.remove(&node);
         // Then its objects and class offers in everybody else's contexts.
         for ctx in self.contexts.values_mut() {
             ctx.entries.retain(|_, slot| match slot {
@@ -821,14 +922,24 @@ impl Tree {
             };
             self.removed.push(id);
             count += 1 + ctx.data.len();
-            for data_id in ctx.data.keys() {
+            self.count(ctx.owner, 1, false);
+            for (data_id, e) in &ctx.data {
                 self.data_index.remove(data_id);
+                self.count(e.owner, 1, false);
             }
             for slot in ctx.entries.values() {
                 match slot {
                     Slot::Context(child) => stack.push(*child),
-                    Slot::Object { .. } => count += 1,
-                    Slot::Class(offers) => count += offers.len(),
+                    Slot::Object { owner, .. } => {
+                        count += 1;
+                        self.count(*owner, 1, false);
+                    }
+                    Slot::Class(offers) => {
+                        count += offers.len();
+                        for o in offers {
+                            self.count(o.owner, 1, false);
+                        }
+                    }
                 }
             }
         }
@@ -1665,5 +1776,62 @@ mod tests {
         assert_eq!(t.release(n), 3);
         assert!(names(&t, ROOT, "").is_empty());
         assert!(!t.renew(n, now));
+    }
+
+    #[test]
+    fn each_node_owns_at_most_its_quota_of_entries() {
+        let mut t = Tree::new(LEASE).with_quota(4);
+        let now = Instant::now();
+        let (n, other) = (node(), node());
+        t.create_context(ROOT, &p("n"), Owner::Node(n), now)
+            .unwrap();
+        t.bind(ROOT, &p("n/a"), cap(n), Owner::Node(n), now, false)
+            .unwrap();
+        t.register_class(ROOT, &p("n/db.Table"), handle(n), Owner::Node(n), now)
+            .unwrap();
+        // Offering again replaces the offer: no new entry.
+        t.register_class(ROOT, &p("n/db.Table"), handle(n), Owner::Node(n), now)
+            .unwrap();
+        let ids = data(2);
+        t.add_data(ROOT, &p("n"), vec![ids[0]], &handle(n), Owner::Node(n), now)
+            .unwrap();
+        assert_eq!(t.owned_by(n), 4);
+        let full = |r: Result<(), NameError>| {
+            assert!(
+                matches!(r, Err(NameError::QuotaExceeded { have: 4, max: 4 })),
+                "{r:?}"
+            );
+        };
+        full(t.bind(ROOT, &p("n/b"), cap(n), Owner::Node(n), now, false));
+        full(t.add_data(ROOT, &p("n"), vec![ids[1]], &handle(n), Owner::Node(n), now));
+        full(
+            t.create_context(ROOT, &p("n/sub"), Owner::Node(n), now)
+                .map(drop),
+        );
+        // Re-adding what it already records, or rebinding its own name, is free.
+        t.add_data(ROOT, &p("n"), vec![ids[0]], &handle(n), Owner::Node(n), now)
+            .unwrap();
+        t.bind(ROOT, &p("n/a"), cap(n), Owner::Node(n), now, true)
+            .unwrap();
+        // Another node has its own quota; the name server has none.
+        t.create_context(ROOT, &p("other"), Owner::Node(other), now)
+            .unwrap();
+        for i in 0..10 {
+            t.bind(ROOT, &p(&format!("l{i}")), cap(n), Owner::Local, now, false)
+                .unwrap();
+        }
+        // Removing frees room again.
+        t.unbind(ROOT, &p("n/a"), Owner::Node(n)).unwrap();
+        assert!(t.remove_data(ids[0], n, false));
+        assert_eq!(t.owned_by(n), 2);
+        t.bind(ROOT, &p("n/b"), cap(n), Owner::Node(n), now, false)
+            .unwrap();
+        // Releasing forgets everything, including what others owned inside.
+        t.bind(ROOT, &p("n/guest"), cap(other), admin(other), now, false)
+            .unwrap();
+        assert_eq!(t.owned_by(other), 2);
+        t.release(n);
+        assert_eq!(t.owned_by(n), 0);
+        assert_eq!(t.owned_by(other), 1);
     }
 }

@@ -29,6 +29,15 @@ struct Args {
 
     #[command(flatten)]
     net: rpc_core::cli::NetArgs,
+
+    /// Entries (contexts, bindings, class offers, data locations) one node
+    /// may own; more are refused with a quota error.
+    #[arg(long, value_name = "N", default_value_t = nameserver::server::DEFAULT_MAX_ENTRIES,
+          help_heading = "Limits")]
+    max_entries: usize,
+
+    #[command(flatten)]
+    limits: rpc_core::cli::LimitArgs,
 }
 
 #[tokio::main]
@@ -43,6 +52,7 @@ async fn main() -> ExitCode {
         .init();
 
     let mut node = rpc_core::Config::default();
+    args.limits.apply(&mut node);
     if let Err(e) = args.net.apply(&mut node, &args.listen) {
         eprintln!("nameserver: {e}");
         return ExitCode::FAILURE;
@@ -74,6 +84,7 @@ async fn main() -> ExitCode {
 
     let config = ServerConfig {
         lease: Duration::from_millis(args.lease_ms),
+        max_entries: args.max_entries,
         node,
     };
     match server::run(listener, config, rpc_core::shutdown_signal()).await {

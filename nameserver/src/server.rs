@@ -28,6 +28,10 @@ use tokio_util::sync::CancellationToken;
 /// the tree this long after its last renewal.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
+/// Default number of entries (contexts, bindings, class offers, data
+/// entries) one node may own.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+
 /// Shortest pause between two sweeps for expired leases.
 pub const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(5);
 
@@ -36,6 +40,9 @@ pub const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(5);
 pub struct ServerConfig {
     /// Lease time granted to the nodes that bind entries.
     pub lease: Duration,
+    /// Most entries one node may own (default [`DEFAULT_MAX_ENTRIES`]);
+    /// more are refused with [`NameError::QuotaExceeded`].
+    pub max_entries: usize,
     /// Settings of the name server's node.
     pub node: rpc_core::Config,
 }
@@ -44,6 +51,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             lease: DEFAULT_LEASE,
+            max_entries: DEFAULT_MAX_ENTRIES,
             node: rpc_core::Config::default(),
         }
     }
@@ -62,7 +70,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let node = Node::new(config.node.clone());
     let addr = node.serve(listener)?;
-    let server = NameServer::install(&node, config.lease).map_err(std::io::Error::other)?;
+    let server = NameServer::install_with(&node, &config).map_err(std::io::Error::other)?;
     tracing::info!(%addr, lease_ms = config.lease.as_millis(), "name server running");
     shutdown.await;
     tracing::info!("name server shutting down");
@@ -94,9 +102,23 @@ impl NameServer {
     /// # Errors
     /// When the root context cannot be exported.
     pub fn install(node: &Node, lease: Duration) -> Result<NameServer, NameError> {
+        let config = ServerConfig {
+            lease,
+            ..ServerConfig::default()
+        };
+        Self::install_with(node, &config)
+    }
+
+    /// [`NameServer::install`] with the lease and quota of `config` (its
+    /// node settings are the node's own business).
+    ///
+    /// # Errors
+    /// As [`NameServer::install`].
+    pub fn install_with(node: &Node, config: &ServerConfig) -> Result<NameServer, NameError> {
+        let lease = config.lease;
         let state = Arc::new(State {
             node: node.clone(),
-            tree: RwLock::new(Tree::new(lease)),
+            tree: RwLock::new(Tree::new(lease).with_quota(config.max_entries)),
             exported: Mutex::new(HashMap::new()),
         });
         let root = state.context_ref(ROOT)?;

@@ -1,6 +1,6 @@
-//! The network flags every server binary shares (feature `cli`): what
-//! address to advertise, TLS credentials, and the explicit opt-in to
-//! plaintext on a network.
+//! The flags every binary shares (feature `cli`): the network ones (what
+//! address to advertise, TLS credentials, the explicit opt-in to plaintext
+//! on a network) and the limits, shown under "Limits" in `--help`.
 
 use crate::config::Config;
 use crate::credentials::TlsCredentials;
@@ -62,6 +62,149 @@ impl NetArgs {
     }
 }
 
+/// A size in bytes, written as a number with an optional binary suffix
+/// (`K`, `M`, `G`, `T`, optionally followed by `iB` or `B`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const UNITS: [(&str, u64); 4] = [
+            ("T", 1 << 40),
+            ("G", 1 << 30),
+            ("M", 1 << 20),
+            ("K", 1 << 10),
+        ];
+        for (suffix, unit) in UNITS {
+            if self.0 >= unit && self.0.is_multiple_of(unit) {
+                return write!(f, "{}{suffix}", self.0 / unit);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::str::FromStr for Size {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(digits);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size (a number, optionally with K, M, G or T)"))?;
+        let shift = match unit
+            .trim()
+            .to_ascii_uppercase()
+            .trim_end_matches("IB")
+            .trim_end_matches('B')
+        {
+            "" => 0,
+            "K" => 10,
+            "M" => 20,
+            "G" => 30,
+            "T" => 40,
+            other => return Err(format!("unknown size unit `{other}` in `{s}`")),
+        };
+        n.checked_mul(1u64 << shift)
+            .map(Size)
+            .ok_or_else(|| format!("`{s}` is too large"))
+    }
+}
+
+/// What peers can make this node hold, with the defaults of [`Config`]; each
+/// refusal is a typed error to the peer (`Overloaded`, `TooLarge`,
+/// `QuotaExceeded`) while the node goes on serving others. Raise one to
+/// accept more of a resource from well-behaved peers.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Largest frame, in bytes (values above 64 KiB travel in chunks anyway).
+    #[arg(long, value_name = "SIZE", default_value_t = Size(crate::config::MAX_FRAME_LEN as u64))]
+    pub max_frame_len: Size,
+    /// Largest hello an unauthenticated peer may send.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(crate::config::MAX_HELLO_LEN as u64))]
+    pub max_hello_len: Size,
+    /// Time a new connection has to finish its handshake, in ms.
+    #[arg(long, value_name = "MS", default_value_t = crate::config::HANDSHAKE_TIMEOUT.as_millis() as u64)]
+    pub handshake_timeout_ms: u64,
+    /// Handshakes in progress at once, all peers (the oldest is dropped for a new one).
+    #[arg(long, value_name = "N", default_value_t = crate::config::MAX_HANDSHAKES)]
+    pub max_handshakes: usize,
+    /// Handshakes in progress at once from one remote address (the oldest is dropped for a new one).
+    #[arg(long, value_name = "N", default_value_t = crate::config::MAX_HANDSHAKES_PER_ADDRESS)]
+    pub max_handshakes_per_address: usize,
+    /// Accepted connections, all peers.
+    #[arg(long, value_name = "N", default_value_t = crate::config::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Accepted connections from one remote address.
+    #[arg(long, value_name = "N", default_value_t = crate::config::MAX_CONNECTIONS_PER_ADDRESS)]
+    pub max_connections_per_address: usize,
+    /// Calls one connection may have running at once.
+    #[arg(long, value_name = "N", default_value_t = crate::config::MAX_INFLIGHT_PER_CONNECTION)]
+    pub max_inflight: usize,
+    /// Bytes waiting for a peer that does not read before its requests are no longer read.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(crate::config::MAX_QUEUED_BYTES as u64))]
+    pub max_queued_bytes: Size,
+    /// Largest value pulled into memory (larger ones need a file-backed Blob).
+    #[arg(long, value_name = "SIZE", default_value_t = Size(crate::config::MAX_LARGE_VALUE))]
+    pub max_large_value: Size,
+    /// Bytes of in-memory values kept for one peer to pull.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(crate::config::MAX_OFFERED_BYTES_PER_PEER))]
+    pub max_offered_bytes_per_peer: Size,
+    /// Bytes of in-memory values kept for all peers to pull.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(crate::config::MAX_OFFERED_BYTES))]
+    pub max_offered_bytes: Size,
+    /// Transfers open with one peer (each holds memory or a file descriptor).
+    #[arg(long, value_name = "N", default_value_t = crate::config::MAX_TRANSFERS_PER_PEER)]
+    pub max_transfers_per_peer: usize,
+    /// Transfers open with all peers.
+    #[arg(long, value_name = "N", default_value_t = crate::config::MAX_TRANSFERS)]
+    pub max_transfers: usize,
+    /// Bytes being pulled into memory from one peer at once.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(crate::config::MAX_PULL_MEMORY_PER_PEER))]
+    pub max_pull_memory_per_peer: Size,
+    /// Bytes being pulled into memory from all peers at once.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(crate::config::MAX_PULL_MEMORY))]
+    pub max_pull_memory: Size,
+    /// Bytes being pulled to disk from one peer at once.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(crate::config::MAX_PULL_DISK_PER_PEER))]
+    pub max_pull_disk_per_peer: Size,
+    /// Free space kept on a disk pulled values are written to.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(crate::config::MIN_FREE_DISK))]
+    pub min_free_disk: Size,
+    /// Time a transfer may go without progress before it is dropped, in ms.
+    #[arg(long, value_name = "MS", default_value_t = crate::config::TRANSFER_TIMEOUT.as_millis() as u64)]
+    pub transfer_timeout_ms: u64,
+}
+
+impl LimitArgs {
+    /// Sets the limits of `config`.
+    pub fn apply(&self, config: &mut Config) {
+        let usize_of = |s: Size| usize::try_from(s.0).unwrap_or(usize::MAX);
+        config.max_frame_len = usize_of(self.max_frame_len);
+        config.max_hello_len = usize_of(self.max_hello_len);
+        config.handshake_timeout = std::time::Duration::from_millis(self.handshake_timeout_ms);
+        config.max_handshakes = self.max_handshakes;
+        config.max_handshakes_per_address = self.max_handshakes_per_address;
+        config.max_connections = self.max_connections;
+        config.max_connections_per_address = self.max_connections_per_address;
+        config.max_inflight_per_connection = self.max_inflight;
+        config.max_queued_bytes = usize_of(self.max_queued_bytes);
+        config.max_large_value = self.max_large_value.0;
+        config.max_offered_bytes_per_peer = self.max_offered_bytes_per_peer.0;
+        config.max_offered_bytes = self.max_offered_bytes.0;
+        config.max_transfers_per_peer = self.max_transfers_per_peer;
+        config.max_transfers = self.max_transfers;
+        config.max_pull_memory_per_peer = self.max_pull_memory_per_peer.0;
+        config.max_pull_memory = self.max_pull_memory.0;
+        config.max_pull_disk_per_peer = self.max_pull_disk_per_peer.0;
+        config.min_free_disk = self.min_free_disk.0;
+        config.transfer_timeout = std::time::Duration::from_millis(self.transfer_timeout_ms);
+    }
+}
+
 /// True for `HOST:PORT` whose host is a loopback address or `localhost`.
 fn is_loopback(addr: &str) -> bool {
     if let Ok(sa) = addr.parse::<SocketAddr>() {
@@ -102,6 +245,60 @@ mod tests {
             ..NetArgs::default()
         };
         assert!(insecure.apply(&mut c, "0.0.0.0:7000").is_ok());
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes_and_print_back() {
+        for (text, n) in [
+            ("0", 0),
+            ("4096", 4096),
+            ("4K", 4096),
+            ("16MiB", 16 << 20),
+            ("2g", 2 << 30),
+            ("1TB", 1 << 40),
+        ] {
+            let s: Size = text.parse().unwrap();
+            assert_eq!(s.0, n, "{text}");
+            assert_eq!(s.to_string().parse::<Size>().unwrap(), s);
+        }
+        assert_eq!(Size(16 << 20).to_string(), "16M");
+        assert_eq!(Size(1000).to_string(), "1000");
+        for bad in ["", "x", "5X", "99999999999999999999", "16777216T"] {
+            assert!(bad.parse::<Size>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits_default_to_the_configs_defaults() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            limits: LimitArgs,
+        }
+        let cli = Cli::parse_from(["x"]);
+        let mut c = Config::default();
+        cli.limits.apply(&mut c);
+        let d = Config::default();
+        assert_eq!(
+            (
+                c.max_frame_len,
+                c.max_connections,
+                c.min_free_disk,
+                c.max_queued_bytes,
+                c.transfer_timeout
+            ),
+            (
+                d.max_frame_len,
+                d.max_connections,
+                d.min_free_disk,
+                d.max_queued_bytes,
+                d.transfer_timeout
+            )
+        );
+        let cli = Cli::parse_from(["x", "--max-connections", "5", "--max-queued-bytes", "1M"]);
+        cli.limits.apply(&mut c);
+        assert_eq!((c.max_connections, c.max_queued_bytes), (5, 1 << 20));
     }
 
     #[test]

@@ -40,6 +40,34 @@ pub(crate) const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const MAX_LARGE_VALUE: u64 = 2 * 1024 * 1024 * 1024;
 /// Initial capacity of a connection's read buffer, in bytes.
 pub(crate) const READ_BUFFER: usize = 64 * 1024;
+/// Default largest hello frame accepted, in bytes: a hello is a few hundred
+/// bytes, and this is all an unauthenticated peer can make a node buffer.
+pub(crate) const MAX_HELLO_LEN: usize = 4 * 1024;
+/// Default cap on handshakes in progress, over all peers.
+pub(crate) const MAX_HANDSHAKES: usize = 256;
+/// Default cap on handshakes in progress from one remote address.
+pub(crate) const MAX_HANDSHAKES_PER_ADDRESS: usize = 64;
+/// Default cap on accepted connections from one remote address.
+pub(crate) const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+/// Default cap on bytes queued for a peer that does not read, per connection.
+pub(crate) const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+/// Default cap on bytes of in-memory values kept for one peer to pull.
+pub(crate) const MAX_OFFERED_BYTES_PER_PEER: u64 = 2 * 1024 * 1024 * 1024;
+/// Default cap on bytes of in-memory values kept for all peers to pull.
+pub(crate) const MAX_OFFERED_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Default cap on transfers open with one peer (offered and pulled), each
+/// holding memory or a file descriptor.
+pub(crate) const MAX_TRANSFERS_PER_PEER: usize = 64;
+/// Default cap on transfers open with all peers.
+pub(crate) const MAX_TRANSFERS: usize = 1024;
+/// Default cap on bytes being pulled into memory from one peer at once.
+pub(crate) const MAX_PULL_MEMORY_PER_PEER: u64 = 2 * 1024 * 1024 * 1024;
+/// Default cap on bytes being pulled into memory from all peers at once.
+pub(crate) const MAX_PULL_MEMORY: u64 = 4 * 1024 * 1024 * 1024;
+/// Default cap on bytes being pulled to disk from one peer at once.
+pub(crate) const MAX_PULL_DISK_PER_PEER: u64 = 64 * 1024 * 1024 * 1024;
+/// Default free space a node keeps on a disk it writes pulled values to.
+pub(crate) const MIN_FREE_DISK: u64 = 1024 * 1024 * 1024;
 
 /// Settings of one [`Node`](crate::Node).
 #[derive(Debug, Clone)]
@@ -62,9 +90,12 @@ pub struct Config {
     pub max_frame_len: usize,
     /// Deadline of a call that sets none.
     pub call_timeout: Duration,
-    /// Requests one connection may have running here at once; more get `Overloaded`.
+    /// Requests one connection may have running here at once, counted by
+    /// call (default 4096); more get `Overloaded`. Reusing the id of a call
+    /// still running is a protocol error.
     pub max_inflight_per_connection: usize,
-    /// Connections a listening node accepts at once; more wait in the backlog.
+    /// Connections a listening node accepts at once, all peers (default
+    /// 1024); more are refused with `Overloaded`.
     pub max_connections: usize,
     /// Time a new connection has to complete its handshake.
     pub handshake_timeout: Duration,
@@ -88,6 +119,47 @@ pub struct Config {
     /// Time without any frame from the peer after which the connection is closed
     /// and its calls fail with `ConnectionLost`.
     pub keepalive_timeout: Duration,
+
+    // Budgets: what a peer can make this node hold. Each refusal is a typed
+    // error the peer can act on (`Overloaded`, `TooLarge`, `QuotaExceeded`),
+    // and the node goes on serving everyone else.
+    /// Largest hello frame accepted, in bytes (default 4 KiB): what an
+    /// unauthenticated peer can make the node buffer.
+    pub max_hello_len: usize,
+    /// Handshakes in progress at once, all peers (default 256); each lasts
+    /// at most `handshake_timeout`, and a new one beyond the cap drops the
+    /// oldest (a peer holding a socket open without a word).
+    pub max_handshakes: usize,
+    /// Handshakes in progress at once from one remote address (default 64),
+    /// the oldest of that address dropped for a new one.
+    pub max_handshakes_per_address: usize,
+    /// Accepted connections from one remote address (default 256); more are
+    /// refused with `Overloaded`.
+    pub max_connections_per_address: usize,
+    /// Bytes queued for a peer that does not read, per connection (default
+    /// 16 MiB): while over, the connection reads no more of its requests.
+    pub max_queued_bytes: usize,
+    /// Bytes of in-memory values (large results and arguments) kept for one
+    /// peer to pull (default 2 GiB); more fail with `Overloaded`.
+    pub max_offered_bytes_per_peer: u64,
+    /// The same for all peers together (default 4 GiB).
+    pub max_offered_bytes: u64,
+    /// Transfers open with one peer, offered and pulled, each holding
+    /// memory or a file descriptor (default 64); more fail with `Overloaded`.
+    pub max_transfers_per_peer: usize,
+    /// The same for all peers together (default 1024).
+    pub max_transfers: usize,
+    /// Bytes being pulled into memory from one peer at once (default 2 GiB);
+    /// more fail with `Overloaded`.
+    pub max_pull_memory_per_peer: u64,
+    /// The same for all peers together (default 4 GiB).
+    pub max_pull_memory: u64,
+    /// Bytes being pulled to disk from one peer at once (default 64 GiB).
+    pub max_pull_disk_per_peer: u64,
+    /// Free space kept on a disk that pulled values are written to (default
+    /// 1 GiB): a value that would leave less fails with `QuotaExceeded`
+    /// before a byte of it is written.
+    pub min_free_disk: u64,
 }
 
 impl Default for Config {
@@ -110,6 +182,19 @@ impl Default for Config {
             max_large_value: MAX_LARGE_VALUE,
             keepalive_interval: KEEPALIVE_INTERVAL,
             keepalive_timeout: KEEPALIVE_TIMEOUT,
+            max_hello_len: MAX_HELLO_LEN,
+            max_handshakes: MAX_HANDSHAKES,
+            max_handshakes_per_address: MAX_HANDSHAKES_PER_ADDRESS,
+            max_connections_per_address: MAX_CONNECTIONS_PER_ADDRESS,
+            max_queued_bytes: MAX_QUEUED_BYTES,
+            max_offered_bytes_per_peer: MAX_OFFERED_BYTES_PER_PEER,
+            max_offered_bytes: MAX_OFFERED_BYTES,
+            max_transfers_per_peer: MAX_TRANSFERS_PER_PEER,
+            max_transfers: MAX_TRANSFERS,
+            max_pull_memory_per_peer: MAX_PULL_MEMORY_PER_PEER,
+            max_pull_memory: MAX_PULL_MEMORY,
+            max_pull_disk_per_peer: MAX_PULL_DISK_PER_PEER,
+            min_free_disk: MIN_FREE_DISK,
         }
     }
 }

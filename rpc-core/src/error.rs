@@ -102,6 +102,24 @@ pub enum RpcError {
         /// Which limit was hit.
         reason: String,
     },
+    /// A value is over a size this node accepts (a frame, a value pulled
+    /// into memory): send it another way (a file-backed `Blob`) or smaller.
+    #[error("{what} of {size} bytes is over the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit in force, in bytes.
+        limit: u64,
+    },
+    /// A quota of the node would be exceeded (disk space kept free, entries
+    /// per node): free some, or raise the limit.
+    #[error("quota exceeded: {reason}")]
+    QuotaExceeded {
+        /// Which quota, and how much is in use.
+        reason: String,
+    },
     /// The remote method failed without a typed error (it panicked, say).
     #[error("remote failure: {message}")]
     Remote {

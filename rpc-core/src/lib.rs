@@ -52,6 +52,7 @@
 // remote trait expands inside this crate.
 extern crate self as rpc_core;
 
+mod budget;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;

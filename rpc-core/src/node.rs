@@ -193,7 +193,7 @@ impl Node {
         let task = tokio::spawn(listener::run(
             listener,
             Arc::clone(&self.core().peers),
-            self.config().max_connections,
+            self.config().clone(),
             self.inner.stop.clone(),
         ));
         self.inner.acceptors.lock().push(task);

@@ -25,6 +25,7 @@ pub(crate) mod table;
 
 pub use blob::Blob;
 
+use crate::budget::{Budget, Grant};
 use crate::config::Config;
 use crate::error::RpcError;
 use crate::ids::{NodeId, TransferId};
@@ -61,6 +62,15 @@ pub(crate) struct Transfers {
     outgoing: Mutex<HashMap<TransferId, Arc<table::Outgoing>>>,
     /// Values we are pulling, by transfer id, to route arriving chunks.
     incoming: Mutex<HashMap<TransferId, table::Incoming>>,
+    /// Transfers open with each peer, both ways (each may hold memory or a
+    /// file descriptor).
+    open: Arc<Budget<NodeId>>,
+    /// Bytes of in-memory values kept for each peer to pull.
+    offered: Arc<Budget<NodeId>>,
+    /// Bytes being pulled into memory from each peer.
+    pull_memory: Arc<Budget<NodeId>>,
+    /// Bytes being pulled to disk from each peer.
+    pull_disk: Arc<Budget<NodeId>>,
 }
 
 impl Transfers {
@@ -68,11 +78,75 @@ impl Transfers {
     pub(crate) fn new(me: NodeId, config: Config, peers: Arc<Peers>) -> Transfers {
         Transfers {
             me,
+            open: Budget::new(
+                config.max_transfers_per_peer as u64,
+                config.max_transfers as u64,
+            ),
+            offered: Budget::new(config.max_offered_bytes_per_peer, config.max_offered_bytes),
+            pull_memory: Budget::new(config.max_pull_memory_per_peer, config.max_pull_memory),
+            pull_disk: Budget::new(config.max_pull_disk_per_peer, u64::MAX),
             config,
             peers,
             outgoing: Mutex::new(HashMap::new()),
             incoming: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A slot for one more transfer with `peer`.
+    ///
+    /// # Errors
+    /// [`RpcError::Overloaded`] naming the limit.
+    fn open_slot(&self, peer: NodeId) -> Result<Grant<NodeId>, RpcError> {
+        self.open.take(&peer, 1).map_err(|x| RpcError::Overloaded {
+            reason: format!("too many transfers open ({x})"),
+        })
+    }
+
+    /// Room for `size` bytes pulled into memory from `peer`.
+    ///
+    /// # Errors
+    /// [`RpcError::Overloaded`] naming the limit.
+    fn memory_for(&self, peer: NodeId, size: u64) -> Result<Grant<NodeId>, RpcError> {
+        self.pull_memory
+            .take(&peer, size)
+            .map_err(|x| RpcError::Overloaded {
+                reason: format!("cannot pull {size} more bytes into memory now ({x})"),
+            })
+    }
+
+    /// Room for `size` bytes pulled from `peer` into a new file at `path`:
+    /// the peer's share, and the free space the node keeps on that disk.
+    ///
+    /// # Errors
+    /// [`RpcError::QuotaExceeded`] when the disk would keep less than
+    /// [`Config::min_free_disk`] free, or the peer's share is used up.
+    fn disk_for(
+        &self,
+        peer: NodeId,
+        size: u64,
+        path: &std::path::Path,
+    ) -> Result<Grant<NodeId>, RpcError> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if let Ok(st) = rustix::fs::statvfs(dir) {
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            let keep = self.config.min_free_disk;
+            if size.saturating_add(keep) > free {
+                return Err(RpcError::QuotaExceeded {
+                    reason: format!(
+                        "writing {size} bytes to {} would leave less than {keep} of its {free} free bytes",
+                        dir.display()
+                    ),
+                });
+            }
+        }
+        self.pull_disk
+            .take(&peer, size)
+            .map_err(|x| RpcError::QuotaExceeded {
+                reason: format!("cannot write {size} more bytes to disk for this peer now ({x})"),
+            })
     }
 
     /// The connection to pull transfer `meta` over: the one to its sender.
@@ -111,6 +185,24 @@ pub(crate) fn with_scope<R>(
     let prev = SCOPE.with(|c| c.borrow_mut().replace((Arc::clone(transfers), peer)));
     let _restore = Restore(prev);
     f()
+}
+
+thread_local! {
+    /// The typed error of the last blob that failed to encode on this
+    /// thread (serde only carries strings).
+    static ERROR: RefCell<Option<RpcError>> = const { RefCell::new(None) };
+}
+
+/// Keeps `e` for [`take_error`] and returns its message, for serde.
+fn stash(e: RpcError) -> String {
+    let msg = e.to_string();
+    ERROR.with(|slot| *slot.borrow_mut() = Some(e));
+    msg
+}
+
+/// The typed error of the last blob that failed to encode on this thread.
+pub(crate) fn take_error() -> Option<RpcError> {
+    ERROR.with(|slot| slot.borrow_mut().take())
 }
 
 /// The scope set by [`with_scope`] on this thread.

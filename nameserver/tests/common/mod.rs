@@ -65,6 +65,7 @@ impl TestServer {
         let config = ServerConfig {
             lease,
             node: fast_config(),
+            ..ServerConfig::default()
         };
         let task = tokio::spawn(server::run(listener, config, async move {
             let _ = rx.await;

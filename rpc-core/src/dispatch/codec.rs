@@ -97,10 +97,12 @@ pub(crate) fn encode_payload<T: Serialize + ?Sized>(
     let r = with_core(core, peer, || ciborium::into_writer(v, &mut buf));
     match r {
         Ok(()) => Ok(Payload(buf)),
-        Err(e) => Err(take_ref_error().unwrap_or_else(|| RpcError::Encode {
-            what: what.to_owned(),
-            reason: e.to_string(),
-        })),
+        Err(e) => Err(take_ref_error()
+            .or_else(crate::transfer::take_error)
+            .unwrap_or_else(|| RpcError::Encode {
+                what: what.to_owned(),
+                reason: e.to_string(),
+            })),
     }
 }
 

@@ -213,7 +213,7 @@ impl RemoteHandle {
             ..self.obj.cap.clone()
         };
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut args = ArgList::new(method, core.transfers.route_out(args, home.node));
+        let mut args = ArgList::new(method, core.transfers.route_out(args, home.node)?);
         let mut backoff = RETRY_BACKOFF_MIN;
         // A request that certainly never left (no connection could be made,
         // or the connection was closed before it was written) is sent again

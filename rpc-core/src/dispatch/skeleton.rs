@@ -105,12 +105,16 @@ impl IncomingCall {
     /// Encodes a method's result as the response body.
     pub fn reply<T: Serialize, E: Serialize>(&self, result: Result<T, E>) -> ResponseBody {
         match result {
-            Ok(v) => match as_reply(|| encode_payload(&self.core, Some(self.peer), &v, "result")) {
-                Ok(p) => ResponseBody::Out(vec![self.core.transfers.route_one(p, self.peer)]),
+            Ok(v) => match as_reply(|| encode_payload(&self.core, Some(self.peer), &v, "result"))
+                .and_then(|p| self.core.transfers.route_one(p, self.peer))
+            {
+                Ok(a) => ResponseBody::Out(vec![a]),
                 Err(e) => ResponseBody::System(e),
             },
-            Err(e) => match encode_payload(&self.core, Some(self.peer), &e, "error") {
-                Ok(p) => ResponseBody::Application(self.core.transfers.route_one(p, self.peer)),
+            Err(e) => match encode_payload(&self.core, Some(self.peer), &e, "error")
+                .and_then(|p| self.core.transfers.route_one(p, self.peer))
+            {
+                Ok(a) => ResponseBody::Application(a),
                 Err(e) => ResponseBody::System(e),
             },
         }

@@ -151,17 +151,17 @@ impl Handler for NodeInner {
             conn.respond(call_id, ResponseBody::System(RpcError::Shutdown));
             return;
         }
-        if !conn.reserve_inflight(call_id, self.core.config.max_inflight_per_connection) {
-            conn.respond(
-                call_id,
-                ResponseBody::System(RpcError::Overloaded {
-                    reason: format!(
-                        "more than {} calls running for this connection",
-                        self.core.config.max_inflight_per_connection
-                    ),
-                }),
-            );
-            return;
+        match conn.reserve_inflight(call_id, self.core.config.max_inflight_per_connection) {
+            Ok(()) => {}
+            Err(e @ RpcError::Protocol { .. }) => {
+                tracing::warn!(peer = ?conn.peer, error = %e, "closing connection");
+                conn.fail(&e);
+                return;
+            }
+            Err(e) => {
+                conn.respond(call_id, ResponseBody::System(e));
+                return;
+            }
         }
         let node = Arc::clone(&self);
         let c = Arc::clone(conn);

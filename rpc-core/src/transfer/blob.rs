@@ -130,10 +130,13 @@ impl Blob {
                         meta.size
                     )));
                 }
-                *pulled = true;
+                // Until `pulled` is set, dropping the blob tells the sender.
+                let room = hub.memory_for(meta.sender, meta.size)?;
                 let conn = hub.conn_for(meta)?;
+                *pulled = true;
                 let mut sink = Sink::Memory(Vec::with_capacity(meta.size as usize));
                 super::pull::pull(hub, &conn, meta, &mut sink, |_, _| {}).await?;
+                drop(room);
                 match sink {
                     Sink::Memory(v) => Ok(v),
                     Sink::File(_) => Err(failed("memory sink became a file")),
@@ -169,11 +172,13 @@ impl Blob {
             }
             BlobRepr::File { path: from, .. } => tokio::fs::copy(&from, &path).await.map_err(io),
             BlobRepr::Remote { meta, hub, pulled } => {
-                *pulled = true;
+                let room = hub.disk_for(meta.sender, meta.size, &path)?;
                 let conn = hub.conn_for(meta)?;
                 let depth = hub.config.transfer_window;
                 let mut sink = Sink::File(FileSink::create(path.clone(), depth).map_err(io)?);
+                *pulled = true;
                 super::pull::pull(hub, &conn, meta, &mut sink, progress).await?;
+                drop(room);
                 Ok(meta.size)
             }
         }
@@ -225,11 +230,13 @@ impl Blob {
         let io = |e: std::io::Error| failed(format!("could not write {}: {e}", path.display()));
         match &mut self.repr {
             BlobRepr::Remote { meta, hub, pulled } => {
-                *pulled = true;
+                let room = hub.disk_for(meta.sender, meta.size, path)?;
                 let conn = hub.conn_for(meta)?;
                 let depth = hub.config.transfer_window;
                 let mut sink = Sink::File(FileSink::create(path.to_owned(), depth).map_err(io)?);
+                *pulled = true;
                 let crc = super::pull::pull(hub, &conn, meta, &mut sink, |_, _| {}).await?;
+                drop(room);
                 Ok((meta.size, crc))
             }
             BlobRepr::Bytes(b) => {
@@ -317,7 +324,7 @@ impl Serialize for Blob {
                 "a Blob can only be sent as an argument or result of a call",
             ));
         };
-        let meta = match &self.repr {
+        let offered = match &self.repr {
             BlobRepr::Bytes(b) => hub.offer(
                 receiver,
                 Source::Memory(Arc::clone(b)),
@@ -343,6 +350,7 @@ impl Serialize for Blob {
                 ));
             }
         };
+        let meta = offered.map_err(|e| serde::ser::Error::custom(super::stash(e)))?;
         meta.serialize(s)
     }
 }

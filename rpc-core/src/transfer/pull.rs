@@ -24,6 +24,20 @@ pub(crate) async fn pull(
     mut progress: impl FnMut(u64, u64) + Send,
 ) -> Result<u32, RpcError> {
     let cfg = &transfers.config;
+    let slot = match transfers.open_slot(meta.sender) {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = conn.send(&Message::TransferEnd {
+                id: meta.id,
+                ok: false,
+            });
+            if let Sink::File(f) = sink {
+                let _ = f.finish().await;
+                let _ = tokio::fs::remove_file(&f.path).await;
+            }
+            return Err(e);
+        }
+    };
     let window = cfg.transfer_window.max(1);
     // A chunk and its frame header must fit in the smaller of both frame limits.
     let chunk = cfg
@@ -113,31 +127,52 @@ pub(crate) async fn pull(
         let _ = f.finish().await;
         let _ = tokio::fs::remove_file(&f.path).await;
     }
+    drop(slot);
     result
 }
 
 impl Transfers {
     /// Replaces payloads above the threshold by transfers kept for `receiver`.
-    pub(crate) fn route_out(&self, args: Vec<Payload>, receiver: NodeId) -> Vec<Arg> {
-        args.into_iter()
-            .map(|p| self.route_one(p, receiver))
-            .collect()
+    ///
+    /// # Errors
+    /// As [`Transfers::route_one`]; what was offered before the refusal is
+    /// withdrawn.
+    pub(crate) fn route_out(
+        &self,
+        args: Vec<Payload>,
+        receiver: NodeId,
+    ) -> Result<Vec<Arg>, RpcError> {
+        let mut out = Vec::with_capacity(args.len());
+        for p in args {
+            match self.route_one(p, receiver) {
+                Ok(a) => out.push(a),
+                Err(e) => {
+                    self.withdraw(&out);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// One payload: inline, or kept here as a transfer for `receiver`.
-    pub(crate) fn route_one(&self, p: Payload, receiver: NodeId) -> Arg {
+    ///
+    /// # Errors
+    /// [`RpcError::Overloaded`] when `receiver` may not be kept more.
+    pub(crate) fn route_one(&self, p: Payload, receiver: NodeId) -> Result<Arg, RpcError> {
         if p.0.len() <= self.config.large_threshold {
-            return Arg::Inline(p);
+            return Ok(Arg::Inline(p));
         }
         let size = p.0.len() as u64;
         let checksum = whole_checksum(&p.0);
-        Arg::Transfer(self.offer(
+        let meta = self.offer(
             receiver,
             Source::Memory(Arc::new(p.0)),
             size,
             checksum,
             None,
-        ))
+        )?;
+        Ok(Arg::Transfer(meta))
     }
 
     /// Turns an argument into its bytes, pulling it from the peer of `conn` if
@@ -163,8 +198,19 @@ impl Transfers {
                         meta.size, self.config.max_large_value
                     )));
                 }
+                let room = match self.memory_for(meta.sender, meta.size) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        let _ = conn.send(&Message::TransferEnd {
+                            id: meta.id,
+                            ok: false,
+                        });
+                        return Err(e);
+                    }
+                };
                 let mut sink = Sink::Memory(Vec::with_capacity(meta.size as usize));
                 pull(self, conn, &meta, &mut sink, |_, _| {}).await?;
+                drop(room);
                 match sink {
                     Sink::Memory(v) => Ok(Payload(v)),
                     Sink::File(_) => Err(failed("memory sink became a file")),

@@ -4,6 +4,7 @@
 //! transfers.
 
 use super::{Transfers, failed, serve};
+use crate::budget::Grant;
 use crate::error::RpcError;
 use crate::ids::{NodeId, TransferId};
 use crate::transport::connection::Connection;
@@ -39,6 +40,9 @@ pub(crate) struct Outgoing {
     /// Chunk requests, served in order off the connection's reader by one
     /// blocking thread per transfer (started on demand, gone when idle).
     pub(crate) serve_queue: Mutex<Option<std::sync::mpsc::Sender<(Arc<Connection>, u64, u32)>>>,
+    /// The transfer's slot and, for memory, its bytes in the receiver's
+    /// budgets: given back when the last holder drops this.
+    _held: (Grant<NodeId>, Option<Grant<NodeId>>),
 }
 
 impl Outgoing {
@@ -71,6 +75,10 @@ pub(crate) struct Incoming {
 
 impl Transfers {
     /// Keeps `source` for `receiver` and returns the reference to send instead.
+    ///
+    /// # Errors
+    /// [`RpcError::Overloaded`] when `receiver` has too many transfers open
+    /// or too many bytes kept for it already.
     pub(crate) fn offer(
         &self,
         receiver: NodeId,
@@ -78,7 +86,18 @@ impl Transfers {
         size: u64,
         checksum: Option<u32>,
         progress: Option<Progress>,
-    ) -> TransferMeta {
+    ) -> Result<TransferMeta, RpcError> {
+        let slot = self.open_slot(receiver)?;
+        let bytes = match &source {
+            Source::Memory(_) => Some(self.offered.take(&receiver, size).map_err(|x| {
+                RpcError::Overloaded {
+                    reason: format!(
+                        "cannot keep {size} more bytes for this peer to pull ({x}); pull or drop what it was sent"
+                    ),
+                }
+            })?),
+            Source::File(_) => None,
+        };
         let id = TransferId::random();
         self.outgoing.lock().insert(
             id,
@@ -89,15 +108,16 @@ impl Transfers {
                 progress,
                 touched: Mutex::new(Instant::now()),
                 serve_queue: Mutex::new(None),
+                _held: (slot, bytes),
             }),
         );
-        TransferMeta {
+        Ok(TransferMeta {
             id,
             sender: self.me,
             receiver,
             size,
             checksum,
-        }
+        })
     }
 
     /// Serves a chunk request of the peer of `conn`.

@@ -11,6 +11,7 @@
 //! Reads: one reader task decodes frames; responses complete the waiting
 //! caller's oneshot, requests go to the [`Handler`] (which runs each on its own task).
 
+use crate::budget::Grant;
 use crate::error::RpcError;
 use crate::ids::{CallId, Capability, Identity, NodeId};
 use crate::transport::stream::{ReadHalf, WriteHalf};
@@ -20,6 +21,7 @@ use crate::wire::{
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -66,6 +68,9 @@ pub(crate) struct Connection {
     max_frame: usize,
     /// Largest frame body we send: the smaller of both sides' limits.
     max_send: usize,
+    /// Bytes that may wait for a peer that does not read before the reader
+    /// stops taking its requests.
+    max_queued: usize,
     writer: Writer,
     next_call: AtomicU64,
     /// Our calls waiting for a response; the reader task completes them and
@@ -75,8 +80,9 @@ pub(crate) struct Connection {
     /// entry is reserved (None) before the task is spawned, so the count limit
     /// and the task's own removal at its end cannot race.
     inflight: Mutex<HashMap<CallId, Option<AbortHandle>>>,
-    /// Connection slot of the accepting node, released on close.
-    permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    /// The accepting node's connection slot (per address and in total),
+    /// given back on close.
+    permit: Mutex<Option<Grant<IpAddr>>>,
     /// Start of the connection: the zero of `last_rx_ms` (tokio's clock, so
     /// that keepalive runs on a paused clock in tests).
     born: tokio::time::Instant,
@@ -126,7 +132,7 @@ impl Connection {
         config: &crate::config::Config,
         handler: Arc<dyn Handler>,
         traffic: Arc<Traffic>,
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        permit: Option<Grant<IpAddr>>,
         register: impl FnOnce(&Arc<Connection>) -> Result<(), RpcError>,
     ) -> Result<Arc<Connection>, RpcError> {
         let max_frame = config.max_frame_len;
@@ -137,10 +143,12 @@ impl Connection {
             local,
             max_frame,
             max_send: max_frame.min(usize::try_from(peer.max_frame).unwrap_or(usize::MAX)),
+            max_queued: config.max_queued_bytes,
             writer: Writer {
                 sock: wr,
                 state: Mutex::new(WriteState::default()),
                 wake: Notify::new(),
+                drained: Notify::new(),
             },
             next_call: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
@@ -257,14 +265,25 @@ impl Connection {
         }
     }
 
-    /// Reserves a slot for the peer's call `call_id`; false if too many run already.
-    pub(crate) fn reserve_inflight(&self, call_id: CallId, max: usize) -> bool {
+    /// Reserves a slot for the peer's call `call_id`.
+    ///
+    /// # Errors
+    /// [`RpcError::Protocol`] when a call of that id is still running (the
+    /// peer reused it), [`RpcError::Overloaded`] when `max` calls run already.
+    pub(crate) fn reserve_inflight(&self, call_id: CallId, max: usize) -> Result<(), RpcError> {
         let mut m = self.inflight.lock();
+        if m.contains_key(&call_id) {
+            return Err(RpcError::protocol(format!(
+                "call id {call_id} reused while that call is still running"
+            )));
+        }
         if m.len() >= max {
-            return false;
+            return Err(RpcError::Overloaded {
+                reason: format!("more than {max} calls running for this connection"),
+            });
         }
         m.insert(call_id, None);
-        true
+        Ok(())
     }
 
     /// Attaches the task running `call_id`, unless it has already finished.

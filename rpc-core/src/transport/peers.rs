@@ -5,6 +5,7 @@
 //! dial (and one connection), while dials to different addresses never wait
 //! for each other, so an address that does not answer holds up nobody else.
 
+use crate::budget::Grant;
 use crate::config::Config;
 use crate::credentials::CertIdentity;
 use crate::error::RpcError;
@@ -12,16 +13,17 @@ use crate::ids::{ComHandle, Identity, NodeId};
 use crate::transport::address::Advertised;
 use crate::transport::connection::{Connection, Handler, Traffic};
 use crate::transport::handshake::{self, LocalHello};
+use crate::transport::listener::Admission;
 use crate::transport::stream::{self, ReadHalf, WriteHalf};
 use crate::transport::tls::{TLS_HANDSHAKE_BYTE, Tls};
 use crate::wire::Hello;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 /// Splits a handshaken stream for [`Connection::start`].
@@ -198,7 +200,7 @@ impl Peers {
         halves: (ReadHalf, Box<dyn WriteHalf>),
         peer: &Hello,
         identity: Identity,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<Grant<IpAddr>>,
         exclusive: bool,
     ) -> Result<Arc<Connection>, RpcError> {
         let handler = self.handler.upgrade().ok_or(RpcError::Shutdown)?;
@@ -283,8 +285,9 @@ impl Peers {
     pub(crate) async fn accept_tcp(
         &self,
         tcp: TcpStream,
-        permit: Option<OwnedSemaphorePermit>,
+        admission: Admission,
     ) -> Result<Arc<Connection>, RpcError> {
+        let permit = Some(admission);
         let within = self.config.handshake_timeout;
         match self.tls()? {
             None => {
@@ -298,7 +301,7 @@ impl Peers {
                     let why = RpcError::protocol(
                         "this node runs in plaintext (no --tls); the peer speaks TLS",
                     );
-                    handshake::refuse(&mut tcp, &why, self.config.max_frame_len).await;
+                    handshake::refuse(&mut tcp, &why, self.hello_limit()).await;
                     return Err(why);
                 }
                 self.accept(tcp, stream::split_tcp, permit).await
@@ -311,7 +314,7 @@ impl Peers {
                     let why = RpcError::protocol(
                         "this node accepts mutual TLS connections only (the peer runs without --tls)",
                     );
-                    handshake::refuse(&mut tcp, &why, self.config.max_frame_len).await;
+                    handshake::refuse(&mut tcp, &why, self.hello_limit()).await;
                     return Err(why);
                 }
                 self.accept(tcp, stream::split_any, permit).await
@@ -331,7 +334,7 @@ impl Peers {
         &self,
         stream: S,
         split: Split<S>,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<Admission>,
     ) -> Result<Arc<Connection>, RpcError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -360,21 +363,34 @@ impl Peers {
         &self,
         mut stream: S,
         split: Split<S>,
-        permit: Option<OwnedSemaphorePermit>,
+        admission: Option<Admission>,
         cert: Option<CertIdentity>,
     ) -> Result<Arc<Connection>, RpcError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let tls = cert.is_some();
-        let (peer, identity) = handshake::handshake_accept(
+        let ((peer, identity), slot) = handshake::handshake_accept(
             &mut stream,
             &self.local_hello(),
-            self.config.max_frame_len,
-            |h| self.admit(h, cert, true),
+            self.hello_limit(),
+            |h| {
+                let identity = self.admit(h, cert, true)?;
+                let slot = admission.as_ref().map(Admission::connection).transpose()?;
+                Ok((identity, slot))
+            },
         )
-        .await?;
-        self.start(split(stream), &peer, identity, permit, !tls)
+        .await
+        .map(|(h, (identity, slot))| ((h, identity), slot))?;
+        // The handshake is over: its slot goes back (with `admission`).
+        drop(admission);
+        self.start(split(stream), &peer, identity, slot, !tls)
+    }
+
+    /// Largest hello accepted or sent: far below the frame limit, since it is
+    /// what an unauthenticated peer can make this node buffer.
+    fn hello_limit(&self) -> usize {
+        self.config.max_hello_len.min(self.config.max_frame_len)
     }
 
     /// Runs the dialing side of the handshake on `stream` (TLS first when
@@ -427,12 +443,9 @@ impl Peers {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut peer = handshake::handshake_connect(
-            &mut stream,
-            &self.local_hello(),
-            self.config.max_frame_len,
-        )
-        .await?;
+        let mut peer =
+            handshake::handshake_connect(&mut stream, &self.local_hello(), self.hello_limit())
+                .await?;
         let identity = self.admit(&peer, cert, false)?;
         if let Some(addr) = addr {
             // Remember the peer by the address we reached it at, whatever it announces.

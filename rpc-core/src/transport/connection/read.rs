@@ -12,6 +12,24 @@ use std::sync::atomic::Ordering;
 use tokio::io::AsyncReadExt;
 
 impl Connection {
+    /// Waits until the bytes waiting for the peer fall to half the limit;
+    /// true if the connection closed meanwhile.
+    async fn wait_for_drain(&self) -> bool {
+        tracing::debug!(peer = ?self.peer, backlog = self.backlog(), "peer does not read; pausing its requests");
+        loop {
+            let drained = self.writer.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.backlog() <= self.max_queued / 2 {
+                return false;
+            }
+            tokio::select! {
+                () = drained => {}
+                () = self.stop.cancelled() => return true,
+            }
+        }
+    }
+
     /// Reader task: decodes frames until the peer closes or breaks the protocol.
     pub(super) async fn run_reader(self: Arc<Self>, mut rd: ReadHalf, handler: Arc<dyn Handler>) {
         let reason = self.read_loop(&mut rd, &handler).await;
@@ -60,6 +78,14 @@ impl Connection {
                 buf.reserve(len + wire::codec::LEN_PREFIX - buf.len());
             } else if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(crate::config::READ_BUFFER);
+            }
+            // A peer that does not read what we send gets no more of its
+            // requests read until the backlog drains.
+            if self.backlog() > self.max_queued {
+                let stopped = self.wait_for_drain().await;
+                if stopped {
+                    return self.closed.lock().clone().unwrap_or(RpcError::Shutdown);
+                }
             }
             let read = tokio::select! {
                 r = rd.read_buf(&mut buf) => r,

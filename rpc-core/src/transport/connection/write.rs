@@ -21,6 +21,10 @@ pub(super) struct WriteState {
     /// Bulk frames (transfer chunks), written only when `queue` is empty, so
     /// that small calls never wait behind them in this process.
     bulk: std::collections::VecDeque<Vec<u8>>,
+    /// Bytes in `bulk`.
+    bulk_bytes: usize,
+    /// Bytes the writer task took out of the queues and is writing now.
+    in_writer: usize,
     /// Someone (a caller or the writer task) is writing; others only queue.
     writing: bool,
     /// The stream holds written bytes it has not pushed out yet (TLS):
@@ -37,9 +41,25 @@ pub(super) struct Writer {
     pub(super) state: Mutex<WriteState>,
     /// Wakes the writer task when a caller hands it bytes the socket refused.
     pub(super) wake: Notify,
+    /// Told when the bytes waiting for the peer fell below half the limit:
+    /// the reader waits on it while the peer does not read.
+    pub(super) drained: Notify,
 }
 
 impl Connection {
+    /// Bytes waiting to be written to the peer.
+    pub(super) fn backlog(&self) -> usize {
+        let st = self.writer.state.lock();
+        st.queue.len() + st.bulk_bytes + st.in_writer
+    }
+
+    /// Wakes the reader if the backlog is low enough to read requests again.
+    fn maybe_drained(&self, backlog: usize) {
+        if backlog <= self.max_queued / 2 {
+            self.writer.drained.notify_waiters();
+        }
+    }
+
     /// True when other calls are under way on this connection in either
     /// direction, so that more frames are likely to follow within this tick.
     fn busy(&self) -> bool {
@@ -135,6 +155,8 @@ impl Connection {
                 };
                 if st.bulk.is_empty() && flushed {
                     st.writing = false;
+                    drop(st);
+                    self.maybe_drained(0);
                 } else {
                     // Bulk data and a stream that would block on its flush are
                     // the writer task's job; stay "writing" for it.
@@ -170,6 +192,7 @@ impl Connection {
                         std::mem::swap(&mut buf, &mut st.queue);
                     } else if let Some(chunk) = st.bulk.pop_front() {
                         // One bulk frame, then small frames get another look.
+                        st.bulk_bytes -= chunk.len();
                         buf = chunk;
                     } else if st.unflushed {
                         st.unflushed = false;
@@ -177,8 +200,16 @@ impl Connection {
                         st.writing = false;
                         break;
                     }
+                    st.in_writer = buf.len();
                 }
-                if let Err(e) = self.write_out(&buf).await {
+                let wrote = self.write_out(&buf).await;
+                let backlog = {
+                    let mut st = self.writer.state.lock();
+                    st.in_writer = 0;
+                    st.queue.len() + st.bulk_bytes
+                };
+                self.maybe_drained(backlog);
+                if let Err(e) = wrote {
                     self.close(&RpcError::ConnectionLost {
                         peer: self.peer_name(),
                         reason: io_reason(&e),
@@ -214,6 +245,7 @@ impl Connection {
         if st.closed {
             return Err(self.closed_error(false));
         }
+        st.bulk_bytes += frame.len();
         st.bulk.push_back(frame);
         if !st.writing {
             st.writing = true;
