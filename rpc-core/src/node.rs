@@ -66,6 +66,9 @@ pub struct NodeStats {
     pub bytes_received: u64,
     /// Data items its data manager keeps (0 without one).
     pub data_items: usize,
+    /// Bytes waiting to be written to peers, all connections.
+    #[serde(default)]
+    pub queued_bytes: u64,
 }
 
 /// State of a node above its [`Core`]: what serving requests and the
@@ -364,6 +367,7 @@ impl Node {
             bytes_sent: traffic.sent.load(Ordering::Relaxed),
             bytes_received: traffic.received.load(Ordering::Relaxed),
             data_items: 0,
+            queued_bytes: conns.iter().map(|c| c.backlog() as u64).sum(),
         };
         self.inner.extensions.add_stats(&mut stats);
         stats

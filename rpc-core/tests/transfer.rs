@@ -6,16 +6,12 @@
 
 mod common;
 
+use common::raw::{Raw, cbor};
 use common::*;
-use rpc_core::wire::{
-    self, Arg, ArgList, Hello, IpcHeader, Message, MessageKind, PROTOCOL_VERSION, Payload, Request,
-    RequestHeader, ResponseBody, TransferMeta,
-};
-use rpc_core::{Blob, Capability, Config, Node, NodeId, RemoteRef, RpcError, TransferId};
+use rpc_core::wire::{Arg, Message, Payload, ResponseBody, TransferMeta};
+use rpc_core::{Blob, Capability, Config, Node, RemoteRef, RpcError, TransferId};
 use serde_bytes::ByteBuf;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const BOUND: Duration = Duration::from_secs(60);
 
@@ -223,83 +219,6 @@ async fn blobs_from_files_to_files_both_ways() {
             .unwrap(),
     );
     no_transfers_left(&[&server, &client]).await;
-}
-
-// --- raw peers speaking the wire protocol, to inject faults ----------------
-
-struct Raw {
-    stream: TcpStream,
-    me: NodeId,
-    server: NodeId,
-}
-
-impl Raw {
-    async fn connect(addr: &str) -> Raw {
-        let me = NodeId::random();
-        let mut r = Raw {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            me,
-            server: me, // until the server's hello says who it is
-        };
-        r.send(&Message::Hello(Hello {
-            version: PROTOCOL_VERSION,
-            node: me,
-            listen: None,
-            max_frame: 1 << 24,
-            seed: None,
-        }))
-        .await;
-        match r.recv().await {
-            Message::Hello(h) => r.server = h.node,
-            other => panic!("expected hello, got {other:?}"),
-        }
-        r
-    }
-
-    async fn send(&mut self, m: &Message) {
-        let mut buf = Vec::new();
-        wire::encode_frame(m, &mut buf, 1 << 24).unwrap();
-        self.stream.write_all(&buf).await.unwrap();
-    }
-
-    async fn recv(&mut self) -> Message {
-        tokio::time::timeout(Duration::from_secs(10), async {
-            let mut prefix = [0u8; 4];
-            self.stream.read_exact(&mut prefix).await.unwrap();
-            let mut body = vec![0; u32::from_be_bytes(prefix) as usize];
-            self.stream.read_exact(&mut body).await.unwrap();
-            wire::codec::decode_body(&body).unwrap()
-        })
-        .await
-        .expect("the server answered in time")
-    }
-
-    async fn request(&mut self, call_id: u64, target: &Capability, method: &str, args: Vec<Arg>) {
-        let req = Message::Request(Request {
-            ipc: IpcHeader {
-                kind: MessageKind::Request,
-                call_id,
-                sender: self.me,
-                receiver: self.server,
-            },
-            rpc: RequestHeader {
-                target: target.clone(),
-                method_id: 0,
-                deadline_ms: Some(10_000),
-            },
-            args: ArgList {
-                method: method.into(),
-                args,
-            },
-        });
-        self.send(&req).await;
-    }
-}
-
-fn cbor<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    let mut out = Vec::new();
-    ciborium::into_writer(v, &mut out).unwrap();
-    out
 }
 
 async fn calc_capability(addr: &str) -> (Node, Capability) {

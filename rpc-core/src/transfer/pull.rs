@@ -46,6 +46,15 @@ pub(crate) async fn pull(
         .clamp(1, u32::MAX as usize) as u64;
     let (tx, mut rx) = mpsc::channel(window + 1);
     transfers.expect(meta.id, meta.sender, tx);
+    // If this future is dropped mid-pull (the call it serves was cancelled,
+    // its connection closed), the guard forgets the transfer and tells the
+    // sender; a file sink removes its partial file on drop.
+    let mut guard = PullGuard {
+        transfers,
+        conn,
+        id: meta.id,
+        armed: true,
+    };
     let result = async {
         let mut next = 0u64;
         let mut received = 0u64;
@@ -111,6 +120,7 @@ pub(crate) async fn pull(
         Ok(crc)
     }
     .await;
+    guard.armed = false;
     transfers.unexpect(&meta.id);
     let _ = conn.send(&Message::TransferEnd {
         id: meta.id,
@@ -118,7 +128,10 @@ pub(crate) async fn pull(
     });
     // A file is complete only once its writer has written and synced it.
     let result = match (result, &mut *sink) {
-        (Ok(crc), Sink::File(f)) => f.finish().await.map(|()| crc),
+        (Ok(crc), Sink::File(f)) => f.finish().await.map(|()| {
+            f.keep();
+            crc
+        }),
         (r, _) => r,
     };
     if result.is_err()
@@ -129,6 +142,28 @@ pub(crate) async fn pull(
     }
     drop(slot);
     result
+}
+
+/// Forgets a pull whose future is dropped before it ends, and tells the
+/// sender, so that nothing of it is left on either side.
+struct PullGuard<'a> {
+    transfers: &'a Transfers,
+    conn: &'a Arc<Connection>,
+    id: crate::ids::TransferId,
+    /// Cleared once the pull ended by itself.
+    armed: bool,
+}
+
+impl Drop for PullGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.transfers.unexpect(&self.id);
+            let _ = self.conn.send(&Message::TransferEnd {
+                id: self.id,
+                ok: false,
+            });
+        }
+    }
 }
 
 impl Transfers {

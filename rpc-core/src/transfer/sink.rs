@@ -24,6 +24,9 @@ pub(crate) struct FileSink {
     writer: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// The file's path, to name it in errors and remove a partial file.
     pub(crate) path: PathBuf,
+    /// Set once the file is complete: otherwise dropping the sink (a pull
+    /// that failed or was abandoned) removes the partial file.
+    kept: bool,
 }
 
 impl FileSink {
@@ -41,7 +44,13 @@ impl FileSink {
             tx: Some(tx),
             writer: Some(writer),
             path,
+            kept: false,
         })
+    }
+
+    /// The file is complete: keep it when the sink is dropped.
+    pub(crate) fn keep(&mut self) {
+        self.kept = true;
     }
 
     pub(crate) async fn write(&mut self, data: Vec<u8>) -> Result<(), RpcError> {
@@ -73,6 +82,16 @@ impl FileSink {
                 self.path.display()
             ))),
             Err(e) => Err(failed(format!("file writer failed: {e}"))),
+        }
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        if !self.kept {
+            // The writer thread may still hold the file: unlinking it now
+            // frees its blocks as soon as the thread lets go.
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }

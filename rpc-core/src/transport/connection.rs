@@ -435,15 +435,6 @@ impl Connection {
         }
         self.stop.cancel();
     }
-
-    /// Sends `Close(err)` (best effort) and closes: the peer learns why.
-    /// A node shutting down after answering every request it read sends
-    /// [`RpcError::Shutdown`], which tells the peer that its calls still
-    /// pending were not run.
-    pub(crate) fn fail(&self, err: &RpcError) {
-        let _ = self.send(&Message::Close(err.clone()));
-        self.close(err);
-    }
 }
 
 /// Sends a cancel for a call whose future is dropped before its answer.

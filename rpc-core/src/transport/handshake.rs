@@ -88,7 +88,15 @@ pub(crate) async fn handshake_accept<S, T>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let theirs = read_hello(stream, max).await?;
+    let theirs = match read_hello(stream, max).await {
+        Ok(h) => h,
+        Err(e) => {
+            // An oversized or malformed hello: say why (a peer already gone
+            // just misses it).
+            let _ = write_msg(stream, &Message::Close(e.clone()), max).await;
+            return Err(e);
+        }
+    };
     let admitted = check_version(&theirs).and_then(|()| admit(&theirs));
     let admitted = match admitted {
         Ok(a) => a,

@@ -2,6 +2,8 @@
 #![allow(dead_code, missing_docs, unreachable_pub)] // each test file uses a different subset
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+pub mod raw;
+
 use rpc_core::{Config, Node, RpcError, remote};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::io::AsyncReadExt;
 
+/// Requests decoded from one read before the reader lets them run.
+const REQUESTS_PER_YIELD: u32 = 16;
+
 impl Connection {
     /// Waits until the bytes waiting for the peer fall to half the limit;
     /// true if the connection closed meanwhile.
@@ -38,7 +41,10 @@ impl Connection {
             c.clone().unwrap_or(reason)
         };
         handler.on_closed(&self, &reason);
-        self.close(&reason);
+        if !self.closing() {
+            // (A close frame still queued: the writer closes after it.)
+            self.close(&reason);
+        }
     }
 
     async fn read_loop(
@@ -47,13 +53,22 @@ impl Connection {
         handler: &Arc<dyn Handler>,
     ) -> RpcError {
         let mut buf = BytesMut::with_capacity(crate::config::READ_BUFFER);
+        let mut since_yield = 0;
         loop {
             // Decode every whole frame in the buffer.
             loop {
+                // A peer that does not read what we send gets no more of its
+                // frames taken until the backlog drains.
+                if self.backlog() > self.max_queued && self.wait_for_drain().await {
+                    return self.closed.lock().clone().unwrap_or(RpcError::Shutdown);
+                }
                 match wire::decode_frame(&buf, self.max_frame) {
                     Ok(Some((msg, used))) => {
                         buf.advance(used);
                         let from_peer = matches!(msg, Message::Close(_));
+                        if matches!(msg, Message::Request(_)) {
+                            since_yield += 1;
+                        }
                         if let Err(e) = self.on_message(msg, handler) {
                             if from_peer {
                                 // The peer is closing: nothing to tell it
@@ -63,6 +78,13 @@ impl Connection {
                                 self.fail(&e);
                             }
                             return e;
+                        }
+                        if since_yield >= REQUESTS_PER_YIELD {
+                            // Let the requests just started run (and queue
+                            // their replies) before taking more: the backlog
+                            // check above then sees what they produce.
+                            since_yield = 0;
+                            tokio::task::yield_now().await;
                         }
                     }
                     Ok(None) => break,
@@ -78,14 +100,6 @@ impl Connection {
                 buf.reserve(len + wire::codec::LEN_PREFIX - buf.len());
             } else if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(crate::config::READ_BUFFER);
-            }
-            // A peer that does not read what we send gets no more of its
-            // requests read until the backlog drains.
-            if self.backlog() > self.max_queued {
-                let stopped = self.wait_for_drain().await;
-                if stopped {
-                    return self.closed.lock().clone().unwrap_or(RpcError::Shutdown);
-                }
             }
             let read = tokio::select! {
                 r = rd.read_buf(&mut buf) => r,

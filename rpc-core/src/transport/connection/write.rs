@@ -32,6 +32,10 @@ pub(super) struct WriteState {
     unflushed: bool,
     /// The connection is closed: refuse new frames.
     pub(super) closed: bool,
+    /// The connection closes once what is queued is written (a `close`
+    /// frame last): refuse new frames, and the writer closes it with this
+    /// reason when the queue is empty.
+    pub(super) closing: Option<RpcError>,
 }
 
 pub(super) struct Writer {
@@ -48,7 +52,7 @@ pub(super) struct Writer {
 
 impl Connection {
     /// Bytes waiting to be written to the peer.
-    pub(super) fn backlog(&self) -> usize {
+    pub(crate) fn backlog(&self) -> usize {
         let st = self.writer.state.lock();
         st.queue.len() + st.bulk_bytes + st.in_writer
     }
@@ -77,7 +81,7 @@ impl Connection {
         let defer = self.busy();
         let mut out = {
             let mut st = self.writer.state.lock();
-            if st.closed {
+            if st.closed || st.closing.is_some() {
                 return Err(self.closed_error(false));
             }
             if st.writing {
@@ -196,6 +200,11 @@ impl Connection {
                         buf = chunk;
                     } else if st.unflushed {
                         st.unflushed = false;
+                    } else if let Some(reason) = st.closing.take() {
+                        // Everything, the close frame last, is written.
+                        drop(st);
+                        self.close(&reason);
+                        return;
                     } else {
                         st.writing = false;
                         break;
@@ -238,11 +247,54 @@ impl Connection {
         std::future::poll_fn(|cx| sock.poll_flush(cx)).await
     }
 
+    /// Sends `Close(err)` after what is queued, then closes: the peer learns
+    /// why. When nobody is writing, the frame is written at once and the
+    /// connection closed; otherwise the writer task closes it once the
+    /// queue (the close frame last) is written. Bulk frames are dropped.
+    /// A node shutting down after answering every request it read sends
+    /// [`RpcError::Shutdown`], which tells the peer that its calls still
+    /// pending were not run.
+    pub(crate) fn fail(&self, err: &RpcError) {
+        let Ok(frame) = self.encode(&Message::Close(err.clone())) else {
+            self.close(err);
+            return;
+        };
+        let direct = {
+            let mut st = self.writer.state.lock();
+            if st.closed || st.closing.is_some() {
+                return;
+            }
+            st.bulk.clear();
+            st.bulk_bytes = 0;
+            if st.writing {
+                st.queue.extend_from_slice(&frame);
+                st.closing = Some(err.clone());
+                false
+            } else {
+                st.writing = true;
+                true
+            }
+        };
+        if direct {
+            // Best effort: a new or idle socket takes a small frame whole.
+            let _ = self.writer.sock.try_write(&frame);
+            let _ = self.writer.sock.try_flush();
+            self.close(err);
+        } else {
+            self.writer.wake.notify_one();
+        }
+    }
+
+    /// True while a close frame waits to be written before the connection closes.
+    pub(super) fn closing(&self) -> bool {
+        self.writer.state.lock().closing.is_some()
+    }
+
     /// Queues one bulk message (a transfer chunk) behind every small frame.
     pub(crate) fn send_bulk(&self, msg: &Message) -> Result<(), RpcError> {
         let frame = self.encode(msg)?;
         let mut st = self.writer.state.lock();
-        if st.closed {
+        if st.closed || st.closing.is_some() {
             return Err(self.closed_error(false));
         }
         st.bulk_bytes += frame.len();
