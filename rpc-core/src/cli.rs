@@ -177,6 +177,13 @@ pub struct LimitArgs {
     /// Time a transfer may go without progress before it is dropped, in ms.
     #[arg(long, value_name = "MS", default_value_t = crate::config::TRANSFER_TIMEOUT.as_millis() as u64)]
     pub transfer_timeout_ms: u64,
+    /// Idle time after which a connection pings its peer, in ms.
+    #[arg(long, value_name = "MS", default_value_t = crate::config::KEEPALIVE_INTERVAL.as_millis() as u64)]
+    pub keepalive_interval_ms: u64,
+    /// Time without a frame from the peer after which a connection is
+    /// declared dead and its calls fail, in ms.
+    #[arg(long, value_name = "MS", default_value_t = crate::config::KEEPALIVE_TIMEOUT.as_millis() as u64)]
+    pub keepalive_timeout_ms: u64,
 }
 
 impl LimitArgs {
@@ -202,6 +209,8 @@ impl LimitArgs {
         config.max_pull_disk_per_peer = self.max_pull_disk_per_peer.0;
         config.min_free_disk = self.min_free_disk.0;
         config.transfer_timeout = std::time::Duration::from_millis(self.transfer_timeout_ms);
+        config.keepalive_interval = std::time::Duration::from_millis(self.keepalive_interval_ms);
+        config.keepalive_timeout = std::time::Duration::from_millis(self.keepalive_timeout_ms);
     }
 }
 

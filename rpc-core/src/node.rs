@@ -248,6 +248,23 @@ impl Node {
         Ok(peers.accept(stream, stream::split_any, None).await?.peer)
     }
 
+    /// Completes when this node has no open connection to `peer` (at once
+    /// if it has none now), with why the last one closed: what a program
+    /// waiting for callbacks from `peer` watches to learn that none will
+    /// come.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only waits.
+    pub async fn disconnected(&self, peer: NodeId) -> RpcError {
+        match self.core().peers.get(&peer) {
+            Some(conn) => conn.closed().await,
+            None => RpcError::Unreachable {
+                peer: format!("{peer:?}"),
+                reason: "no connection to that node".into(),
+            },
+        }
+    }
+
     /// Binds `r` under `name` in this node's bootstrap registry, exporting it.
     ///
     /// # Errors

@@ -69,7 +69,8 @@ pub async fn run(args: WatchArgs, ctx: &Context) -> Result<Output, ClientError> 
     let target = ctx
         .bounded(async {
             let table = ctx.table(&table_name).await?;
-            match (args.row, args.column) {
+            let server = table.capability().map(|c| c.home.node);
+            let target = match (args.row, args.column) {
                 (Some(row), Some(column)) => {
                     let cell = table.cell(row, column.clone()).await?;
                     let target = format!("{table_name}[{row}].{column}");
@@ -80,7 +81,7 @@ pub async fn run(args: WatchArgs, ctx: &Context) -> Result<Output, ClientError> 
                         events: tx,
                     }))
                     .await?;
-                    Ok(target)
+                    target
                 }
                 _ => {
                     table
@@ -89,11 +90,22 @@ pub async fn run(args: WatchArgs, ctx: &Context) -> Result<Output, ClientError> 
                             events: tx,
                         }))
                         .await?;
-                    Ok(table_name.clone())
+                    table_name.clone()
                 }
-            }
+            };
+            Ok::<_, ClientError>((target, server))
         })
         .await?;
+    let (target, server) = target;
+    // The server calls back over the connection this node opened: once it
+    // closes, no change will come.
+    let lost = async {
+        match server {
+            Some(node) => Some(ctx.node().disconnected(node).await),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(lost);
     let printer = ctx.printer();
     let until = match args.count {
         Some(n) => format!("{n} change(s)"),
@@ -114,6 +126,9 @@ pub async fn run(args: WatchArgs, ctx: &Context) -> Result<Output, ClientError> 
                 if args.count == Some(seen) || matches!(event.change, TableChange::Dropped) {
                     break;
                 }
+            }
+            Some(e) = &mut lost => {
+                return Err(ClientError::Rpc(e));
             }
             r = tokio::signal::ctrl_c() => {
                 r.map_err(|source| ClientError::Io { what: "waiting for Ctrl-C", source })?;

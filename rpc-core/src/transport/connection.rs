@@ -217,6 +217,15 @@ impl Connection {
         self.max_send
     }
 
+    /// Completes once the connection is closed, with why.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only waits.
+    pub(crate) async fn closed(&self) -> RpcError {
+        self.stop.cancelled().await;
+        self.closed_error(true)
+    }
+
     /// True once the connection is closed.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.lock().is_some()

@@ -104,6 +104,12 @@ impl Proc {
         }
     }
 
+    /// What the process wrote to standard error so far (all of it once it
+    /// exited).
+    pub(crate) fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+
     pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill(); // SIGKILL on Unix
         let _ = self.child.wait();
