@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub struct NetArgs {
     /// Address (HOST:PORT) other hosts dial to reach this node, when it is
     /// not the listening one (NAT, or to pick one of several). Listening on
-    /// 0.0.0.0 or [::] without it advertises a routable address of this host.
+    /// `0.0.0.0` or `[::]` without it advertises a routable address of this host.
     #[arg(long, value_name = "HOST:PORT")]
     pub advertise: Option<String>,
     /// Directory of this node's TLS credentials (ca.pem, node.pem, node.key,
