@@ -2,6 +2,8 @@
 //! cross-crate end-to-end tests of the workspace; this library holds what the
 //! benchmark binaries share (child processes, `/proc` readings, test data).
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -8,12 +8,15 @@
 //!
 //! ```text
 //! rpc-bench [--calls N] [--concurrency N] [--tput-calls N] [--warmup N]
-//!           [--runtime current|multi] [--awake]
+//!           [--runtime current|multi] [--awake] [--tls]
 //! ```
 //!
 //! Without `--runtime`, both runtime flavours are measured, one after the
 //! other. With `--awake`, a `nice -n 19` busy loop (bounded by `timeout`)
 //! keeps a vCPU from halting during the run; see `/work/shared/PERF-NOTES.md`.
+//!
+//! With `--tls`, a third server (rpc over mutual TLS, credentials from a
+//! throwaway CA) is measured in the same run, next to the plaintext one.
 //!
 //! # The table
 //! - `plain tcp echo`: frames of the rpc request's encoded size. Latency: one
@@ -23,6 +26,7 @@
 //!   which writes back the whole frames of each read in one `write`.
 //! - `rpc null call`: `ping(u64) -> u64`; calls/s with N tasks sharing one
 //!   `PingRef`, hence one connection.
+//! - `rpc null call, tls`: the same over mutual TLS 1.3 (`--tls` only).
 //! - `cpu/call c+s`: CPU time of the client and the server process per call
 //!   in the throughput run (all threads, from `/proc/PID/task/*/schedstat`).
 //! - Other echo throughputs, for scale: both sides writing all they have in
@@ -39,9 +43,11 @@ use rpc_core::wire::{
 use rpc_core::{Capability, Config, Node, RemoteRef, RpcError, remote};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tests::pki::{BenchPki, with_tls};
 use tests::{Spinner, reap};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -145,15 +151,25 @@ struct Args {
     /// Keep a vCPU awake with a low-priority busy loop during the measurements.
     #[arg(long)]
     awake: bool,
+    /// Also measure rpc over mutual TLS (a throwaway CA), next to plaintext.
+    #[arg(long)]
+    tls: bool,
     /// Internal: serve (in a child process) instead of measuring.
     #[arg(long, value_enum, hide = true)]
     serve: Option<ServeKind>,
+    /// Internal: the served rpc node's TLS credential directory.
+    #[arg(long, hide = true)]
+    tls_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let r = match args.serve {
-        Some(kind) => serve(kind, args.runtime.unwrap_or(Flavour::Current)),
+        Some(kind) => serve(
+            kind,
+            args.runtime.unwrap_or(Flavour::Current),
+            args.tls_dir.clone(),
+        ),
         None => bench(&args),
     };
     match r {
@@ -168,7 +184,7 @@ fn main() -> ExitCode {
 // ---------------------------------------------------------------- servers
 
 /// Child process: serves `kind` on a runtime of `flavour` until stdin closes.
-fn serve(kind: ServeKind, flavour: Flavour) -> Result<(), BoxErr> {
+fn serve(kind: ServeKind, flavour: Flavour, tls: Option<PathBuf>) -> Result<(), BoxErr> {
     let rt = flavour.runtime()?;
     std::thread::spawn(|| {
         // The parent holds our stdin; its end (or the parent's death) ends us.
@@ -177,7 +193,7 @@ fn serve(kind: ServeKind, flavour: Flavour) -> Result<(), BoxErr> {
     });
     rt.block_on(async move {
         match kind {
-            ServeKind::Rpc => serve_rpc().await,
+            ServeKind::Rpc => serve_rpc(tls).await,
             ServeKind::Echo => serve_echo().await,
         }
     })
@@ -190,8 +206,12 @@ fn announce(addr: std::net::SocketAddr) {
     let _ = out.flush();
 }
 
-async fn serve_rpc() -> Result<(), BoxErr> {
-    let node = Node::new(Config::default());
+async fn serve_rpc(tls: Option<PathBuf>) -> Result<(), BoxErr> {
+    let config = match tls {
+        Some(dir) => with_tls(Config::default(), &dir)?,
+        None => Config::default(),
+    };
+    let node = Node::new(config);
     let addr = node.listen("127.0.0.1:0").await?;
     node.bind_bootstrap(PING_NAME, &PingRef::new(PingImpl))?;
     announce(addr);
@@ -307,10 +327,14 @@ struct ServerProc {
 }
 
 impl ServerProc {
-    fn spawn(kind: ServeKind, flavour: Flavour) -> Result<ServerProc, BoxErr> {
+    fn spawn(kind: ServeKind, flavour: Flavour, tls: Option<&Path>) -> Result<ServerProc, BoxErr> {
         let exe = std::env::current_exe()?;
-        let mut child = Command::new(exe)
-            .args(["--serve", kind.name(), "--runtime", flavour.name()])
+        let mut cmd = Command::new(exe);
+        cmd.args(["--serve", kind.name(), "--runtime", flavour.name()]);
+        if let Some(dir) = tls {
+            cmd.arg("--tls-dir").arg(dir);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -642,6 +666,16 @@ struct Figures {
     per_frame_tput: f64,
     tasks_tput: f64,
     rpc_tput: f64,
+    /// The rpc figures over mutual TLS, with `--tls`.
+    tls: Option<TlsFigures>,
+}
+
+/// Figures of the rpc server over mutual TLS.
+#[derive(Debug)]
+struct TlsFigures {
+    lat: Lat,
+    tput: f64,
+    cpu: Option<Cpu>,
 }
 
 /// Knobs of one measurement run.
@@ -691,13 +725,15 @@ async fn with_cpu<T>(
     Ok((r, cpu))
 }
 
-/// The two server processes.
+/// The server processes.
 #[derive(Debug, Clone)]
 struct Servers {
     echo_addr: String,
     echo_pid: u32,
     rpc_addr: String,
     rpc_pid: u32,
+    /// The TLS rpc server's address and pid, and the client's TLS config.
+    tls: Option<(String, u32, Config)>,
 }
 
 async fn measure(srv: Servers, plan: Plan) -> Result<Figures, BoxErr> {
@@ -706,10 +742,23 @@ async fn measure(srv: Servers, plan: Plan) -> Result<Figures, BoxErr> {
     let ping: PingRef = client.lookup(rpc_addr, PING_NAME).await?;
     let (req, resp) = rpc_frames(&client, &ping, 1_000)?;
     let tput_warm = (plan.tput_calls / 10).max(plan.conc);
+    let tls = match &srv.tls {
+        Some((addr, pid, config)) => {
+            let node = Node::new(config.clone());
+            let ping: PingRef = node.lookup(addr, PING_NAME).await?;
+            Some((node, ping, *pid))
+        }
+        None => None,
+    };
 
-    // Latency, echo then rpc, then throughput likewise: each pair close in time.
+    // Latency, echo then rpc (then tls), then throughput likewise: each
+    // group close in time.
     let echo = echo_latency(echo_addr, &req, plan.warmup, plan.calls).await?;
     let rpc = rpc_latency(&ping, plan.warmup, plan.calls).await?;
+    let tls_lat = match &tls {
+        Some((_, p, _)) => Some(rpc_latency(p, plan.warmup, plan.calls).await?),
+        None => None,
+    };
 
     // Main baseline: one write per request (the calls are independent), and
     // the simplest echo server (writes back what one read brought in).
@@ -724,6 +773,16 @@ async fn measure(srv: Servers, plan: Plan) -> Result<Figures, BoxErr> {
     .await?;
     rpc_throughput(&ping, conc, tput_warm).await?;
     let (rpc_tput, rpc_cpu) = with_cpu(srv.rpc_pid, n, rpc_throughput(&ping, conc, n)).await?;
+    let tls = match (tls, tls_lat) {
+        (Some((node, p, pid)), Some(lat)) => {
+            rpc_throughput(&p, conc, tput_warm).await?;
+            let (tput, cpu) = with_cpu(pid, n, rpc_throughput(&p, conc, n)).await?;
+            drop(p);
+            node.shutdown().await;
+            Some(TlsFigures { lat, tput, cpu })
+        }
+        _ => None,
+    };
 
     // References around it.
     echo_pipeline(echo_addr, &req, conc, tput_warm, co, co).await?;
@@ -747,12 +806,21 @@ async fn measure(srv: Servers, plan: Plan) -> Result<Figures, BoxErr> {
         per_frame_tput,
         tasks_tput,
         rpc_tput,
+        tls,
     })
 }
 
-fn bench_flavour(flavour: Flavour, plan: Plan) -> Result<Figures, BoxErr> {
-    let echo = ServerProc::spawn(ServeKind::Echo, flavour)?;
-    let rpc = ServerProc::spawn(ServeKind::Rpc, flavour)?;
+fn bench_flavour(flavour: Flavour, plan: Plan, pki: Option<&BenchPki>) -> Result<Figures, BoxErr> {
+    let echo = ServerProc::spawn(ServeKind::Echo, flavour, None)?;
+    let rpc = ServerProc::spawn(ServeKind::Rpc, flavour, None)?;
+    let tls = match pki {
+        Some(pki) => {
+            let proc = ServerProc::spawn(ServeKind::Rpc, flavour, Some(&pki.server_dir()))?;
+            let config = pki.client_config(Config::default())?;
+            Some((proc, config))
+        }
+        None => None,
+    };
     let rt = flavour.runtime()?;
     // Spawned, not run by block_on: on the multi-thread runtime this puts the
     // client on a worker thread, next to its I/O, as an application's would be.
@@ -761,11 +829,14 @@ fn bench_flavour(flavour: Flavour, plan: Plan) -> Result<Figures, BoxErr> {
         echo_pid: echo.child.id(),
         rpc_addr: rpc.addr.clone(),
         rpc_pid: rpc.child.id(),
+        tls: tls
+            .as_ref()
+            .map(|(p, c)| (p.addr.clone(), p.child.id(), c.clone())),
     };
     let task = rt.spawn(measure(servers, plan));
     let figures = rt.block_on(task)??;
     rt.shutdown_timeout(Duration::from_secs(1));
-    drop((echo, rpc));
+    drop((echo, rpc, tls));
     Ok(figures)
 }
 
@@ -792,6 +863,11 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
     } else {
         None
     };
+    let pki = if args.tls {
+        Some(BenchPki::new()?)
+    } else {
+        None
+    };
     let state = if args.awake { "awake" } else { "idle" };
     // Other work on the machine keeps vCPUs awake too: say how busy it was.
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -802,7 +878,7 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
         plan.calls, plan.warmup, plan.tput_calls, plan.conc
     );
     for (i, f) in flavours.iter().enumerate() {
-        let fig = bench_flavour(*f, plan)?;
+        let fig = bench_flavour(*f, plan, pki.as_ref())?;
         if i > 0 {
             println!();
         }
@@ -841,6 +917,9 @@ fn print_table(flavour: Flavour, state: &str, conc: usize, f: &Figures) {
     };
     row("plain tcp echo", &f.echo, f.echo_tput, f.echo_cpu);
     row("rpc null call", &f.rpc, f.rpc_tput, f.rpc_cpu);
+    if let Some(t) = &f.tls {
+        row("rpc null call, tls", &t.lat, t.tput, t.cpu);
+    }
     let x = |a: f64, b: f64| format!("{:.2}x", a / b);
     let cpu_ratio = match (f.rpc_cpu, f.echo_cpu) {
         (Some(r), Some(e)) => x(r.client + r.server, e.client + e.server),
@@ -879,4 +958,14 @@ fn print_table(flavour: Flavour, state: &str, conc: usize, f: &Figures) {
         goal(f.rpc_tput >= 0.5 * f.echo_tput),
         x(f.rpc_tput, f.echo_tput)
     );
+    if let Some(t) = &f.tls {
+        println!(
+            "tls/plaintext rpc: p50 {}, p99 {}, calls/s {}; goals: p50 <= 1.3x: {}; calls/s >= 0.7x: {}",
+            x(t.lat.p50, f.rpc.p50),
+            x(t.lat.p99, f.rpc.p99),
+            x(t.tput, f.rpc_tput),
+            goal(t.lat.p50 <= 1.3 * f.rpc.p50),
+            goal(t.tput >= 0.7 * f.rpc_tput)
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! transfer-bench [--size-mib N] [--repeat N] [--pings N] [--runtime current|multi] [--awake]
-//!                [--chunk-kib N] [--window N]
+//!                [--chunk-kib N] [--window N] [--tls]
 //! ```
 //!
 //! Servers run in child processes: this binary re-executed with
@@ -28,6 +28,9 @@
 //!      server, the client `save_to`s it (fsync included).
 //!    - `disk write+fsync`: this process writes the same bytes to a file in
 //!      the same directory and fsyncs it: the ceiling of the file variants.
+//!    - `rpc in-memory (take), tls` (with `--tls`): the in-memory variant
+//!      against a second server over mutual TLS (a throwaway CA), right
+//!      after the plaintext one in every round.
 //! 2. Peak RSS (`VmHWM` minus `VmRSS` just before the transfer) of a fresh
 //!    server and a fresh client process per variant. The in-memory client
 //!    holds the value before its idle figure is taken, so its delta is the
@@ -42,6 +45,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use tests::pki::{BenchPki, with_tls};
 use tests::{BoxErr, Proc, Spinner, make_data, median, plain_copy, status_kib, write_synced};
 use tokio::net::TcpListener;
 
@@ -254,6 +258,12 @@ struct Args {
     /// `Config::transfer_window` of every node (rpc-core's default when absent).
     #[arg(long)]
     window: Option<usize>,
+    /// Also measure the in-memory transfer over mutual TLS (a throwaway CA).
+    #[arg(long)]
+    tls: bool,
+    /// Internal: the served rpc node's TLS credential directory.
+    #[arg(long, hide = true)]
+    tls_dir: Option<PathBuf>,
     /// Internal: serve (in a child process) instead of measuring.
     #[arg(long, value_enum, hide = true)]
     serve: Option<ServeKind>,
@@ -274,7 +284,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let r = match (args.serve, args.rss_client) {
-        (Some(kind), _) => serve(kind, args.runtime, Knobs::of(&args)),
+        (Some(kind), _) => serve(kind, args.runtime, Knobs::of(&args), args.tls_dir.clone()),
         (None, Some(v)) => rss_client(&args, v),
         (None, None) => bench(&args),
     };
@@ -290,7 +300,12 @@ fn main() -> ExitCode {
 // ---------------------------------------------------------------- servers
 
 /// Child process: serves `kind` until stdin closes.
-fn serve(kind: ServeKind, flavour: Flavour, knobs: Knobs) -> Result<(), BoxErr> {
+fn serve(
+    kind: ServeKind,
+    flavour: Flavour,
+    knobs: Knobs,
+    tls: Option<PathBuf>,
+) -> Result<(), BoxErr> {
     let rt = flavour.runtime()?;
     std::thread::spawn(|| {
         // The parent holds our stdin; its end (or the parent's death) ends us.
@@ -299,7 +314,7 @@ fn serve(kind: ServeKind, flavour: Flavour, knobs: Knobs) -> Result<(), BoxErr> 
     });
     rt.block_on(async move {
         match kind {
-            ServeKind::Rpc => serve_rpc(knobs).await,
+            ServeKind::Rpc => serve_rpc(knobs, tls).await,
             ServeKind::Tcp => serve_tcp().await,
         }
     })
@@ -311,8 +326,12 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-async fn serve_rpc(knobs: Knobs) -> Result<(), BoxErr> {
-    let node = Node::new(knobs.config());
+async fn serve_rpc(knobs: Knobs, tls: Option<PathBuf>) -> Result<(), BoxErr> {
+    let config = match tls {
+        Some(dir) => with_tls(knobs.config(), &dir)?,
+        None => knobs.config(),
+    };
+    let node = Node::new(config);
     let addr = node.listen("127.0.0.1:0").await?;
     node.bind_bootstrap(XFER_NAME, &XferRef::new(XferImpl))?;
     say(&format!("listening {addr}"));
@@ -342,9 +361,17 @@ struct ServerProc {
 }
 
 impl ServerProc {
-    fn spawn(kind: ServeKind, flavour: Flavour, knobs: Knobs) -> Result<ServerProc, BoxErr> {
+    fn spawn(
+        kind: ServeKind,
+        flavour: Flavour,
+        knobs: Knobs,
+        tls: Option<&Path>,
+    ) -> Result<ServerProc, BoxErr> {
         let mut args = vec!["--serve", kind.name(), "--runtime", flavour.name()];
-        let extra = knobs.args();
+        let mut extra = knobs.args();
+        if let Some(dir) = tls {
+            extra.extend(["--tls-dir".to_owned(), path_str(dir)?]);
+        }
         args.extend(extra.iter().map(String::as_str));
         let mut proc = Proc::spawn(&args)?;
         let addr = proc.expect_line("listening ")?;
@@ -477,6 +504,8 @@ struct Figures {
     plain: Vec<(f64, Option<f64>)>,
     variants: [Vec<(f64, Option<f64>)>; 3],
     disk: Vec<(f64, Option<f64>)>,
+    /// The in-memory variant over mutual TLS, with `--tls`.
+    tls_mem: Vec<(f64, Option<f64>)>,
     idle: Lat,
     during: [Lat; 3],
 }
@@ -510,6 +539,7 @@ async fn pings(x: &XferRef, n: usize) -> Result<Vec<u64>, BoxErr> {
 async fn measure(
     tcp: (String, u32),
     rpc: (String, u32),
+    tls: Option<(String, u32, Config)>,
     data: std::sync::Arc<Vec<u8>>,
     files: Files,
     args: (usize, usize, Knobs),
@@ -523,6 +553,15 @@ async fn measure(
     let warm = data[..data.len().min(8 << 20)].to_vec();
     x.take(Blob::from_bytes(warm.clone())).await?;
     plain_copy(&tcp.0, &warm).await?;
+    let tls = match tls {
+        Some((addr, pid, config)) => {
+            let node = Node::new(config);
+            let x: XferRef = node.lookup(&addr, XFER_NAME).await?;
+            x.take(Blob::from_bytes(warm.clone())).await?;
+            Some((node, x, pid))
+        }
+        None => None,
+    };
     drop(warm);
 
     let mut fig = Figures::default();
@@ -545,6 +584,13 @@ async fn measure(
             check(n, v.label())?;
             fig.variants[i].push((mbps(size, d), cpu));
             line.push_str(&format!(", {} {:.0}", v.name(), mbps(size, d)));
+            if let (Variant::Mem, Some((_, tx, pid))) = (v, &tls) {
+                let mem = Some(data.to_vec());
+                let ((n, d), cpu) = with_cpu(*pid, transfer(tx, v, mem, &files, &tag)).await?;
+                check(n, "rpc in-memory over tls")?;
+                fig.tls_mem.push((mbps(size, d), cpu));
+                line.push_str(&format!(", mem-tls {:.0}", mbps(size, d)));
+            }
         }
         let disk_path = files.dir.join(format!("disk-{round}"));
         let d2 = std::sync::Arc::clone(&data);
@@ -583,6 +629,10 @@ async fn measure(
     }
     drop(x);
     client.shutdown().await;
+    if let Some((node, x, _)) = tls {
+        drop(x);
+        node.shutdown().await;
+    }
     Ok(fig)
 }
 
@@ -596,7 +646,7 @@ struct Rss {
 
 /// One fresh server and one fresh client process for `v`.
 fn measure_rss(v: Variant, flavour: Flavour, files: &Files, knobs: Knobs) -> Result<Rss, BoxErr> {
-    let server = ServerProc::spawn(ServeKind::Rpc, flavour, knobs)?;
+    let server = ServerProc::spawn(ServeKind::Rpc, flavour, knobs, None)?;
     let spid = server.proc.pid().to_string();
     let (src, dir) = (path_str(&files.src)?, path_str(&files.dir)?);
     let extra = knobs.args();
@@ -701,6 +751,11 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
     let data = std::sync::Arc::new(make_data(size));
     write_synced(&files.src, &data).map_err(|e| format!("cannot write the source file: {e}"))?;
 
+    let pki = if args.tls {
+        Some(BenchPki::new()?)
+    } else {
+        None
+    };
     let cfg = knobs.config();
     println!(
         "transfer-bench: 127.0.0.1, servers in child processes, runtime={}, state={state}, \
@@ -716,12 +771,22 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
     );
 
     let fig = {
-        let tcp = ServerProc::spawn(ServeKind::Tcp, args.runtime, knobs)?;
-        let rpc = ServerProc::spawn(ServeKind::Rpc, args.runtime, knobs)?;
+        let tcp = ServerProc::spawn(ServeKind::Tcp, args.runtime, knobs, None)?;
+        let rpc = ServerProc::spawn(ServeKind::Rpc, args.runtime, knobs, None)?;
+        let tls = match &pki {
+            Some(pki) => {
+                let dir = pki.server_dir();
+                let proc = ServerProc::spawn(ServeKind::Rpc, args.runtime, knobs, Some(&dir))?;
+                Some((proc, pki.client_config(knobs.config())?))
+            }
+            None => None,
+        };
         let rt = args.runtime.runtime()?;
         let task = rt.spawn(measure(
             (tcp.addr.clone(), tcp.proc.pid()),
             (rpc.addr.clone(), rpc.proc.pid()),
+            tls.as_ref()
+                .map(|(p, c)| (p.addr.clone(), p.proc.pid(), c.clone())),
             std::sync::Arc::clone(&data),
             files.clone(),
             (args.repeat, args.pings, knobs),
@@ -776,6 +841,10 @@ fn print_report(fig: &Figures, rss: &[(Variant, Rss)], size: usize) {
     let vstats: Vec<Stats> = fig.variants.iter().map(|v| stats(v)).collect();
     for (v, s) in Variant::ALL.iter().zip(&vstats) {
         row(v.label(), s);
+    }
+    let tls = (!fig.tls_mem.is_empty()).then(|| stats(&fig.tls_mem));
+    if let Some(t) = &tls {
+        row("rpc in-memory (take), tls", t);
     }
     row("disk write+fsync (reference)", &disk);
 
@@ -843,6 +912,13 @@ fn print_report(fig: &Figures, rss: &[(Variant, Rss)], size: usize) {
             v.label(),
             goal(s.median >= 0.7 * plain.median),
             s.median / plain.median
+        );
+    }
+    if let (Some(t), Some(m)) = (&tls, vstats.first()) {
+        println!(
+            "aim tls in-memory >= 0.60x plaintext in-memory: {} ({:.2}x)",
+            goal(t.median >= 0.6 * m.median),
+            t.median / m.median
         );
     }
     for (v, l) in Variant::ALL.iter().zip(&fig.during) {
