@@ -110,6 +110,11 @@ impl Proc {
         self.stderr.try_iter().collect()
     }
 
+    /// The process id, for reading `/proc/PID`.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill(); // SIGKILL on Unix
         let _ = self.child.wait();
