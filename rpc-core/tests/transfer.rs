@@ -58,7 +58,7 @@ async fn sizes_around_the_threshold_are_routed_exactly() {
         let r = calc.echo_bytes(ByteBuf::from(data.clone())).await;
         if n + 3 > t {
             assert!(
-                matches!(r, Err(RpcError::TransferFailed { .. })),
+                matches!(r, Err(RpcError::TooLarge { limit: 0, .. })),
                 "{what}: should have been a transfer: {r:?}"
             );
         } else {
@@ -419,7 +419,10 @@ async fn many_failed_transfers_leave_no_state() {
     let (client, calc) = client_for(&addr).await;
     for k in 0..20u8 {
         let r = calc.echo_bytes(ByteBuf::from(pattern(200_000, k))).await;
-        assert!(matches!(r, Err(RpcError::TransferFailed { .. })), "{r:?}");
+        assert!(
+            matches!(r, Err(RpcError::TooLarge { limit: 100_000, .. })),
+            "{r:?}"
+        );
     }
     assert_eq!(calc.add(1, 2).await.unwrap(), 3);
     no_transfers_left(&[&server, &client]).await;

@@ -228,10 +228,11 @@ impl Transfers {
                         id: meta.id,
                         ok: false,
                     });
-                    return Err(failed(format!(
-                        "value of {} bytes is over this node's limit of {} bytes (use a Blob)",
-                        meta.size, self.config.max_large_value
-                    )));
+                    return Err(RpcError::TooLarge {
+                        what: "a value pulled into memory (send a file-backed Blob)".into(),
+                        size: meta.size,
+                        limit: self.config.max_large_value,
+                    });
                 }
                 let room = match self.memory_for(meta.sender, meta.size) {
                     Ok(g) => g,
