@@ -3,7 +3,7 @@
 //! logs to standard error (`RUST_LOG`), and stops gracefully on ctrl-c or
 //! SIGTERM.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use nameserver::server::{self, ServerConfig};
 use std::io::Write;
 use std::process::ExitCode;
@@ -42,7 +42,12 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    // The limit flags default to the name server's own budgets.
+    let cmd = rpc_core::cli::LimitArgs::with_defaults(Args::command(), &server::node_defaults());
+    let args = match Args::from_arg_matches(&cmd.get_matches()) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -51,7 +56,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let mut node = rpc_core::Config::default();
+    let mut node = server::node_defaults();
     args.limits.apply(&mut node);
     if let Err(e) = args.net.apply(&mut node, &args.listen) {
         eprintln!("nameserver: {e}");

@@ -35,6 +35,23 @@ pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// Shortest pause between two sweeps for expired leases.
 pub const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(5);
 
+/// The node settings a name server starts from: [`rpc_core::Config`]'s,
+/// with in-memory budgets for what peers send and pull far below a general
+/// node's, because names, lists and class offers are small (a list of a
+/// context at its entry quota is a few MiB). A peer that announces a large
+/// value gets `TooLarge` or `Overloaded` instead of making the name server
+/// hold it.
+pub fn node_defaults() -> rpc_core::Config {
+    rpc_core::Config {
+        max_large_value: 16 << 20,
+        max_pull_memory_per_peer: 16 << 20,
+        max_pull_memory: 256 << 20,
+        max_offered_bytes_per_peer: 64 << 20,
+        max_offered_bytes: 512 << 20,
+        ..rpc_core::Config::default()
+    }
+}
+
 /// Settings of a name server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -43,7 +60,7 @@ pub struct ServerConfig {
     /// Most entries one node may own (default [`DEFAULT_MAX_ENTRIES`]);
     /// more are refused with [`NameError::QuotaExceeded`].
     pub max_entries: usize,
-    /// Settings of the name server's node.
+    /// Settings of the name server's node (default [`node_defaults`]).
     pub node: rpc_core::Config,
 }
 
@@ -52,7 +69,7 @@ impl Default for ServerConfig {
         ServerConfig {
             lease: DEFAULT_LEASE,
             max_entries: DEFAULT_MAX_ENTRIES,
-            node: rpc_core::Config::default(),
+            node: node_defaults(),
         }
     }
 }

@@ -187,6 +187,62 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
+    /// `cmd` (a binary's command, these flags flattened into it) with the
+    /// flags' defaults taken from `config` instead of [`Config::default`]:
+    /// a binary whose peers have no reason to send large values starts
+    /// from smaller budgets, and `--help` shows the ones it really uses.
+    pub fn with_defaults(cmd: clap::Command, config: &Config) -> clap::Command {
+        let size = |v: u64| Size(v).to_string();
+        let ms = |d: std::time::Duration| d.as_millis().to_string();
+        let defaults = [
+            ("max_frame_len", size(config.max_frame_len as u64)),
+            ("max_hello_len", size(config.max_hello_len as u64)),
+            ("handshake_timeout_ms", ms(config.handshake_timeout)),
+            ("max_handshakes", config.max_handshakes.to_string()),
+            (
+                "max_handshakes_per_address",
+                config.max_handshakes_per_address.to_string(),
+            ),
+            ("max_connections", config.max_connections.to_string()),
+            (
+                "max_connections_per_address",
+                config.max_connections_per_address.to_string(),
+            ),
+            (
+                "max_inflight",
+                config.max_inflight_per_connection.to_string(),
+            ),
+            ("max_queued_bytes", size(config.max_queued_bytes as u64)),
+            ("max_large_value", size(config.max_large_value)),
+            (
+                "max_offered_bytes_per_peer",
+                size(config.max_offered_bytes_per_peer),
+            ),
+            ("max_offered_bytes", size(config.max_offered_bytes)),
+            (
+                "max_transfers_per_peer",
+                config.max_transfers_per_peer.to_string(),
+            ),
+            ("max_transfers", config.max_transfers.to_string()),
+            (
+                "max_pull_memory_per_peer",
+                size(config.max_pull_memory_per_peer),
+            ),
+            ("max_pull_memory", size(config.max_pull_memory)),
+            (
+                "max_pull_disk_per_peer",
+                size(config.max_pull_disk_per_peer),
+            ),
+            ("min_free_disk", size(config.min_free_disk)),
+            ("transfer_timeout_ms", ms(config.transfer_timeout)),
+            ("keepalive_interval_ms", ms(config.keepalive_interval)),
+            ("keepalive_timeout_ms", ms(config.keepalive_timeout)),
+        ];
+        defaults.into_iter().fold(cmd, |cmd, (id, value)| {
+            cmd.mut_arg(id, |a| a.default_value(value))
+        })
+    }
+
     /// Sets the limits of `config`.
     pub fn apply(&self, config: &mut Config) {
         let usize_of = |s: Size| usize::try_from(s.0).unwrap_or(usize::MAX);
@@ -254,6 +310,46 @@ mod tests {
             ..NetArgs::default()
         };
         assert!(insecure.apply(&mut c, "0.0.0.0:7000").is_ok());
+    }
+
+    /// A binary's command with the limit flags in it.
+    #[derive(Debug, clap::Parser)]
+    struct WithLimits {
+        #[command(flatten)]
+        limits: LimitArgs,
+    }
+
+    #[test]
+    fn a_binary_can_start_its_limits_from_its_own_defaults() {
+        use clap::{CommandFactory, FromArgMatches};
+        let mine = Config {
+            max_large_value: 16 << 20,
+            max_pull_memory_per_peer: 3 << 20,
+            max_transfers: 7,
+            transfer_timeout: std::time::Duration::from_millis(1234),
+            ..Config::default()
+        };
+        let cmd = LimitArgs::with_defaults(WithLimits::command(), &mine);
+        let parse = |argv: &[&str]| {
+            let m = cmd.clone().try_get_matches_from(argv).unwrap();
+            let mut c = Config::default();
+            WithLimits::from_arg_matches(&m)
+                .unwrap()
+                .limits
+                .apply(&mut c);
+            c
+        };
+        let c = parse(&["bin"]);
+        assert_eq!(c.max_large_value, 16 << 20);
+        assert_eq!(c.max_pull_memory_per_peer, 3 << 20);
+        assert_eq!(c.max_transfers, 7);
+        assert_eq!(c.transfer_timeout, std::time::Duration::from_millis(1234));
+        assert_eq!(c.max_connections, Config::default().max_connections);
+        // A flag given still wins over the binary's default.
+        let c = parse(&["bin", "--max-transfers", "9"]);
+        assert_eq!(c.max_transfers, 9);
+        let help = cmd.clone().render_help().to_string();
+        assert!(help.contains("[default: 3M]"), "{help}");
     }
 
     #[test]

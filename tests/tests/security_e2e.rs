@@ -369,3 +369,23 @@ async fn data_may_be_removed_or_moved_only_by_who_stored_it_or_an_admin() {
     let db: DatabaseRef = _on.resolve("dbserver/db").await.unwrap();
     db.list_tables().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_name_server_refuses_to_pull_a_large_argument_into_memory() {
+    let c = cluster(None);
+    let node = Node::new(Config::default());
+    let names = NameClient::connect(&node, &c.ns).await.unwrap();
+    // A 20 MiB path travels as a transfer the server would pull into
+    // memory: over the name server's 16 MiB, it is refused unpulled.
+    let huge = "a".repeat(20 << 20);
+    match names.list(&huge).await {
+        Err(NameError::Rpc(RpcError::TooLarge { size, limit, .. })) => {
+            assert!(size >= 20 << 20, "{size}");
+            assert_eq!(limit, 16 << 20);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    // It goes on serving, this peer too.
+    names.list("").await.unwrap();
+    node.shutdown().await;
+}
