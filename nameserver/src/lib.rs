@@ -24,8 +24,8 @@
 //! - [`name`]: path parsing and validation (pure).
 //! - `context`: the naming tree, its data entries and the leases (pure,
 //!   explicit time).
-//! - [`server`]: the tree served as remote objects; [`server::run`] for the
-//!   binary and the tests.
+//! - [`server`]: the tree served as remote objects; [`server::start`] (ready
+//!   when it returns) and [`server::run`] for the binary and the tests.
 //! - [`client`]: the typed client helper, and the [`rpc_core::data::Locator`]
 //!   adapter.
 //!

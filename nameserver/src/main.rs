@@ -76,6 +76,20 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let config = ServerConfig {
+        lease: Duration::from_millis(args.lease_ms),
+        max_entries: args.max_entries,
+        node,
+    };
+    // `listening` means ready: a client that connects on it finds the root
+    // (printed before the root was bound, a fast client could miss it).
+    let running = match server::start(listener, &config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nameserver: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut out = std::io::stdout().lock();
     if writeln!(out, "listening {addr}")
         .and_then(|()| out.flush())
@@ -83,20 +97,11 @@ async fn main() -> ExitCode {
     {
         // Whoever started us reads this line; without it they cannot go on.
         eprintln!("nameserver: could not write to standard output");
+        running.stop().await;
         return ExitCode::FAILURE;
     }
     drop(out);
-
-    let config = ServerConfig {
-        lease: Duration::from_millis(args.lease_ms),
-        max_entries: args.max_entries,
-        node,
-    };
-    match server::run(listener, config, rpc_core::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("nameserver: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    rpc_core::shutdown_signal().await;
+    running.stop().await;
+    ExitCode::SUCCESS
 }

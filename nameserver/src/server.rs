@@ -74,25 +74,57 @@ impl Default for ServerConfig {
     }
 }
 
-/// Runs a name server on `listener` until `shutdown` completes, then shuts its
-/// node down gracefully (the port is free when this returns).
+/// A name server serving on its listener, from [`start`] until [`Running::stop`].
+#[derive(Debug)]
+pub struct Running {
+    node: Node,
+    server: NameServer,
+    addr: std::net::SocketAddr,
+}
+
+/// Serves a name server on `listener` and returns once it answers lookups of
+/// its root: a client that connects after this returns (say, after a
+/// `listening` line printed then) finds the tree. Must be called within a
+/// tokio runtime.
 ///
 /// # Errors
 /// When the listener's address cannot be read, or the root context cannot be
 /// exported.
+pub fn start(listener: TcpListener, config: &ServerConfig) -> std::io::Result<Running> {
+    let node = Node::new(config.node.clone());
+    let addr = node.serve(listener)?;
+    let server = NameServer::install_with(&node, config).map_err(std::io::Error::other)?;
+    tracing::info!(%addr, lease_ms = config.lease.as_millis(), "name server running");
+    Ok(Running { node, server, addr })
+}
+
+impl Running {
+    /// The address the name server's capabilities carry.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Shuts the node down gracefully (the port is free when this returns).
+    pub async fn stop(self) {
+        tracing::info!("name server shutting down");
+        drop(self.server);
+        self.node.shutdown().await;
+    }
+}
+
+/// Runs a name server on `listener` until `shutdown` completes, then shuts its
+/// node down gracefully (the port is free when this returns).
+///
+/// # Errors
+/// As [`start`].
 pub async fn run(
     listener: TcpListener,
     config: ServerConfig,
     shutdown: impl Future,
 ) -> std::io::Result<()> {
-    let node = Node::new(config.node.clone());
-    let addr = node.serve(listener)?;
-    let server = NameServer::install_with(&node, &config).map_err(std::io::Error::other)?;
-    tracing::info!(%addr, lease_ms = config.lease.as_millis(), "name server running");
+    let running = start(listener, &config)?;
     shutdown.await;
-    tracing::info!("name server shutting down");
-    drop(server);
-    node.shutdown().await;
+    running.stop().await;
     Ok(())
 }
 

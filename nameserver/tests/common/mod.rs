@@ -7,8 +7,6 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Longest any single wait in these tests may take.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -46,11 +44,11 @@ impl Counter for Count {
     }
 }
 
-/// A name server running in this process through `server::run`.
+/// A name server running in this process through `server::start`: ready
+/// when `start` returns.
 pub struct TestServer {
     pub addr: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    running: Option<server::Running>,
 }
 
 impl TestServer {
@@ -61,41 +59,24 @@ impl TestServer {
     pub async fn start_on(addr: &str, lease: Duration) -> TestServer {
         let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local address").to_string();
-        let (tx, rx) = oneshot::channel::<()>();
         let config = ServerConfig {
             lease,
             node: fast_config(),
             ..ServerConfig::default()
         };
-        let task = tokio::spawn(server::run(listener, config, async move {
-            let _ = rx.await;
-        }));
+        let running = server::start(listener, &config).expect("name server started");
         TestServer {
             addr,
-            stop: Some(tx),
-            task: Some(task),
+            running: Some(running),
         }
     }
 
     /// Shuts down gracefully; the port is free when this returns.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(WAIT, task)
+        if let Some(running) = self.running.take() {
+            tokio::time::timeout(WAIT, running.stop())
                 .await
-                .expect("server stopped in time")
-                .expect("server task ended normally")
-                .expect("server ran without error");
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
+                .expect("server stopped in time");
         }
     }
 }
