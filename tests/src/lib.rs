@@ -4,9 +4,10 @@
 
 pub mod pki;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::Proc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -16,146 +17,16 @@ pub const TCP_IO: usize = 64 * 1024;
 /// Any error; the benchmarks only report it.
 pub type BoxErr = Box<dyn std::error::Error + Send + Sync>;
 
-/// Waits up to `grace` for `child` to exit, then kills it.
-pub fn reap(child: &mut Child, grace: Duration) {
-    let until = Instant::now() + grace;
-    while Instant::now() < until {
-        match child.try_wait() {
-            Ok(Some(_)) | Err(_) => return,
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// The `--awake` busy loop, `timeout N nice -n 19 sh -c 'while :; do :; done'`:
-/// keeps a vCPU from halting (see PERF-NOTES); stopped when dropped.
-#[derive(Debug)]
-pub struct Spinner {
-    child: Child,
-}
-
-impl Spinner {
-    /// Starts the loop, which ends by itself after `limit_secs` at the latest.
-    ///
-    /// # Errors
-    /// When `timeout`, `nice` or `sh` cannot be started.
-    pub fn start(limit_secs: u32) -> Result<Spinner, String> {
-        let child = Command::new("timeout")
-            .args([
-                "--kill-after=5",
-                &limit_secs.to_string(),
-                "nice",
-                "-n",
-                "19",
-                "sh",
-                "-c",
-                "while :; do :; done",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start the busy loop (timeout, nice, sh): {e}"))?;
-        Ok(Spinner { child })
-    }
-}
-
-impl Drop for Spinner {
-    fn drop(&mut self) {
-        // SIGTERM, which `timeout` passes on to the loop; SIGKILL would orphan it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        reap(&mut self.child, Duration::from_secs(2));
-    }
-}
-
-/// A child process of this binary; closes its stdin and reaps it when dropped.
-#[derive(Debug)]
-pub struct Proc {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Proc {
-    /// Starts this executable again with `args`, its stdin and stdout piped.
-    ///
-    /// # Errors
-    /// When it cannot be started.
-    pub fn spawn(args: &[&str]) -> Result<Proc, BoxErr> {
-        let exe = std::env::current_exe()?;
-        let mut child = Command::new(exe)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        // From here on the guard reaps the child on any error.
-        let mut guard = Proc {
-            child,
-            stdin,
-            stdout: BufReader::new(
-                stdout.ok_or_else(|| std::io::Error::other("child without stdout"))?,
-            ),
-        };
-        if guard.stdin.is_none() {
-            guard.child.kill()?;
-            return Err("child without stdin".into());
-        }
-        Ok(guard)
-    }
-
-    /// The next line the child prints, which must start with `prefix`; the rest.
-    ///
-    /// # Errors
-    /// When the child says something else or closes its stdout.
-    pub fn expect_line(&mut self, prefix: &str) -> Result<String, BoxErr> {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line)?;
-        match line.trim().strip_prefix(prefix) {
-            Some(rest) => Ok(rest.trim().to_owned()),
-            None => Err(format!("child said {line:?}, expected {prefix:?}").into()),
-        }
-    }
-
-    /// Writes `line` to the child's stdin.
-    ///
-    /// # Errors
-    /// When its stdin is closed.
-    pub fn tell(&mut self, line: &str) -> Result<(), BoxErr> {
-        let w = self.stdin.as_mut().ok_or("child stdin closed")?;
-        writeln!(w, "{line}")?;
-        w.flush()?;
-        Ok(())
-    }
-
-    /// The child's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        reap(&mut self.child, Duration::from_secs(5));
-    }
-}
-
-/// `VmRSS:` or `VmHWM:` of process `pid` ("self" for this one), in KiB.
+/// This benchmark binary run again with `args` (a server, or the client of
+/// one measurement), its standard error shown as it comes; dropping it
+/// closes its stdin, which asks it to exit, and kills it 5 s later.
 ///
 /// # Errors
-/// When the file cannot be read or has no such field.
-pub fn status_kib(pid: &str, field: &str) -> Result<u64, BoxErr> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    s.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no {field} in /proc/{pid}/status").into())
+/// When it cannot be started.
+pub fn child(args: &[&str]) -> Result<Proc, BoxErr> {
+    let exe = std::env::current_exe()?;
+    let proc = Proc::start(Command::new(exe).args(args).stdin(Stdio::piped()))?;
+    Ok(proc.with_echo().with_grace(Duration::from_secs(5)))
 }
 
 /// `size` bytes of xorshift64* output: real data, not zeros.
@@ -210,16 +81,6 @@ pub async fn plain_copy(addr: &str, data: &[u8]) -> Result<Duration, BoxErr> {
         return Err("tcp server answered something else".into());
     }
     Ok(t.elapsed())
-}
-
-/// The median of `v` (NaN when empty).
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// Writes `data` to `path` and fsyncs it; returns the time it took.

@@ -19,6 +19,7 @@ use rpc_core::{Blob, Config, DataId, Node};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use test_support::procfs;
 
 /// Calls made after the warm-up.
 const CALLS: usize = 100_000;
@@ -36,19 +37,12 @@ const RSS_SLACK_KIB: u64 = 24 * 1024;
 
 /// Open descriptors of `pid`.
 fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    procfs::fd_count(&pid.to_string())
 }
 
 /// A `/proc/PID/status` field in KiB.
 fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    procfs::status_kib(&pid.to_string(), field).unwrap()
 }
 
 /// What the callers share.

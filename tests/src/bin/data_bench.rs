@@ -31,7 +31,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tests::{BoxErr, Proc, make_data, median, plain_copy, status_kib, write_synced};
+use test_support::Proc;
+use test_support::bench::{mbps, median};
+use test_support::procfs::status_kib;
+use tests::{BoxErr, make_data, plain_copy, write_synced};
 
 /// Name the servers bind their `Use` service under.
 const USE_NAME: &str = "use";
@@ -220,8 +223,8 @@ struct Server {
 
 impl Server {
     fn spawn(args: &[&str]) -> Result<Server, BoxErr> {
-        let mut proc = Proc::spawn(args)?;
-        let addr = proc.expect_line("listening ")?;
+        let mut proc = tests::child(args)?;
+        let addr = proc.try_line("listening ")?;
         Ok(Server { proc, addr })
     }
 
@@ -232,16 +235,12 @@ impl Server {
     /// Resets the peak RSS to the current RSS; returns the current RSS in KiB.
     fn reset_peak(&self) -> Result<u64, BoxErr> {
         std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5")?;
-        status_kib(&self.pid(), "VmRSS:")
+        Ok(status_kib(&self.pid(), "VmRSS:")?)
     }
 
     fn peak_kib(&self) -> Result<u64, BoxErr> {
-        status_kib(&self.pid(), "VmHWM:")
+        Ok(status_kib(&self.pid(), "VmHWM:")?)
     }
-}
-
-fn mbps(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / d.as_secs_f64() / 1e6
 }
 
 fn path_str(p: &Path) -> Result<&str, BoxErr> {

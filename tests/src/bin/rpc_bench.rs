@@ -42,13 +42,14 @@ use rpc_core::wire::{
 };
 use rpc_core::{Capability, Config, Node, RemoteRef, RpcError, remote};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use test_support::Proc;
+use test_support::bench::{Flavour, Lat, Spinner, elapsed_ns, summarize};
+use test_support::procfs::cpu_ns;
 use tests::pki::{BenchPki, with_tls};
-use tests::{Spinner, reap};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -76,35 +77,6 @@ struct PingImpl;
 impl Ping for PingImpl {
     async fn ping(&self, x: u64) -> Result<u64, RpcError> {
         Ok(x.wrapping_add(1))
-    }
-}
-
-/// Tokio runtime flavour, used by both the client and the server process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Flavour {
-    /// `new_current_thread`.
-    Current,
-    /// `new_multi_thread` with the default worker count (one per CPU).
-    Multi,
-}
-
-impl Flavour {
-    fn name(self) -> &'static str {
-        match self {
-            Flavour::Current => "current",
-            Flavour::Multi => "multi",
-        }
-    }
-
-    fn runtime(self) -> std::io::Result<tokio::runtime::Runtime> {
-        match self {
-            Flavour::Current => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build(),
-            Flavour::Multi => tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build(),
-        }
     }
 }
 
@@ -320,74 +292,26 @@ async fn echo_conn(mut s: TcpStream) -> std::io::Result<()> {
     }
 }
 
-/// A server child process; closes its stdin and reaps it when dropped.
+/// A server child process and its address; asked to exit when dropped.
 struct ServerProc {
-    child: Child,
+    proc: Proc,
     addr: String,
 }
 
 impl ServerProc {
     fn spawn(kind: ServeKind, flavour: Flavour, tls: Option<&Path>) -> Result<ServerProc, BoxErr> {
-        let exe = std::env::current_exe()?;
-        let mut cmd = Command::new(exe);
-        cmd.args(["--serve", kind.name(), "--runtime", flavour.name()]);
-        if let Some(dir) = tls {
-            cmd.arg("--tls-dir").arg(dir);
+        let mut args = vec!["--serve", kind.name(), "--runtime", flavour.name()];
+        let dir = tls.map(|d| d.to_string_lossy().into_owned());
+        if let Some(d) = &dir {
+            args.extend(["--tls-dir", d]);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        // From here on the guard kills the child on any error.
-        let stdout = child.stdout.take();
-        let mut proc = ServerProc {
-            child,
-            addr: String::new(),
-        };
-        let mut line = String::new();
-        BufReader::new(stdout.ok_or("child has no stdout")?).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .ok_or_else(|| format!("{} server said {line:?}", kind.name()))?;
-        proc.addr = addr.to_owned();
-        Ok(proc)
-    }
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        reap(&mut self.child, Duration::from_secs(2));
+        let mut proc = tests::child(&args)?;
+        let addr = proc.try_line("listening ")?;
+        Ok(ServerProc { proc, addr })
     }
 }
 
 // ---------------------------------------------------------------- measurements
-
-/// Latency summary, in microseconds.
-#[derive(Debug, Clone, Copy)]
-struct Lat {
-    p50: f64,
-    p99: f64,
-    mean: f64,
-}
-
-fn summarize(mut ns: Vec<u64>) -> Lat {
-    ns.sort_unstable();
-    let n = ns.len().max(1);
-    let rank = |q: usize| ns.get((n * q).div_ceil(100).saturating_sub(1)).copied();
-    let us = |v: Option<u64>| v.unwrap_or(0) as f64 / 1_000.0;
-    Lat {
-        p50: us(rank(50)),
-        p99: us(rank(99)),
-        mean: ns.iter().sum::<u64>() as f64 / n as f64 / 1_000.0,
-    }
-}
-
-fn elapsed_ns(t: Instant) -> u64 {
-    u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
 
 async fn connect(addr: &str, mode: Writes) -> std::io::Result<TcpStream> {
     let mut s = TcpStream::connect(addr).await?;
@@ -687,17 +611,6 @@ struct Plan {
     tput_calls: usize,
 }
 
-/// CPU time used so far by all live threads of process `pid`, in ns, from
-/// `/proc/PID/task/*/schedstat`; `None` where that is not readable.
-fn cpu_ns(pid: u32) -> Option<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total)
-}
-
 /// CPU time per call of the client (this process) and the server, in µs.
 #[derive(Debug, Clone, Copy)]
 struct Cpu {
@@ -713,9 +626,9 @@ async fn with_cpu<T>(
     fut: impl Future<Output = Result<T, BoxErr>>,
 ) -> Result<(T, Option<Cpu>), BoxErr> {
     let me = std::process::id();
-    let before = (cpu_ns(me), cpu_ns(server));
+    let before = (cpu_ns(&me.to_string()), cpu_ns(&server.to_string()));
     let r = fut.await?;
-    let after = (cpu_ns(me), cpu_ns(server));
+    let after = (cpu_ns(&me.to_string()), cpu_ns(&server.to_string()));
     let per_call = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
         Some(b?.saturating_sub(a?) as f64 / calls as f64 / 1_000.0)
     };
@@ -826,12 +739,12 @@ fn bench_flavour(flavour: Flavour, plan: Plan, pki: Option<&BenchPki>) -> Result
     // client on a worker thread, next to its I/O, as an application's would be.
     let servers = Servers {
         echo_addr: echo.addr.clone(),
-        echo_pid: echo.child.id(),
+        echo_pid: echo.proc.pid(),
         rpc_addr: rpc.addr.clone(),
-        rpc_pid: rpc.child.id(),
+        rpc_pid: rpc.proc.pid(),
         tls: tls
             .as_ref()
-            .map(|(p, c)| (p.addr.clone(), p.child.id(), c.clone())),
+            .map(|(p, c)| (p.addr.clone(), p.proc.pid(), c.clone())),
     };
     let task = rt.spawn(measure(servers, plan));
     let figures = rt.block_on(task)??;

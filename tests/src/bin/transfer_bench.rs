@@ -45,8 +45,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use test_support::Proc;
+use test_support::bench::{Flavour, Lat, Spinner, elapsed_ns, mbps, median, summarize};
+use test_support::procfs::{cpu_ns, status_kib};
 use tests::pki::{BenchPki, with_tls};
-use tests::{BoxErr, Proc, Spinner, make_data, median, plain_copy, status_kib, write_synced};
+use tests::{BoxErr, make_data, plain_copy, write_synced};
 use tokio::net::TcpListener;
 
 /// Name the rpc server binds its object under.
@@ -149,35 +152,6 @@ impl Xfer for XferImpl {
         tokio::fs::remove_file(&path)
             .await
             .map_err(|e| remote_err(&format!("cannot remove {path}"), &e))
-    }
-}
-
-/// Tokio runtime flavour, used by every process of the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Flavour {
-    /// `new_current_thread`.
-    Current,
-    /// `new_multi_thread` with the default worker count (one per CPU).
-    Multi,
-}
-
-impl Flavour {
-    fn name(self) -> &'static str {
-        match self {
-            Flavour::Current => "current",
-            Flavour::Multi => "multi",
-        }
-    }
-
-    fn runtime(self) -> std::io::Result<tokio::runtime::Runtime> {
-        match self {
-            Flavour::Current => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build(),
-            Flavour::Multi => tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build(),
-        }
     }
 }
 
@@ -373,36 +347,18 @@ impl ServerProc {
             extra.extend(["--tls-dir".to_owned(), path_str(dir)?]);
         }
         args.extend(extra.iter().map(String::as_str));
-        let mut proc = Proc::spawn(&args)?;
-        let addr = proc.expect_line("listening ")?;
+        let mut proc = tests::child(&args)?;
+        let addr = proc.try_line("listening ")?;
         Ok(ServerProc { proc, addr })
     }
 }
 
 // ---------------------------------------------------------------- helpers
 
-/// CPU time used so far by all live threads of process `pid`, in ns.
-fn cpu_ns(pid: u32) -> Option<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total)
-}
-
 fn path_str(p: &Path) -> Result<String, BoxErr> {
     p.to_str()
         .map(str::to_owned)
         .ok_or_else(|| format!("{} is not UTF-8", p.display()).into())
-}
-
-fn mbps(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / d.as_secs_f64() / 1e6
-}
-
-fn elapsed_ns(t: Instant) -> u64 {
-    u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Where the bytes of one run are.
@@ -473,29 +429,12 @@ fn stats(runs: &[(f64, Option<f64>)]) -> Stats {
     }
 }
 
-/// Latency summary of sequential calls, in µs.
+/// Latency of sequential calls, and the throughput of the transfer that ran
+/// meanwhile (MB/s).
 #[derive(Debug, Clone, Copy, Default)]
-struct Lat {
-    n: usize,
-    p50: f64,
-    p99: f64,
-    max: f64,
-    /// Throughput of the concurrent transfer, MB/s.
+struct During {
+    lat: Lat,
     xfer_mbps: Option<f64>,
-}
-
-fn summarize(mut ns: Vec<u64>) -> Lat {
-    ns.sort_unstable();
-    let n = ns.len().max(1);
-    let rank = |q: usize| ns.get((n * q).div_ceil(100).saturating_sub(1)).copied();
-    let us = |v: Option<u64>| v.unwrap_or(0) as f64 / 1_000.0;
-    Lat {
-        n: ns.len(),
-        p50: us(rank(50)),
-        p99: us(rank(99)),
-        max: us(ns.last().copied()),
-        xfer_mbps: None,
-    }
 }
 
 /// Throughput rows, in print order.
@@ -507,7 +446,7 @@ struct Figures {
     /// The in-memory variant over mutual TLS, with `--tls`.
     tls_mem: Vec<(f64, Option<f64>)>,
     idle: Lat,
-    during: [Lat; 3],
+    during: [During; 3],
 }
 
 /// Runs `fut` and returns its result with the CPU seconds both processes used.
@@ -516,9 +455,9 @@ async fn with_cpu<T>(
     fut: impl Future<Output = Result<T, BoxErr>>,
 ) -> Result<(T, Option<f64>), BoxErr> {
     let me = std::process::id();
-    let before = cpu_ns(me).zip(cpu_ns(server));
+    let before = cpu_ns(&me.to_string()).zip(cpu_ns(&server.to_string()));
     let r = fut.await?;
-    let after = cpu_ns(me).zip(cpu_ns(server));
+    let after = cpu_ns(&me.to_string()).zip(cpu_ns(&server.to_string()));
     let cpu = before
         .zip(after)
         .map(|((a0, b0), (a1, b1))| (a1 + b1).saturating_sub(a0 + b0) as f64 / 1e9);
@@ -617,9 +556,11 @@ async fn measure(
         }
         let (n, d) = job.await??;
         check(n, v.label())?;
-        let mut lat = summarize(ns);
-        lat.xfer_mbps = Some(mbps(size, d));
-        fig.during[i] = lat;
+        let lat = summarize(ns);
+        fig.during[i] = During {
+            lat,
+            xfer_mbps: Some(mbps(size, d)),
+        };
         eprintln!(
             "latency during {}: {} pings, p99 {:.0} us",
             v.name(),
@@ -663,11 +604,11 @@ fn measure_rss(v: Variant, flavour: Flavour, files: &Files, knobs: Knobs) -> Res
         &dir,
     ];
     args.extend(extra.iter().map(String::as_str));
-    let mut client = Proc::spawn(&args)?;
-    let client_idle: u64 = client.expect_line("ready ")?.parse()?;
+    let mut client = tests::child(&args)?;
+    let client_idle: u64 = client.try_line("ready ")?.parse()?;
     let server_idle = status_kib(&spid, "VmRSS:")?;
     client.tell("go")?;
-    let done = client.expect_line("done ")?;
+    let done = client.try_line("done ")?;
     let server_peak = status_kib(&spid, "VmHWM:")?;
     let mut it = done.split_whitespace();
     let client_peak: u64 = it.next().ok_or("no client peak")?.parse()?;
@@ -879,10 +820,9 @@ fn print_report(fig: &Figures, rss: &[(Variant, Rss)], size: usize) {
         "p99/idle",
         "xfer MB/s"
     );
-    let lrow = |name: &str, l: &Lat| {
-        let x = l
-            .xfer_mbps
-            .map_or_else(|| "-".into(), |m| format!("{m:.0}"));
+    let lrow = |name: &str, d: &During| {
+        let (l, x) = (&d.lat, d.xfer_mbps);
+        let x = x.map_or_else(|| "-".into(), |m| format!("{m:.0}"));
         println!(
             "{name:<34}{:>8}{:>9.1}{:>9.1}{:>10.1}{:>9.2}x{x:>11}",
             l.n,
@@ -892,7 +832,11 @@ fn print_report(fig: &Figures, rss: &[(Variant, Rss)], size: usize) {
             l.p99 / fig.idle.p99
         );
     };
-    lrow("idle", &fig.idle);
+    let idle = During {
+        lat: fig.idle,
+        xfer_mbps: None,
+    };
+    lrow("idle", &idle);
     for (v, l) in Variant::ALL.iter().zip(&fig.during) {
         lrow(&format!("during {}", v.label()), l);
     }
@@ -925,8 +869,8 @@ fn print_report(fig: &Figures, rss: &[(Variant, Rss)], size: usize) {
         println!(
             "aim p99 during <= 3x idle, {}: {} ({:.2}x)",
             v.label(),
-            goal(l.p99 <= 3.0 * fig.idle.p99),
-            l.p99 / fig.idle.p99
+            goal(l.lat.p99 <= 3.0 * fig.idle.p99),
+            l.lat.p99 / fig.idle.p99
         );
     }
 }

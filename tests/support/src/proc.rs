@@ -297,10 +297,7 @@ impl Proc {
     pub fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(
-            sent.is_ok_and(|s| s.success()),
-            "kill -TERM {pid} failed"
-        );
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid} failed");
         self.wait_exit()
     }
 }

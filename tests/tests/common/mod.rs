@@ -11,10 +11,8 @@
 // what one of them leaves unused would otherwise warn in that one.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Upper bound of any single wait.
@@ -40,103 +38,9 @@ pub(crate) fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A child process, killed when dropped; standard output and error read
-/// line by line on threads, so that every wait has a deadline.
-pub(crate) struct Proc {
-    child: Child,
-    stdout: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
-}
-
-fn lines_of(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-impl Proc {
-    pub(crate) fn spawn(cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let stderr = lines_of(child.stderr.take().unwrap());
-        Proc {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// The address of the `listening HOST:PORT` line, or the process's
-    /// standard error if it exits without one.
-    pub(crate) fn listening(&mut self) -> Result<String, String> {
-        match self.stdout.recv_timeout(WAIT) {
-            Ok(line) => line
-                .strip_prefix("listening ")
-                .map(|a| a.trim().to_owned())
-                .ok_or_else(|| format!("unexpected first line {line:?}")),
-            Err(_) => {
-                let _ = self.wait_exit();
-                Err(self.stderr.try_iter().collect::<Vec<_>>().join("\n"))
-            }
-        }
-    }
-
-    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "process did not exit in time");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// What the process wrote to standard error so far (all of it once it
-    /// exited).
-    pub(crate) fn stderr_lines(&self) -> Vec<String> {
-        self.stderr.try_iter().collect()
-    }
-
-    /// The process id, for reading `/proc/PID`.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub(crate) fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL on Unix
-        let _ = self.child.wait();
-    }
-
-    /// Sends SIGTERM (a graceful stop) and waits for the process to exit.
-    pub(crate) fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
-        self.wait_exit()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
+/// A child process whose every wait has a deadline and whose standard
+/// error is kept (and printed when a test fails).
+pub(crate) use test_support::Proc;
 
 pub(crate) fn start_nameserver() -> (Proc, String) {
     let mut p = Proc::spawn(Command::new(bin("nameserver")).args([
@@ -213,38 +117,17 @@ pub(crate) fn restart_dbserver(ns: &str, name: &str, data: &Path, addr: &str) ->
 }
 
 /// What a finished client printed.
-#[derive(Debug)]
-pub(crate) struct Out {
-    pub(crate) ok: bool,
-    /// The exit status (`None`: killed by a signal).
-    pub(crate) code: Option<i32>,
-    pub(crate) stdout: String,
-    pub(crate) stderr: String,
-}
+pub(crate) use test_support::Output as Out;
 
 pub(crate) fn client(ns: &str, args: &[&str]) -> Out {
-    let mut p = Proc::spawn(
+    Proc::spawn(
         Command::new(bin("client"))
             .env_remove("NAMESERVER")
             .env_remove("RUST_LOG")
             .args(["--nameserver", ns, "--timeout", CLIENT_TIMEOUT_SECS])
             .args(args),
-    );
-    let status = p.wait_exit();
-    let drain = |rx: &mpsc::Receiver<String>| {
-        let mut s = String::new();
-        while let Ok(line) = rx.recv_timeout(WAIT) {
-            s.push_str(&line);
-            s.push('\n');
-        }
-        s
-    };
-    Out {
-        ok: status.success(),
-        code: status.code(),
-        stdout: drain(&p.stdout),
-        stderr: drain(&p.stderr),
-    }
+    )
+    .finish()
 }
 
 /// Runs a client command that must succeed; its standard output.
