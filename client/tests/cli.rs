@@ -12,11 +12,10 @@ use dbserver::server::DbServer;
 use nameserver::client::NameClient;
 use nameserver::server::NameServer;
 use rpc_core::{Config, Node};
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+use test_support::{Output as Out, Proc};
 
 /// Upper bound of any single wait.
 const WAIT: Duration = Duration::from_secs(30);
@@ -145,105 +144,8 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, f).await.expect("step timed out")
 }
 
-/// What a finished client process printed.
-#[derive(Debug)]
-struct Out {
-    ok: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// A running process, its output read on threads so that every wait has a
-/// deadline; killed when dropped.
-struct Running {
-    child: Child,
-    stdout: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
-}
-
-fn lines_of(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-impl Running {
-    fn spawn(mut cmd: Command) -> Running {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the client");
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let stderr = lines_of(child.stderr.take().unwrap());
-        Running {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Waits for a line on standard error holding `needle`.
-    fn wait_stderr(&self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .stderr
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no `{needle}` on stderr: {e}"));
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    /// Waits for the exit (within [`WAIT`]) and collects the rest of the output.
-    fn finish(mut self) -> Out {
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "client did not exit in time");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let collect = |rx: &mpsc::Receiver<String>| {
-            let mut text = String::new();
-            // The reader threads end at EOF, which follows the exit.
-            while let Ok(line) = rx.recv_timeout(WAIT) {
-                text.push_str(&line);
-                text.push('\n');
-            }
-            text
-        };
-        Out {
-            ok: status.success(),
-            code: status.code(),
-            stdout: collect(&self.stdout),
-            stderr: collect(&self.stderr),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(cmd: Command) -> Out {
-    Running::spawn(cmd).finish()
+fn run(mut cmd: Command) -> Out {
+    Proc::spawn(&mut cmd).with_wait(WAIT).finish()
 }
 
 fn json(text: &str) -> serde_json::Value {
@@ -333,11 +235,11 @@ fn a_watcher_is_called_back_while_other_clients_write() {
     let env = Env::start();
     env.ok(&["create-table", "w", "--columns", "n:int"]);
     env.ok(&["insert", "w", "0"]);
-    let cell = Running::spawn(env.command(&["watch", "w", "1", "n", "--count", "2"]));
-    let table = Running::spawn(env.command(&["--json", "watch", "w", "--count", "2"]));
+    let mut cell = Proc::spawn(&mut env.command(&["watch", "w", "1", "n", "--count", "2"]));
+    let mut table = Proc::spawn(&mut env.command(&["--json", "watch", "w", "--count", "2"]));
     // Both listeners are registered once the notice is printed.
-    cell.wait_stderr("watching w[1].n");
-    table.wait_stderr("watching w");
+    cell.stderr_line("watching w[1].n");
+    table.stderr_line("watching w");
     env.ok(&["set", "w", "1", "n", "41"]);
     env.ok(&["set", "w", "1", "n", "42"]);
     let out = cell.finish();

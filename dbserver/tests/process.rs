@@ -6,61 +6,30 @@ mod common;
 
 use common::*;
 use dbserver::api::{Database, DbError, Table, Value};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
+use test_support::Proc;
 
-/// A running `dbserver` process, killed when dropped.
+/// A running `dbserver` process on `data` and its address; killed when
+/// dropped, its stderr kept.
 struct ServerProcess {
-    child: Child,
+    proc: Proc,
     addr: String,
 }
 
 impl ServerProcess {
     fn start(data: &Path, extra: &[&str]) -> ServerProcess {
-        let log = std::fs::File::create(data.with_extension("log")).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dbserver"))
-            .args(["--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("spawn dbserver");
-        let stdout = child.stdout.take().expect("piped stdout");
-        // Read the first line on a thread, so that a silent child fails the test
-        // instead of hanging it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut guard = ServerProcess {
-            child,
-            addr: String::new(),
-        };
-        let line = rx.recv_timeout(STEP).expect("dbserver printed nothing");
-        guard.addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        guard
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL on Unix
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.kill9();
+        let mut proc = Proc::spawn(
+            Command::new(env!("CARGO_BIN_EXE_dbserver"))
+                .args(["--listen", "127.0.0.1:0", "--data"])
+                .arg(data)
+                .args(extra),
+        )
+        .with_wait(STEP);
+        let addr = proc.line("listening ");
+        ServerProcess { proc, addr }
     }
 }
 
@@ -89,27 +58,9 @@ async fn serves_calls_and_stops_on_sigterm() {
     let row = t.insert(person("ann", 30)).await.unwrap();
     assert_eq!(t.get_row(row).await.unwrap(), person("ann", 30));
 
-    #[cfg(unix)]
-    {
-        let status = Command::new("kill")
-            .args(["-TERM", &server.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = std::time::Instant::now() + STEP;
-        let code = loop {
-            if let Some(s) = server.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(code.success(), "{code:?}");
-    }
-    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    let code = server.proc.terminate();
+    assert!(code.success(), "{code:?}");
+    let log = server.proc.stderr_lines().join("\n");
     assert!(log.contains("bound in the name server"), "{log}");
     // A clean shutdown unbinds at once.
     let left: Vec<String> = names
@@ -175,7 +126,7 @@ async fn acknowledged_inserts_survive_kill_9() {
         assert!(tokio::time::Instant::now() < deadline, "inserts too slow");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    server.kill9();
+    server.proc.kill9();
     for w in writers {
         within(w).await.unwrap();
     }

@@ -9,91 +9,23 @@ use common::*;
 use nameserver::NameClient;
 use nameserver::client::client_context_name;
 use rpc_core::Node;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
+use test_support::{Proc, reexec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nameserver");
 const CHILD_ENV: &str = "NAMESERVER_TEST_CHILD_ADDR";
 const LEASE_MS: u64 = 1500;
 
-/// A child process, killed when dropped; its standard output read line by
-/// line on a thread, so that every read can have a deadline.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let stdout: ChildStdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    /// The rest of the first line holding `prefix` (the test harness may print
-    /// the test's name before a child's output on the same line).
-    fn wait_line(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no `{prefix}` line: {e}"));
-            if let Some(at) = line.find(prefix) {
-                return line[at + prefix.len()..].trim().to_owned();
-            }
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for the exit status, within [`WAIT`].
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("process status") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "process did not exit in time");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_nameserver() -> (Proc, String) {
-    let p = Proc::spawn(Command::new(BIN).args([
+    let mut p = Proc::spawn(Command::new(BIN).args([
         "--listen",
         "127.0.0.1:0",
         "--lease-ms",
         &LEASE_MS.to_string(),
-    ]));
-    let addr = p.wait_line("listening ");
+    ]))
+    .with_wait(WAIT);
+    let addr = p.line("listening ");
     assert!(
         addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
         "{addr}"
@@ -104,10 +36,9 @@ fn start_nameserver() -> (Proc, String) {
 /// Body of the child node process; does nothing in a normal test run.
 #[test]
 fn child_node() {
-    let Some(addr) = std::env::var_os(CHILD_ENV) else {
+    let Some(addr) = reexec::child_role(CHILD_ENV) else {
         return;
     };
-    let addr = addr.into_string().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -122,23 +53,17 @@ fn child_node() {
             .unwrap();
         println!("registered {ctx}");
         // Serve until the parent closes our stdin (or kills us).
-        tokio::task::spawn_blocking(|| {
-            let mut sink = Vec::new();
-            let _ = std::io::stdin().read_to_end(&mut sink);
-        })
-        .await
-        .unwrap();
+        tokio::task::spawn_blocking(reexec::until_stdin_closes)
+            .await
+            .unwrap();
         names.close().await.unwrap();
     });
 }
 
 fn spawn_child_node(ns_addr: &str) -> (Proc, String) {
-    let p = Proc::spawn(
-        Command::new(std::env::current_exe().expect("test executable"))
-            .args(["--exact", "child_node", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, ns_addr),
-    );
-    let ctx = p.wait_line("registered ");
+    let mut p = Proc::spawn_piped(&mut reexec::child_test("child_node", CHILD_ENV, ns_addr))
+        .with_wait(WAIT);
+    let ctx = p.line("registered ");
     (p, ctx)
 }
 
@@ -163,9 +88,8 @@ async fn resolve_through_the_binary_and_a_killed_node_vanishes() {
     assert_eq!(g.greet("parent".into()).await.unwrap(), "child, parent");
 
     // SIGKILL: no clean shutdown, no release; only the lease removes it.
-    child.child.kill().unwrap();
+    child.kill9();
     let killed = Instant::now();
-    child.wait_exit();
     let lease = Duration::from_millis(LEASE_MS);
     eventually(lease * 3, || async { !lists(&reader, &ctx).await })
         .await
@@ -177,12 +101,7 @@ async fn resolve_through_the_binary_and_a_killed_node_vanishes() {
     );
 
     // SIGTERM: graceful exit with status 0.
-    let status = Command::new("kill")
-        .args(["-TERM", &ns.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = ns.wait_exit();
+    let exit = ns.terminate();
     assert!(exit.success(), "{exit:?}");
 }
 

@@ -8,17 +8,17 @@ mod common;
 
 use common::*;
 use rpc_core::{Config, Node, RpcError};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use test_support::{Proc, reexec};
 
 const CHILD_ENV: &str = "RPC_CORE_TEST_CHILD";
 
 /// Body of the child process; does nothing in a normal test run.
 #[test]
 fn child_node() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    if reexec::child_role(CHILD_ENV).is_none() {
         return;
     }
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -29,12 +29,9 @@ fn child_node() {
         let (_node, addr, _) = calc_server().await;
         println!("listening {addr}");
         // Serve until the parent closes our stdin (or dies).
-        tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {}
-        })
-        .await
-        .unwrap();
+        tokio::task::spawn_blocking(reexec::until_stdin_closes)
+            .await
+            .unwrap();
     });
 }
 
@@ -44,10 +41,9 @@ const HOLDER_ENV: &str = "RPC_CORE_TEST_HOLDER";
 /// `$RPC_CORE_TEST_HOLDER` with a short lease, then waits to be killed.
 #[test]
 fn child_holder() {
-    let Some(addr) = std::env::var_os(HOLDER_ENV) else {
+    let Some(addr) = reexec::child_role(HOLDER_ENV) else {
         return;
     };
-    let addr = addr.into_string().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -60,19 +56,17 @@ fn child_holder() {
         let calc: CalcRef = node.lookup(&addr, "calc").await.unwrap();
         let kids = calc.make_children(100).await.unwrap();
         println!("listening holding {}", kids.len());
-        tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {}
-        })
-        .await
-        .unwrap();
+        tokio::task::spawn_blocking(reexec::until_stdin_closes)
+            .await
+            .unwrap();
         drop(kids);
     });
 }
 
-/// A child node process, killed when dropped.
+/// A child node process and the rest of its `listening` line; killed when
+/// dropped, its stderr kept and shown if the test fails.
 struct ChildNode {
-    child: Child,
+    proc: Proc,
     addr: String,
 }
 
@@ -84,40 +78,10 @@ impl ChildNode {
     /// Runs the test `name` in a child process with `env=value` set; it
     /// announces itself with a line containing `listening `.
     fn start_as(name: &str, env: &str, value: &str) -> ChildNode {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", name, "--nocapture", "--test-threads=1"])
-            .env(env, value)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        // Read on a thread so that a silent child fails the test instead of hanging it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // The test harness may print `test child_node ... ` on the same line.
-                if let Some(i) = line.find("listening ") {
-                    let _ = tx.send(line[i + "listening ".len()..].trim().to_owned());
-                    return;
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(std::time::Duration::from_secs(20)) {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = child.kill();
-                panic!("child node did not print its address: {e}");
-            }
-        };
-        ChildNode { child, addr }
-    }
-}
-
-impl Drop for ChildNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut proc = Proc::spawn_piped(&mut reexec::child_test(name, env, value))
+            .with_wait(std::time::Duration::from_secs(20));
+        let addr = proc.line("listening ");
+        ChildNode { proc, addr }
     }
 }
 
@@ -156,7 +120,7 @@ async fn a_killed_peer_fails_calls_in_flight_at_once() {
     let c = calc.clone();
     let call = tokio::spawn(async move { c.sleep(60_000).await });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    server.child.kill().unwrap();
+    server.proc.kill9();
     let err = tokio::time::timeout(std::time::Duration::from_secs(5), call)
         .await
         .expect("failed long before its deadline")
@@ -181,7 +145,7 @@ async fn keepalive_detects_a_paused_peer() {
     assert_eq!(client.stats().connections, 1);
 
     // Pause the peer: its kernel still acknowledges, but nothing answers.
-    let pid = server.child.id().to_string();
+    let pid = server.proc.pid().to_string();
     let stopped = Command::new("kill").args(["-STOP", &pid]).status().unwrap();
     assert!(stopped.success());
     let t0 = std::time::Instant::now();
@@ -221,7 +185,7 @@ async fn a_killed_clients_leases_expire_and_its_objects_are_freed() {
     // Held for longer than the lease: renewals keep the objects.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     assert_eq!(server.stats().exports, base.exports + 100);
-    holder.child.kill().unwrap();
+    holder.proc.kill9();
     let killed = std::time::Instant::now();
     while server.stats().exports > base.exports {
         assert!(
@@ -255,7 +219,7 @@ async fn the_sender_killed_mid_transfer_fails_the_call_and_leaves_nothing() {
     let pull = tokio::spawn(async move { c.make_bytes(256 << 20, 1).await });
     let stats = client.clone();
     wait_until("the pull to start", move || stats.stats().transfers_in == 1).await;
-    server.child.kill().unwrap();
+    server.proc.kill9();
     let err = pull.await.unwrap().unwrap_err();
     assert!(
         matches!(
@@ -288,7 +252,7 @@ async fn the_receiver_killed_mid_transfer_frees_the_senders_copy() {
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    server.child.kill().unwrap();
+    server.proc.kill9();
     let err = push.await.unwrap().unwrap_err();
     assert!(err.is_transport(), "{err:?}");
     let stats = client.clone();
@@ -318,7 +282,7 @@ async fn a_partly_written_file_is_removed_when_the_sender_dies() {
         std::fs::metadata(&d).is_ok_and(|m| m.len() > 0)
     })
     .await;
-    server.child.kill().unwrap();
+    server.proc.kill9();
     let err = save.await.unwrap().unwrap_err();
     assert!(
         matches!(

@@ -8,8 +8,7 @@ mod common;
 
 use common::*;
 use rpc_core::{Blob, Config, Node};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use test_support::{Proc, procfs, reexec};
 
 const CHILD_ENV: &str = "RPC_CORE_TEST_MEMORY_CHILD";
 const SIZE: u64 = 2 << 30;
@@ -19,7 +18,7 @@ const BOUND_KIB: u64 = 100 * 1024;
 /// Body of the child process; does nothing in a normal test run.
 #[test]
 fn memory_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    if reexec::child_role(CHILD_ENV).is_none() {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -30,45 +29,23 @@ fn memory_child() {
     rt.block_on(async {
         let (_node, addr, _) = calc_server().await;
         println!("listening {addr}");
-        tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {}
-        })
-        .await
-        .unwrap();
+        tokio::task::spawn_blocking(reexec::until_stdin_closes)
+            .await
+            .unwrap();
     });
 }
 
 /// `VmRSS` or `VmHWM` of a process, in KiB.
 fn status_kib(pid: &str, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    procfs::status_kib(pid, field).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gibibytes_cross_with_bounded_memory() {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "memory_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("listening ") {
-                let _ = tx.send(line[i + "listening ".len()..].trim().to_owned());
-                return;
-            }
-        }
-    });
-    let addr = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
-    let child_pid = child.id().to_string();
+    let mut child = Proc::spawn_piped(&mut reexec::child_test("memory_child", CHILD_ENV, "1"))
+        .with_wait(std::time::Duration::from_secs(20));
+    let addr = child.line("listening ");
+    let child_pid = child.pid().to_string();
 
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
@@ -107,8 +84,7 @@ async fn two_gibibytes_cross_with_bounded_memory() {
 
     let child_peak = status_kib(&child_pid, "VmHWM:");
     let me_peak = status_kib("self", "VmHWM:");
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill9();
     eprintln!(
         "peak RSS above idle: child {} KiB, parent {} KiB",
         child_peak.saturating_sub(child_idle),
