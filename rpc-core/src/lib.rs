@@ -4,9 +4,12 @@
 //!
 //! # Layout
 //! One-way layers: each module imports only the ones above it in this list.
-//! - `ids`, `error`, `config`, `credentials`: identifiers and the
-//!   [`Capability`], the [`RpcError`] every call can fail with, limits and
-//!   timeouts ([`Config`]), TLS credentials ([`TlsCredentials`]).
+//! - `positional`, `ids`, `error`, `config`, `credentials`, [`pki`],
+//!   `budget`: identifiers and the [`Capability`] (with the positional CBOR
+//!   they travel in), the [`RpcError`] every call can fail with, limits and
+//!   timeouts ([`Config`]), TLS credentials ([`TlsCredentials`]) and the
+//!   making of them, and the per-peer / per-node budgets of what peers may
+//!   make a node hold.
 //! - [`wire`]: the pure protocol (frames, envelope); no I/O, no tokio.
 //! - `transport`: the only code touching sockets: one multiplexed connection
 //!   per peer over any byte stream, the handshake, accepting and dialing.
@@ -19,7 +22,8 @@
 //! - [`data`]: the data manager, an extension: data kept under a
 //!   [`DataId`] with a persistence mode, fetched, moved and located by id.
 //! - `shutdown`: the Ctrl-C / SIGTERM future server binaries stop on.
-//! - [`pki`]: making a cluster CA and node credentials (beside the stack).
+//! - `cli` (feature `cli`): the network, TLS and limit flags the binaries
+//!   share.
 //!
 //! # Example
 //! ```no_run
