@@ -1,4 +1,5 @@
-//! Arguments of the attribute: `#[remote]` or `#[remote(name = "...")]`.
+//! Arguments of the attribute: `#[remote]` or `#[remote(name = "...")]`,
+//! and the `#[idempotent]` marker a method may carry.
 
 use syn::parse::{Parse, ParseStream};
 use syn::{LitStr, Token};
@@ -54,4 +55,9 @@ impl Parse for RemoteArgs {
         }
         Ok(RemoteArgs { name })
     }
+}
+
+/// True for the `#[idempotent]` marker attribute of a method.
+pub(crate) fn is_idempotent_attr(a: &syn::Attribute) -> bool {
+    a.path().is_ident("idempotent")
 }

@@ -42,15 +42,10 @@ fn user_trait(t: &RemoteTrait<'_>) -> TokenStream {
     let ident = t.ident;
     let methods = t.methods.iter().map(|m| {
         let attrs = &m.attrs;
-        let name = m.ident;
-        let args = m.args.iter().map(|(n, ty)| quote! { #n: #ty });
-        let ok = m.ok;
-        let err = m.err;
+        let sig = m.signature_tokens();
         quote! {
             #(#attrs)*
-            fn #name(&self, #(#args),*)
-                -> impl ::core::future::Future<Output = ::core::result::Result<#ok, #err>>
-                    + ::core::marker::Send;
+            #sig;
         }
     });
     quote! {

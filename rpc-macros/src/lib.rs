@@ -1,8 +1,10 @@
 //! The `#[remote]` attribute. Users reach it through `rpc_core::remote`.
 //!
-//! Stages, one module each: `args` (attribute arguments) -> `validate`
-//! (every unsupported shape, with a span on the user's tokens) -> `model`
-//! (the trait as data) -> `expand` (generated items).
+//! Stages, one module each, each importing only those before it: `naming`
+//! (generated identifiers) and `args` (attribute arguments, the
+//! `#[idempotent]` marker) -> `validate` (every unsupported shape, with a
+//! span on the user's tokens) -> `model` (the trait as data, and the method
+//! signature every generated impl shares) -> `expand` (generated items).
 
 use proc_macro::TokenStream;
 
@@ -46,7 +48,7 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
                 Ok(mut t) => {
                     for ti in &mut t.items {
                         if let syn::TraitItem::Fn(f) = ti {
-                            f.attrs.retain(|a| !model::is_idempotent_attr(a));
+                            f.attrs.retain(|a| !args::is_idempotent_attr(a));
                         }
                     }
                     quote::ToTokens::into_token_stream(t)

@@ -1,9 +1,10 @@
 //! The validated trait as data, borrowing the user's syn nodes so that
 //! generated code keeps their spans.
 
-use crate::args::RemoteArgs;
+use crate::args::{RemoteArgs, is_idempotent_attr};
 use crate::validate::result_types;
-use quote::ToTokens;
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
 use syn::{FnArg, Ident, ItemTrait, Pat, ReturnType, TraitItem, Type, Visibility};
 
 /// One remote trait.
@@ -27,11 +28,6 @@ pub(crate) struct RemoteMethod<'a> {
     pub(crate) attrs: Vec<&'a syn::Attribute>,
     /// Marked `#[idempotent]`: the stub may retry it after a transport failure.
     pub(crate) idempotent: bool,
-}
-
-/// True for the `#[idempotent]` marker attribute.
-pub(crate) fn is_idempotent_attr(a: &syn::Attribute) -> bool {
-    a.path().is_ident("idempotent")
 }
 
 impl<'a> RemoteTrait<'a> {
@@ -105,5 +101,21 @@ impl<'a> RemoteTrait<'a> {
             ));
         }
         s
+    }
+}
+
+impl RemoteMethod<'_> {
+    /// The method as the generated trait declares it, and as the reference
+    /// and the client proxy implement it (the body is theirs):
+    /// `fn name(&self, args) -> impl Future<Output = Result<Ok, Err>> + Send`.
+    pub(crate) fn signature_tokens(&self) -> TokenStream {
+        let name = self.ident;
+        let args = self.args.iter().map(|(n, ty)| quote! { #n: #ty });
+        let (ok, err) = (self.ok, self.err);
+        quote! {
+            fn #name(&self, #(#args),*)
+                -> impl ::core::future::Future<Output = ::core::result::Result<#ok, #err>>
+                    + ::core::marker::Send
+        }
     }
 }

@@ -80,7 +80,7 @@ fn check_method(f: &syn::TraitItemFn, errs: &mut Errors) {
     for a in f
         .attrs
         .iter()
-        .filter(|a| crate::model::is_idempotent_attr(a))
+        .filter(|a| crate::args::is_idempotent_attr(a))
     {
         if !matches!(a.meta, syn::Meta::Path(_)) {
             errs.push_spanned(a, "`#[idempotent]` takes no arguments");

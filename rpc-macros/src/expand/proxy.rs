@@ -109,16 +109,11 @@ pub(crate) fn client_proxy(t: &RemoteTrait<'_>) -> TokenStream {
         }
     });
     let trait_methods = t.methods.iter().map(|m| {
-        let name = m.ident;
-        let helper = naming::call_helper(name);
-        let args = m.args.iter().map(|(n, ty)| quote! { #n: #ty });
+        let helper = naming::call_helper(m.ident);
         let names = m.args.iter().map(|(n, _)| n);
-        let ok = m.ok;
-        let err = m.err;
+        let sig = m.signature_tokens();
         quote! {
-            fn #name(&self, #(#args),*)
-                -> impl ::core::future::Future<Output = ::core::result::Result<#ok, #err>>
-                    + ::core::marker::Send {
+            #sig {
                 self.#helper(#(#names),*)
             }
         }

@@ -27,14 +27,10 @@ pub(crate) fn reference(t: &RemoteTrait<'_>) -> TokenStream {
         let name = m.ident;
         let dyn_name = naming::dyn_method(name);
         let helper = naming::call_helper(name);
-        let args = m.args.iter().map(|(n, ty)| quote! { #n: #ty });
         let names: Vec<_> = m.args.iter().map(|(n, _)| n).collect();
-        let ok = m.ok;
-        let err = m.err;
+        let sig = m.signature_tokens();
         quote! {
-            fn #name(&self, #(#args),*)
-                -> impl ::core::future::Future<Output = ::core::result::Result<#ok, #err>>
-                    + ::core::marker::Send {
+            #sig {
                 async move {
                     match &self.repr {
                         #repr::Local(__o) => #dyn_ident::#dyn_name(&**__o, #(#names),*).await,
