@@ -5,15 +5,18 @@
 //! makes the output machine-readable. See [`cli::Command`] for the commands.
 //!
 //! # Layout
-//! - [`cli`]: the clap parser and its one subcommand enum.
-//! - [`commands`]: one module per subcommand, each `run(args, ctx)`.
-//! - [`context`]: the connection every command runs with.
-//! - [`output`]: all printing, as text or JSON.
+//! One-way layers: each module imports only those above it.
+//! - [`error`]: [`ClientError`], the one error type of the client.
 //! - [`schema`]: column specs and command-line values (pure).
 //! - [`csv`]: the CSV reader of `import-csv` (pure).
+//! - [`output`]: what commands produce (results, `bench-cells` reports,
+//!   watch events) and all printing, as text or JSON.
+//! - [`cli`]: the clap parser and its one subcommand enum.
+//! - [`context`]: the connection every command runs with.
+//! - [`commands`]: one module per subcommand, each `run(args, ctx)`.
 //! - [`demo`]: the all-in-one walk-through, with an embedded name server and
-//!   database server on loopback.
-//! - [`error`]: [`ClientError`], the one error type of the client.
+//!   database server on loopback; [`run`] ties a parsed command line to
+//!   all of the above.
 //!
 //! # Example
 //! ```no_run

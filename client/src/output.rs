@@ -7,15 +7,45 @@
 //! (hex) for bytes, `{"data": "<uuid>"}` for data references, `{"float":
 //! "NaN"}` for non-finite floats.
 
-use crate::commands::bench_cells::{BenchReport, PhaseReport};
 use crate::schema::describe_columns;
 use dbserver::api::{TableChange, TableInfo};
 use dbserver::{Column, Value};
 use nameserver::api::Entry;
 use rpc_core::DataId;
 use rpc_core::data::DataInfo;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use std::io::Write;
+
+/// The figures of one `bench-cells` run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// Concurrent callers per process.
+    pub callers: u32,
+    /// Processes whose figures are summed.
+    pub processes: u32,
+    /// Length of each phase, in seconds.
+    pub seconds: u64,
+    /// The get phase.
+    pub get: PhaseReport,
+    /// The set phase.
+    pub set: PhaseReport,
+}
+
+/// The figures of one `bench-cells` phase.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct PhaseReport {
+    /// Calls that succeeded.
+    pub calls: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Successful calls per second.
+    pub per_sec: f64,
+    /// Median latency, in microseconds (several processes: the worst median).
+    pub p50_us: u64,
+    /// 99th percentile latency, in microseconds (several processes: the worst).
+    pub p99_us: u64,
+}
 
 /// What a command produced, printed once it finished.
 #[derive(Debug, Clone)]

@@ -11,10 +11,9 @@
 use crate::ClientError;
 use crate::cli::BenchCellsArgs;
 use crate::context::Context;
-use crate::output::Output;
+use crate::output::{BenchReport, Output, PhaseReport};
 use dbserver::api::{Cell, CellRef, Database, Table};
 use dbserver::{Column, Value, ValueType};
-use serde::{Deserialize, Serialize};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -23,36 +22,6 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 pub const READY: &str = "ready";
 /// What starts the workers' measurements.
 pub const GO: &str = "go";
-
-/// The figures of one run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BenchReport {
-    /// Concurrent callers per process.
-    pub callers: u32,
-    /// Processes whose figures are summed.
-    pub processes: u32,
-    /// Length of each phase, in seconds.
-    pub seconds: u64,
-    /// The get phase.
-    pub get: PhaseReport,
-    /// The set phase.
-    pub set: PhaseReport,
-}
-
-/// The figures of one phase.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-pub struct PhaseReport {
-    /// Calls that succeeded.
-    pub calls: u64,
-    /// Calls that failed.
-    pub errors: u64,
-    /// Successful calls per second.
-    pub per_sec: f64,
-    /// Median latency, in microseconds (several processes: the worst median).
-    pub p50_us: u64,
-    /// 99th percentile latency, in microseconds (several processes: the worst).
-    pub p99_us: u64,
-}
 
 impl PhaseReport {
     /// Sums rates and counts; keeps the worst latencies.
