@@ -4,7 +4,7 @@
 //! when a test fails ([`proc`]), a test executable re-running one of its
 //! own tests as a child ([`reexec`]), readings of `/proc` ([`procfs`]), and
 //! the benchmarks' runtime flavours, latency summaries and busy loop
-//! ([`bench`]).
+//! ([`mod@bench`]).
 
 pub mod bench;
 pub mod proc;
