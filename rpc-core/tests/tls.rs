@@ -179,29 +179,9 @@ async fn certificates_of_another_ca_are_refused_both_ways() {
 
 /// Runs the TLS handshake of a raw peer with the credentials in `dir`.
 async fn raw_tls(dir: &Path, addr: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let certs = |f: &str| {
-        CertificateDer::pem_file_iter(dir.join(f))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap()
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for c in certs("ca.pem") {
-        roots.add(c).unwrap();
-    }
-    let key = PrivateKeyDer::from_pem_file(dir.join("node.key")).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(certs("node.pem"), key)
-    .unwrap();
+    use rustls::pki_types::ServerName;
     let tcp = TcpStream::connect(addr).await.unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    raw_tls::tls_connector(dir)
         .connect(ServerName::try_from("node.distobj").unwrap(), tcp)
         .await
         .unwrap()

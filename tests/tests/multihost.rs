@@ -176,6 +176,44 @@ fn server(net: &Net, h: char, program: &str, args: &[&str]) -> Proc {
     p
 }
 
+/// The name server on host `a`, on all its addresses: it, and the address
+/// others reach it at.
+fn nameserver_on_a(net: &Net) -> (Proc, String) {
+    let p = server(
+        net,
+        'a',
+        "nameserver",
+        &[
+            "--listen",
+            "0.0.0.0:7000",
+            "--lease-ms",
+            &LEASE_MS.to_string(),
+        ],
+    );
+    (p, format!("{}:7000", net.addr('a')))
+}
+
+/// A dbserver on host `h`, on all its addresses, registered as `name`,
+/// keeping its data in `dir/name`.
+fn dbserver_on(net: &Net, h: char, ns: &str, name: &str, dir: &Path) -> Proc {
+    let data = dir.join(name);
+    server(
+        net,
+        h,
+        "dbserver",
+        &[
+            "--listen",
+            "0.0.0.0:7001",
+            "--nameserver",
+            ns,
+            "--name",
+            name,
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    )
+}
+
 /// What a client run on host `h` printed.
 struct Run {
     ok: bool,
@@ -222,38 +260,9 @@ fn servers_on_all_addresses_serve_a_client_on_a_third_host() {
     }
     let net = Net::new(&['a', 'b', 'c']);
     let dir = tempfile::tempdir().unwrap();
-    let ns = format!("{}:7000", net.addr('a'));
-    let _ns = server(
-        &net,
-        'a',
-        "nameserver",
-        &[
-            "--listen",
-            "0.0.0.0:7000",
-            "--lease-ms",
-            &LEASE_MS.to_string(),
-        ],
-    );
-    let db = |h: char, name: &str| {
-        let data = dir.path().join(name);
-        server(
-            &net,
-            h,
-            "dbserver",
-            &[
-                "--listen",
-                "0.0.0.0:7001",
-                "--nameserver",
-                &ns,
-                "--name",
-                name,
-                "--data",
-                data.to_str().unwrap(),
-            ],
-        )
-    };
-    let _db1 = db('b', "dbserver");
-    let _db2 = db('a', "archive");
+    let (_ns, ns) = nameserver_on_a(&net);
+    let _db1 = dbserver_on(&net, 'b', &ns, "dbserver", dir.path());
+    let _db2 = dbserver_on(&net, 'a', &ns, "archive", dir.path());
 
     // Every call below from c reaches b or a at the address their
     // capabilities carry: 0.0.0.0:7001 there would mean c itself.
@@ -323,50 +332,10 @@ fn a_silent_partition_fails_calls_in_time_and_healing_needs_no_restart() {
     }
     let net = Net::new(&['a', 'b', 'c']);
     let dir = tempfile::tempdir().unwrap();
-    let ns = format!("{}:7000", net.addr('a'));
-    let _ns = server(
-        &net,
-        'a',
-        "nameserver",
-        &[
-            "--listen",
-            "0.0.0.0:7000",
-            "--lease-ms",
-            &LEASE_MS.to_string(),
-        ],
-    );
-    let data = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let _db = server(
-        &net,
-        'b',
-        "dbserver",
-        &[
-            "--listen",
-            "0.0.0.0:7001",
-            "--nameserver",
-            &ns,
-            "--name",
-            "dbserver",
-            "--data",
-            &data("db"),
-        ],
-    );
+    let (_ns, ns) = nameserver_on_a(&net);
+    let _db = dbserver_on(&net, 'b', &ns, "dbserver", dir.path());
     // A server on the host that will be cut off.
-    let _far = server(
-        &net,
-        'c',
-        "dbserver",
-        &[
-            "--listen",
-            "0.0.0.0:7001",
-            "--nameserver",
-            &ns,
-            "--name",
-            "far",
-            "--data",
-            &data("far"),
-        ],
-    );
+    let _far = dbserver_on(&net, 'c', &ns, "far", dir.path());
     ok_on(&net, 'c', &ns, &["create-table", "t", "--columns", "n:int"]);
     let row = ok_on(&net, 'c', &ns, &["insert", "t", "1"])
         .trim()

@@ -9,6 +9,9 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../rpc-core/tests/common/raw_tls.rs"]
+mod raw_tls;
 
 use common::{Proc, bin, fails};
 use dbserver::api::{Database, DatabaseRef};
@@ -201,7 +204,7 @@ async fn a_hello_claiming_the_dbservers_id_with_another_certificate_is_refused()
     let db_id = node_of(&alice, &c.ns, "dbserver/db").await;
     // Mallory's certificate, claiming the dbserver's id, to the name server.
     let dir = pki.issue("mallory", false);
-    let tls = raw_tls_connector(&dir);
+    let tls = raw_tls::tls_connector(&dir);
     let tcp = TcpStream::connect(&c.ns).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from(rpc_core::TLS_SERVER_NAME).unwrap();
     let mut s = tls.connect(name, tcp).await.unwrap();
@@ -214,31 +217,6 @@ async fn a_hello_claiming_the_dbservers_id_with_another_certificate_is_refused()
     // Nothing changed: the dbserver's entries are still there.
     let again = Node::new(pki.config("bob", false));
     assert_eq!(node_of(&again, &c.ns, "dbserver/db").await, db_id);
-}
-
-fn raw_tls_connector(dir: &Path) -> tokio_rustls::TlsConnector {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = |f: &str| {
-        CertificateDer::pem_file_iter(dir.join(f))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap()
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for c in certs("ca.pem") {
-        roots.add(c).unwrap();
-    }
-    let key = PrivateKeyDer::from_pem_file(dir.join("node.key")).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(certs("node.pem"), key)
-    .unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 pub mod raw;
+pub mod raw_tls;
 
 use rpc_core::{Config, Node, RpcError, remote};
 use serde::{Deserialize, Serialize};
