@@ -1,11 +1,12 @@
-//! Process helpers shared by the end-to-end tests (`e2e.rs`, `data_e2e.rs`):
-//! finding the real binaries, running them as [`Proc`]esses whose every wait
-//! has a deadline, starting (and restarting) the name server and database
+//! Process helpers shared by the end-to-end tests of this package: finding
+//! the real binaries, running them as [`Proc`]esses whose every wait has a
+//! deadline, starting (and restarting) the name server and database
 //! servers, and running `client` commands.
 //!
 //! Cargo sets `CARGO_BIN_EXE_*` only for a package's own binaries, so the
-//! binaries are looked up next to the test executable; build them first
-//! with `cargo build --workspace --bins` (`cargo test --workspace` does too).
+//! binaries are looked up next to the test executable: `cargo test
+//! --workspace` builds them there; to run this package's tests alone, run
+//! `cargo build --workspace --bins` first.
 
 // Each test file compiles this module on its own and uses only part of it;
 // what one of them leaves unused would otherwise warn in that one.
@@ -32,7 +33,7 @@ pub(crate) fn bin(name: &str) -> PathBuf {
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.is_file(),
-        "{} is missing: run `cargo build --workspace --bins` first (or `cargo test --workspace`)",
+        "{} is missing: run `cargo test --workspace`, or `cargo build --workspace --bins` first",
         path.display()
     );
     path
