@@ -106,6 +106,17 @@ impl Net {
                 "dev",
                 "eth0",
             ]);
+            // And an IPv6 address, usable at once (no duplicate detection).
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("fd77::{}/64", i + 1),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
             ip(&["-n", &sw, "link", "set", &port, "master", "br0"]);
             ip(&["-n", &sw, "link", "set", &port, "up"]);
@@ -130,6 +141,12 @@ impl Net {
     fn addr(&self, h: char) -> String {
         let i = self.hosts.iter().position(|x| *x == h).expect("a host") + 1;
         format!("10.77.0.{i}")
+    }
+
+    /// The IPv6 address of host `h`, bracketed for `HOST:PORT`.
+    fn addr6(&self, h: char) -> String {
+        let i = self.hosts.iter().position(|x| *x == h).expect("a host") + 1;
+        format!("[fd77::{i}]")
     }
 
     /// A command running `program` on host `h`.
@@ -160,7 +177,8 @@ impl Drop for Net {
     }
 }
 
-/// A server binary started on host `h` listening on 0.0.0.0.
+/// A server binary started on host `h`, listening on an unspecified
+/// address (`0.0.0.0` or `[::]`).
 fn server(net: &Net, h: char, program: &str, args: &[&str]) -> Proc {
     let mut p = Proc::spawn(
         net.on(h, &bin(program))
@@ -172,7 +190,11 @@ fn server(net: &Net, h: char, program: &str, args: &[&str]) -> Proc {
     let addr = p
         .listening()
         .unwrap_or_else(|e| panic!("{program} on {h}: {e}"));
-    assert!(addr.starts_with("0.0.0.0:"), "{program} listens on {addr}");
+    let listening: std::net::SocketAddr = addr.parse().unwrap();
+    assert!(
+        listening.ip().is_unspecified(),
+        "{program} listens on {addr}"
+    );
     p
 }
 
@@ -424,5 +446,47 @@ fn an_unspecified_listener_advertises_an_address_of_its_host() {
         logs.iter()
             .any(|l| l.contains("advertis") && l.contains(&net.addr('a'))),
         "{logs:?}"
+    );
+}
+
+#[test]
+fn ipv6_listeners_on_all_addresses_serve_a_client_on_another_host() {
+    if !netns_available() {
+        return;
+    }
+    // The same as over IPv4: servers on `[::]`, which no capability may
+    // carry, and a client on a third host reaching both.
+    let net = Net::new(&['a', 'b', 'c']);
+    let dir = tempfile::tempdir().unwrap();
+    let ns = format!("{}:7000", net.addr6('a'));
+    let _ns = server(&net, 'a', "nameserver", &["--listen", "[::]:7000"]);
+    let db = server(
+        &net,
+        'b',
+        "dbserver",
+        &[
+            "--listen",
+            "[::]:7001",
+            "--nameserver",
+            &ns,
+            "--data",
+            dir.path().join("db").to_str().unwrap(),
+        ],
+    );
+    ok_on(&net, 'c', &ns, &["create-table", "t", "--columns", "n:int"]);
+    let row = ok_on(&net, 'c', &ns, &["insert", "t", "6"])
+        .trim()
+        .to_owned();
+    assert_eq!(ok_on(&net, 'c', &ns, &["get", "t", &row, "n"]).trim(), "6");
+    // It said which address it took: its own, from its connection.
+    let mine = format!("{}:7001", net.addr6('b'));
+    eventually(
+        Duration::from_secs(5),
+        "the dbserver logs its address",
+        || {
+            db.stderr_lines()
+                .iter()
+                .any(|l| l.contains("advertis") && l.contains(&mine))
+        },
     );
 }
