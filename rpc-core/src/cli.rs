@@ -186,88 +186,87 @@ pub struct LimitArgs {
     pub keepalive_timeout_ms: u64,
 }
 
-impl LimitArgs {
-    /// `cmd` (a binary's command, these flags flattened into it) with the
-    /// flags' defaults taken from `config` instead of [`Config::default`]:
-    /// a binary whose peers have no reason to send large values starts
-    /// from smaller budgets, and `--help` shows the ones it really uses.
-    pub fn with_defaults(cmd: clap::Command, config: &Config) -> clap::Command {
-        let size = |v: u64| Size(v).to_string();
-        let ms = |d: std::time::Duration| d.as_millis().to_string();
-        let defaults = [
-            ("max_frame_len", size(config.max_frame_len as u64)),
-            ("max_hello_len", size(config.max_hello_len as u64)),
-            ("handshake_timeout_ms", ms(config.handshake_timeout)),
-            ("max_handshakes", config.max_handshakes.to_string()),
-            (
-                "max_handshakes_per_address",
-                config.max_handshakes_per_address.to_string(),
-            ),
-            ("max_connections", config.max_connections.to_string()),
-            (
-                "max_connections_per_address",
-                config.max_connections_per_address.to_string(),
-            ),
-            (
-                "max_inflight",
-                config.max_inflight_per_connection.to_string(),
-            ),
-            ("max_queued_bytes", size(config.max_queued_bytes as u64)),
-            ("max_large_value", size(config.max_large_value)),
-            (
-                "max_offered_bytes_per_peer",
-                size(config.max_offered_bytes_per_peer),
-            ),
-            ("max_offered_bytes", size(config.max_offered_bytes)),
-            (
-                "max_transfers_per_peer",
-                config.max_transfers_per_peer.to_string(),
-            ),
-            ("max_transfers", config.max_transfers.to_string()),
-            (
-                "max_pull_memory_per_peer",
-                size(config.max_pull_memory_per_peer),
-            ),
-            ("max_pull_memory", size(config.max_pull_memory)),
-            (
-                "max_pull_disk_per_peer",
-                size(config.max_pull_disk_per_peer),
-            ),
-            ("min_free_disk", size(config.min_free_disk)),
-            ("transfer_timeout_ms", ms(config.transfer_timeout)),
-            ("keepalive_interval_ms", ms(config.keepalive_interval)),
-            ("keepalive_timeout_ms", ms(config.keepalive_timeout)),
-        ];
-        defaults.into_iter().fold(cmd, |cmd, (id, value)| {
-            cmd.mut_arg(id, |a| a.default_value(value))
-        })
-    }
+/// A `Config` byte count that a [`Size`] flag sets.
+trait FromSize {
+    fn from_size(s: Size) -> Self;
+    fn size(&self) -> Size;
+}
 
-    /// Sets the limits of `config`.
-    pub fn apply(&self, config: &mut Config) {
-        let usize_of = |s: Size| usize::try_from(s.0).unwrap_or(usize::MAX);
-        config.max_frame_len = usize_of(self.max_frame_len);
-        config.max_hello_len = usize_of(self.max_hello_len);
-        config.handshake_timeout = std::time::Duration::from_millis(self.handshake_timeout_ms);
-        config.max_handshakes = self.max_handshakes;
-        config.max_handshakes_per_address = self.max_handshakes_per_address;
-        config.max_connections = self.max_connections;
-        config.max_connections_per_address = self.max_connections_per_address;
-        config.max_inflight_per_connection = self.max_inflight;
-        config.max_queued_bytes = usize_of(self.max_queued_bytes);
-        config.max_large_value = self.max_large_value.0;
-        config.max_offered_bytes_per_peer = self.max_offered_bytes_per_peer.0;
-        config.max_offered_bytes = self.max_offered_bytes.0;
-        config.max_transfers_per_peer = self.max_transfers_per_peer;
-        config.max_transfers = self.max_transfers;
-        config.max_pull_memory_per_peer = self.max_pull_memory_per_peer.0;
-        config.max_pull_memory = self.max_pull_memory.0;
-        config.max_pull_disk_per_peer = self.max_pull_disk_per_peer.0;
-        config.min_free_disk = self.min_free_disk.0;
-        config.transfer_timeout = std::time::Duration::from_millis(self.transfer_timeout_ms);
-        config.keepalive_interval = std::time::Duration::from_millis(self.keepalive_interval_ms);
-        config.keepalive_timeout = std::time::Duration::from_millis(self.keepalive_timeout_ms);
+impl FromSize for u64 {
+    fn from_size(s: Size) -> u64 {
+        s.0
     }
+    fn size(&self) -> Size {
+        Size(*self)
+    }
+}
+
+impl FromSize for usize {
+    fn from_size(s: Size) -> usize {
+        usize::try_from(s.0).unwrap_or(usize::MAX)
+    }
+    fn size(&self) -> Size {
+        Size(u64::try_from(*self).unwrap_or(u64::MAX))
+    }
+}
+
+/// Every limit flag once, as `flag: kind => Config field` (kind: `bytes`, a
+/// [`Size`]; `count`; `millis`, a `Duration` in ms), making both directions
+/// from that one list: [`LimitArgs::apply`] (flags into a `Config`) and
+/// [`LimitArgs::with_defaults`] (a `Config` into the flags' defaults).
+macro_rules! limit_flags {
+    (@show bytes $v:expr) => { FromSize::size(&$v).to_string() };
+    (@show count $v:expr) => { $v.to_string() };
+    (@show millis $v:expr) => { $v.as_millis().to_string() };
+    (@set bytes $v:expr) => { FromSize::from_size($v) };
+    (@set count $v:expr) => { $v };
+    (@set millis $v:expr) => { std::time::Duration::from_millis($v) };
+    ($($flag:ident: $kind:ident => $field:ident,)*) => {
+        impl LimitArgs {
+            /// `cmd` (a binary's command, these flags flattened into it) with
+            /// the flags' defaults taken from `config` instead of
+            /// [`Config::default`]: a binary whose peers have no reason to
+            /// send large values starts from smaller budgets, and `--help`
+            /// shows the ones it really uses.
+            pub fn with_defaults(cmd: clap::Command, config: &Config) -> clap::Command {
+                let mut cmd = cmd;
+                $(
+                    let value = limit_flags!(@show $kind config.$field);
+                    cmd = cmd.mut_arg(stringify!($flag), |a| a.default_value(value));
+                )*
+                cmd
+            }
+
+            /// Sets the limits of `config`.
+            pub fn apply(&self, config: &mut Config) {
+                $( config.$field = limit_flags!(@set $kind self.$flag); )*
+            }
+        }
+    };
+}
+
+limit_flags! {
+    max_frame_len: bytes => max_frame_len,
+    max_hello_len: bytes => max_hello_len,
+    handshake_timeout_ms: millis => handshake_timeout,
+    max_handshakes: count => max_handshakes,
+    max_handshakes_per_address: count => max_handshakes_per_address,
+    max_connections: count => max_connections,
+    max_connections_per_address: count => max_connections_per_address,
+    max_inflight: count => max_inflight_per_connection,
+    max_queued_bytes: bytes => max_queued_bytes,
+    max_large_value: bytes => max_large_value,
+    max_offered_bytes_per_peer: bytes => max_offered_bytes_per_peer,
+    max_offered_bytes: bytes => max_offered_bytes,
+    max_transfers_per_peer: count => max_transfers_per_peer,
+    max_transfers: count => max_transfers,
+    max_pull_memory_per_peer: bytes => max_pull_memory_per_peer,
+    max_pull_memory: bytes => max_pull_memory,
+    max_pull_disk_per_peer: bytes => max_pull_disk_per_peer,
+    min_free_disk: bytes => min_free_disk,
+    transfer_timeout_ms: millis => transfer_timeout,
+    keepalive_interval_ms: millis => keepalive_interval,
+    keepalive_timeout_ms: millis => keepalive_timeout,
 }
 
 /// True for `HOST:PORT` whose host is a loopback address or `localhost`.
