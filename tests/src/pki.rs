@@ -32,13 +32,16 @@ impl BenchPki {
 
     /// `base` running mutual TLS with the client credential.
     pub fn client_config(&self, base: Config) -> Result<Config, BoxErr> {
-        with_tls(base, &self.dir.path().join("bench-client"))
+        with_tls(base, Some(&self.dir.path().join("bench-client")))
     }
 }
 
 /// `base` running mutual TLS with the credential in `dir` (as `pki issue`
-/// wrote it).
-pub fn with_tls(base: Config, dir: &Path) -> Result<Config, BoxErr> {
+/// wrote it); `base` itself without a `dir`.
+pub fn with_tls(base: Config, dir: Option<&Path>) -> Result<Config, BoxErr> {
+    let Some(dir) = dir else {
+        return Ok(base);
+    };
     let creds = TlsCredentials::from_dir(dir)
         .map_err(|e| format!("cannot read the credential in {}: {e}", dir.display()))?;
     Ok(Config {

@@ -173,13 +173,7 @@ fn say(line: &str) {
 
 /// Serves until standard input closes.
 async fn until_stdin_closes() {
-    let _ = tokio::task::spawn_blocking(|| {
-        let mut sink = String::new();
-        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {
-            sink.clear();
-        }
-    })
-    .await;
+    let _ = tokio::task::spawn_blocking(test_support::reexec::until_stdin_closes).await;
 }
 
 async fn serve(dir: &Path) -> Result<(), BoxErr> {

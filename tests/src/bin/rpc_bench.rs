@@ -158,11 +158,8 @@ fn main() -> ExitCode {
 /// Child process: serves `kind` on a runtime of `flavour` until stdin closes.
 fn serve(kind: ServeKind, flavour: Flavour, tls: Option<PathBuf>) -> Result<(), BoxErr> {
     let rt = flavour.runtime()?;
-    std::thread::spawn(|| {
-        // The parent holds our stdin; its end (or the parent's death) ends us.
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-        std::process::exit(0);
-    });
+    // The parent holds our stdin; its end (or the parent's death) ends us.
+    test_support::reexec::exit_when_stdin_closes();
     rt.block_on(async move {
         match kind {
             ServeKind::Rpc => serve_rpc(tls).await,
@@ -179,11 +176,7 @@ fn announce(addr: std::net::SocketAddr) {
 }
 
 async fn serve_rpc(tls: Option<PathBuf>) -> Result<(), BoxErr> {
-    let config = match tls {
-        Some(dir) => with_tls(Config::default(), &dir)?,
-        None => Config::default(),
-    };
-    let node = Node::new(config);
+    let node = Node::new(with_tls(Config::default(), tls.as_deref())?);
     let addr = node.listen("127.0.0.1:0").await?;
     node.bind_bootstrap(PING_NAME, &PingRef::new(PingImpl))?;
     announce(addr);

@@ -281,11 +281,8 @@ fn serve(
     tls: Option<PathBuf>,
 ) -> Result<(), BoxErr> {
     let rt = flavour.runtime()?;
-    std::thread::spawn(|| {
-        // The parent holds our stdin; its end (or the parent's death) ends us.
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-        std::process::exit(0);
-    });
+    // The parent holds our stdin; its end (or the parent's death) ends us.
+    test_support::reexec::exit_when_stdin_closes();
     rt.block_on(async move {
         match kind {
             ServeKind::Rpc => serve_rpc(knobs, tls).await,
@@ -301,11 +298,7 @@ fn say(line: &str) {
 }
 
 async fn serve_rpc(knobs: Knobs, tls: Option<PathBuf>) -> Result<(), BoxErr> {
-    let config = match tls {
-        Some(dir) => with_tls(knobs.config(), &dir)?,
-        None => knobs.config(),
-    };
-    let node = Node::new(config);
+    let node = Node::new(with_tls(knobs.config(), tls.as_deref())?);
     let addr = node.listen("127.0.0.1:0").await?;
     node.bind_bootstrap(XFER_NAME, &XferRef::new(XferImpl))?;
     say(&format!("listening {addr}"));

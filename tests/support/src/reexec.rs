@@ -24,6 +24,16 @@ pub fn child_test(name: &str, env: &str, value: &str) -> Command {
     cmd
 }
 
+/// Ends this process once standard input is closed (the parent's end, or
+/// the parent's death), from a thread of its own: a server child that
+/// needs no clean shutdown.
+pub fn exit_when_stdin_closes() {
+    std::thread::spawn(|| {
+        until_stdin_closes();
+        std::process::exit(0);
+    });
+}
+
 /// Blocks until standard input is closed: how a child is told to stop.
 pub fn until_stdin_closes() {
     let mut sink = std::io::sink();
