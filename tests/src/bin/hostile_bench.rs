@@ -117,10 +117,11 @@ impl Servers {
         })
     }
 
-    fn target(&self, t: Target) -> (&Proc, &str) {
+    /// The server process an attack aims at.
+    fn target(&self, t: Target) -> &Proc {
         match t {
-            Target::Ns => (&self.ns, &self.ns_addr),
-            Target::Db => (&self.db, &self.db_addr),
+            Target::Ns => &self.ns,
+            Target::Db => &self.db,
         }
     }
 }
@@ -686,11 +687,11 @@ async fn measure(attack: &'static str, target: Target, f: Attack) -> Result<Row,
     let (ns_addr, data) = (s.ns_addr.clone(), s.data.path().to_path_buf());
     // Settle, then the idle figures.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let idle = read(s.target(target).0, &data);
-    reset_peak(s.target(target).0);
+    let idle = read(s.target(target), &data);
+    reset_peak(s.target(target));
     let (r, seen) = with_bystander(&ns_addr, f(s)).await;
     let (s, outcome, during) = r?;
-    let p = s.target(target).0;
+    let p = s.target(target);
     let peak_kib = status_kib(&p.pid().to_string(), "VmHWM:").unwrap_or(0);
     // The attacker is gone (its sockets dropped with the attack's future).
     tokio::time::sleep(Duration::from_secs(2)).await;
