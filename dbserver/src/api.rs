@@ -89,6 +89,13 @@ pub trait Table {
     async fn cell(&self, row: u64, column: String) -> Result<CellRef, DbError>;
     /// Replaces every value of an existing row.
     async fn update(&self, row: u64, values: Vec<Value>) -> Result<(), DbError>;
+    /// Sets the named cells of one row together (all or, if a column is
+    /// unknown or a value does not fit, none); returns the row as it is now.
+    async fn update_cells(
+        &self,
+        row: u64,
+        changes: Vec<(String, Value)>,
+    ) -> Result<Vec<Value>, DbError>;
     /// Deletes a row.
     async fn delete(&self, row: u64) -> Result<(), DbError>;
     /// Number of rows.

@@ -168,6 +168,22 @@ impl Table for MemTable {
         Ok(())
     }
 
+    async fn update_cells(
+        &self,
+        row: u64,
+        changes: Vec<(String, Value)>,
+    ) -> Result<Vec<Value>, DbError> {
+        let mut s = self.inner.lock();
+        let mut values = s.row_mut(row)?.clone();
+        for (column, value) in changes {
+            let idx = s.column(&column)?;
+            s.check_value(&s.columns[idx], &value)?;
+            values[idx] = value;
+        }
+        *s.row_mut(row)? = values.clone();
+        Ok(values)
+    }
+
     async fn delete(&self, row: u64) -> Result<(), DbError> {
         let mut s = self.inner.lock();
         s.row_mut(row)?;

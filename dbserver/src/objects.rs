@@ -6,22 +6,23 @@
 //! [`Store::cell_object_id`]), so both survive a restart; [`Shared::resolve`]
 //! re-exports them on demand after one.
 //!
-//! Concurrency: every store call runs on a blocking thread under `lock`, shared
-//! for reads, exclusive for writes and catalog changes. redb serializes write
-//! transactions anyway, so the exclusive lock costs no concurrency, and it
-//! gives two guarantees: a table cannot be dropped (and its name re-created)
-//! between the "is this still my table" check and the operation, and watchers
-//! are notified in commit order. Notification only queues the change (it never
-//! waits for a listener); each watcher has its own delivery task.
+//! Concurrency: every store call runs on a blocking thread. An object of one
+//! table addresses it by name and id ([`crate::store::TableKey`]), so the
+//! store checks in the operation's own transaction that the table was not
+//! dropped (and its name re-created) since. Writes share transactions and
+//! fsyncs (group commit); the store tells the watcher hub about each
+//! committed change in commit order, before the write is answered.
+//! Notification only queues the change (it never waits for a listener);
+//! each watcher has its own delivery task.
 
 use crate::api::{
     CellListener, CellListenerRef, CellRef, Database, DatabaseRef, Table, TableChange, TableInfo,
     TableListener, TableListenerRef, TableRef,
 };
 use crate::error::DbError;
-use crate::store::{CellAddr, Column, Store, TableMeta};
+use crate::store::{CellAddr, Column, Store, TableKey, TableMeta};
 use crate::value::Value;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use rpc_core::data::{DataStore, Persistence};
 use rpc_core::{DataId, Node, ObjectId};
 use std::collections::HashMap;
@@ -44,14 +45,12 @@ pub(crate) struct Shared {
     store: Store,
     /// The node exporting the objects.
     node: Node,
-    /// Shared for reads, exclusive for writes (see the module docs).
-    lock: RwLock<()>,
     /// Live table objects by table id; the exports keep them alive.
     tables: Mutex<HashMap<Uuid, Weak<TableObj>>>,
     /// Live cell objects by object id; the exports keep them alive.
     cells: Mutex<HashMap<Uuid, Weak<CellObj>>>,
-    /// Registered watchers.
-    hub: Mutex<Hub>,
+    /// Registered watchers; the store's observer feeds them.
+    hub: Arc<Mutex<Hub>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -82,6 +81,27 @@ fn offer<M: Clone>(list: &mut Vec<mpsc::Sender<M>>, msg: &M) {
 }
 
 impl Hub {
+    /// One committed change, told by the store.
+    fn apply(&mut self, meta: &TableMeta, change: &TableChange) {
+        match change {
+            TableChange::Inserted { .. } => {}
+            TableChange::Updated { row, values } => {
+                for (col, v) in meta.columns.iter().zip(values) {
+                    self.cell_changed(&(meta.id, *row, col.name.clone()), v);
+                }
+            }
+            TableChange::Deleted { row } => self.row_deleted(meta.id, *row),
+            TableChange::CellSet { row, column, value } => {
+                self.cell_changed(&(meta.id, *row, column.clone()), value);
+            }
+            TableChange::Dropped => {
+                self.table_dropped(meta.id);
+                return;
+            }
+        }
+        self.table_changed(meta.id, change);
+    }
+
     fn table_changed(&mut self, table: Uuid, change: &TableChange) {
         if let Some(list) = self.tables.get_mut(&table) {
             offer(list, change);
@@ -155,13 +175,15 @@ async fn blocking<T: Send + 'static>(
 impl Shared {
     /// State over `store` for objects exported by `node`.
     pub(crate) fn new(store: Store, node: Node) -> Arc<Shared> {
+        let hub = Arc::new(Mutex::new(Hub::default()));
+        let fed = Arc::clone(&hub);
+        store.observe(Arc::new(move |meta, change| fed.lock().apply(meta, change)));
         Arc::new(Shared {
             store,
             node,
-            lock: RwLock::new(()),
             tables: Mutex::new(HashMap::new()),
             cells: Mutex::new(HashMap::new()),
-            hub: Mutex::new(Hub::default()),
+            hub,
         })
     }
 
@@ -297,43 +319,17 @@ impl Shared {
         Ok(())
     }
 
-    /// Fails with `NoLongerExists` unless `meta`'s table is still in the catalog
-    /// (a re-created name is another table). Call under `lock`.
-    fn check_alive(&self, meta: &TableMeta) -> Result<(), DbError> {
-        let gone = || DbError::NoLongerExists {
-            table: meta.name.clone(),
-        };
-        match self.store.table(&meta.name) {
-            Ok(m) if m.id == meta.id => Ok(()),
-            Ok(_) | Err(DbError::NoSuchTable { .. }) => Err(gone()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Runs `f` on a blocking thread under the lock (exclusive if `write`),
-    /// after checking that `meta`'s table still exists.
+    /// Runs `f` on a blocking thread with `meta`'s table (whose store
+    /// operations, given `TableKey::from(meta)`, fail with `NoLongerExists`
+    /// once the table is dropped).
     async fn on_table<T: Send + 'static>(
         self: &Arc<Self>,
         meta: &Arc<TableMeta>,
-        write: bool,
         f: impl FnOnce(&Shared, &TableMeta) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
         let shared = Arc::clone(self);
         let meta = Arc::clone(meta);
-        blocking(move || {
-            let run = || {
-                shared.check_alive(&meta)?;
-                f(&shared, &meta)
-            };
-            if write {
-                let _g = shared.lock.write();
-                run()
-            } else {
-                let _g = shared.lock.read();
-                run()
-            }
-        })
-        .await
+        blocking(move || f(&shared, &meta)).await
     }
 }
 
@@ -345,27 +341,20 @@ pub(crate) struct DatabaseObj {
 impl Database for DatabaseObj {
     async fn create_table(&self, name: String, columns: Vec<Column>) -> Result<TableRef, DbError> {
         let shared = Arc::clone(&self.shared);
-        let meta = blocking(move || {
-            let _g = shared.lock.write();
-            shared.store.create_table(&name, columns)
-        })
-        .await?;
+        let meta = blocking(move || shared.store.create_table(&name, columns)).await?;
         self.shared.table_ref(meta)
     }
 
     async fn open_table(&self, name: String) -> Result<TableRef, DbError> {
         let shared = Arc::clone(&self.shared);
-        let meta = blocking(move || shared.store.table(&name)).await?;
+        let meta = blocking(move || shared.store.table(name.as_str())).await?;
         self.shared.table_ref(meta)
     }
 
     async fn drop_table(&self, name: String) -> Result<(), DbError> {
         let shared = Arc::clone(&self.shared);
         blocking(move || {
-            let _g = shared.lock.write();
-            let meta = shared.store.table(&name)?;
-            shared.store.drop_table(&name)?;
-            shared.hub.lock().table_dropped(meta.id);
+            shared.store.drop_table(name.as_str())?;
             tracing::info!(table = %name, "table dropped");
             Ok(())
         })
@@ -393,53 +382,41 @@ pub(crate) struct TableObj {
 }
 
 impl TableObj {
-    async fn read<T: Send + 'static>(
+    /// Runs `f` on a blocking thread with the store and this table's key.
+    async fn with_store<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Shared, &TableMeta) -> Result<T, DbError> + Send + 'static,
+        f: impl FnOnce(&Store, TableKey) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
-        self.shared.on_table(&self.meta, false, f).await
-    }
-
-    async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Shared, &TableMeta) -> Result<T, DbError> + Send + 'static,
-    ) -> Result<T, DbError> {
-        self.shared.on_table(&self.meta, true, f).await
+        self.shared
+            .on_table(&self.meta, move |s, m| f(&s.store, TableKey::from(m)))
+            .await
     }
 }
 
 impl Table for TableObj {
     async fn info(&self) -> Result<TableInfo, DbError> {
-        self.read(|_, m| {
-            Ok(TableInfo {
-                name: m.name.clone(),
-                columns: m.columns.clone(),
-            })
+        let m = self.with_store(|s, key| s.table(key)).await?;
+        Ok(TableInfo {
+            name: m.name,
+            columns: m.columns,
         })
-        .await
     }
 
     async fn insert(&self, values: Vec<Value>) -> Result<u64, DbError> {
         self.shared.check_data(&values).await?;
-        self.write(move |s, m| {
-            let row = s.store.insert(&m.name, &values)?;
-            s.hub
-                .lock()
-                .table_changed(m.id, &TableChange::Inserted { row, values });
-            Ok(row)
-        })
-        .await
+        self.with_store(move |s, key| s.insert(key, values)).await
     }
 
     async fn get_row(&self, row: u64) -> Result<Vec<Value>, DbError> {
-        self.read(move |s, m| s.store.get_row(&m.name, row)).await
+        self.with_store(move |s, key| s.get_row(key, row)).await
     }
 
     async fn cell(&self, row: u64, column: String) -> Result<CellRef, DbError> {
         let (id, column) = self
-            .read(move |s, m| {
+            .shared
+            .on_table(&self.meta, move |s, m| {
                 // Checks that the row and the column exist.
-                s.store.get_cell(&m.name, row, &column)?;
+                s.store.get_cell(m, row, &column)?;
                 let id = s.store.cell_object_id(&CellAddr {
                     table: m.id,
                     row,
@@ -454,31 +431,28 @@ impl Table for TableObj {
 
     async fn update(&self, row: u64, values: Vec<Value>) -> Result<(), DbError> {
         self.shared.check_data(&values).await?;
-        self.write(move |s, m| {
-            s.store.update_row(&m.name, row, &values)?;
-            let mut hub = s.hub.lock();
-            for (col, v) in m.columns.iter().zip(&values) {
-                hub.cell_changed(&(m.id, row, col.name.clone()), v);
-            }
-            hub.table_changed(m.id, &TableChange::Updated { row, values });
-            Ok(())
-        })
-        .await
+        self.with_store(move |s, key| s.update_row(key, row, values))
+            .await
+    }
+
+    async fn update_cells(
+        &self,
+        row: u64,
+        changes: Vec<(String, Value)>,
+    ) -> Result<Vec<Value>, DbError> {
+        self.shared
+            .check_data(changes.iter().map(|(_, v)| v))
+            .await?;
+        self.with_store(move |s, key| s.update_cells(key, row, changes))
+            .await
     }
 
     async fn delete(&self, row: u64) -> Result<(), DbError> {
-        self.write(move |s, m| {
-            s.store.delete_row(&m.name, row)?;
-            let mut hub = s.hub.lock();
-            hub.row_deleted(m.id, row);
-            hub.table_changed(m.id, &TableChange::Deleted { row });
-            Ok(())
-        })
-        .await
+        self.with_store(move |s, key| s.delete_row(key, row)).await
     }
 
     async fn count(&self) -> Result<u64, DbError> {
-        self.read(|s, m| s.store.count(&m.name)).await
+        self.with_store(|s, key| s.count(key)).await
     }
 
     async fn scan(
@@ -488,19 +462,19 @@ impl Table for TableObj {
     ) -> Result<Vec<(u64, Vec<Value>)>, DbError> {
         // A page is one message: the frame limit bounds it anyway.
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        self.read(move |s, m| s.store.scan(&m.name, after, limit))
+        self.with_store(move |s, key| s.scan(key, after, limit))
             .await
     }
 
     async fn watch(&self, listener: TableListenerRef) -> Result<(), DbError> {
-        // Registered under the lock, so that the watcher sees every change
-        // committed after this call returns and none from before.
         let tx = table_watcher(listener);
-        self.read(move |s, m| {
-            s.hub.lock().tables.entry(m.id).or_default().push(tx);
-            Ok(())
-        })
-        .await
+        self.shared
+            .on_table(&self.meta, move |s, m| {
+                s.store.table(m)?;
+                s.hub.lock().tables.entry(m.id).or_default().push(tx);
+                Ok(())
+            })
+            .await
     }
 
     async fn import(&self, source: TableRef) -> Result<u64, DbError> {
@@ -510,15 +484,10 @@ impl Table for TableObj {
         let rows: Vec<Vec<Value>> = rows.into_iter().map(|(_, v)| v).collect();
         self.shared.check_data(rows.iter().flatten()).await?;
         tracing::debug!(table = %self.meta.name, rows = rows.len(), "importing");
-        self.write(move |s, m| {
-            let ids = s.store.insert_many(&m.name, &rows)?;
-            let mut hub = s.hub.lock();
-            for (row, values) in ids.iter().zip(rows) {
-                hub.table_changed(m.id, &TableChange::Inserted { row: *row, values });
-            }
-            Ok(ids.len() as u64)
-        })
-        .await
+        let ids = self
+            .with_store(move |s, key| s.insert_many(key, rows))
+            .await?;
+        Ok(ids.len() as u64)
     }
 }
 
@@ -531,20 +500,15 @@ pub(crate) struct CellObj {
 }
 
 impl CellObj {
-    /// Sets the cell through `f` (which writes it) and notifies the watchers.
-    async fn write_cell(
+    /// Runs `f` on a blocking thread with the store, the table's key, the row and column.
+    async fn with_store<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Store, &TableMeta, u64, &str) -> Result<(), DbError> + Send + 'static,
-        value: Value,
-    ) -> Result<(), DbError> {
+        f: impl FnOnce(&Store, TableKey, u64, &str) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
         let (row, column) = (self.row, self.column.clone());
         self.shared
-            .on_table(&self.table, true, move |s, m| {
-                f(&s.store, m, row, &column)?;
-                let mut hub = s.hub.lock();
-                hub.cell_changed(&(m.id, row, column.clone()), &value);
-                hub.table_changed(m.id, &TableChange::CellSet { row, column, value });
-                Ok(())
+            .on_table(&self.table, move |s, m| {
+                f(&s.store, TableKey::from(m), row, &column)
             })
             .await
     }
@@ -552,33 +516,21 @@ impl CellObj {
 
 impl crate::api::Cell for CellObj {
     async fn get(&self) -> Result<Value, DbError> {
-        let (row, column) = (self.row, self.column.clone());
-        self.shared
-            .on_table(&self.table, false, move |s, m| {
-                s.store.get_cell(&m.name, row, &column)
-            })
+        self.with_store(|s, key, row, column| s.get_cell(key, row, column))
             .await
     }
 
     async fn set(&self, v: Value) -> Result<(), DbError> {
         self.shared.check_data([&v]).await?;
-        let value = v.clone();
-        self.write_cell(
-            move |store, m, row, column| store.set_cell(&m.name, row, column, v),
-            value,
-        )
-        .await
+        self.with_store(move |s, key, row, column| s.set_cell(key, row, column, v))
+            .await
     }
 
     async fn compare_and_set(&self, expected: Value, new: Value) -> Result<(), DbError> {
         self.shared.check_data([&new]).await?;
-        let value = new.clone();
-        self.write_cell(
-            move |store, m, row, column| {
-                store.compare_and_set(&m.name, row, column, &expected, new)
-            },
-            value,
-        )
+        self.with_store(move |s, key, row, column| {
+            s.compare_and_set(key, row, column, &expected, new)
+        })
         .await
     }
 
@@ -623,20 +575,21 @@ impl crate::api::Cell for CellObj {
 
     async fn watch(&self, listener: CellListenerRef) -> Result<(), DbError> {
         let tx = cell_watcher(listener);
-        let (row, column) = (self.row, self.column.clone());
-        self.shared
-            .on_table(&self.table, false, move |s, m| {
-                // The row must still exist.
-                s.store.get_cell(&m.name, row, &column)?;
-                s.hub
-                    .lock()
-                    .cells
-                    .entry((m.id, row, column))
-                    .or_default()
-                    .push(tx);
-                Ok(())
-            })
-            .await
+        let shared = Arc::clone(&self.shared);
+        self.with_store(move |s, key, row, column| {
+            // The row must still exist.
+            s.get_cell(key.clone(), row, column)?;
+            let id = s.table(key)?.id;
+            shared
+                .hub
+                .lock()
+                .cells
+                .entry((id, row, column.to_owned()))
+                .or_default()
+                .push(tx);
+            Ok(())
+        })
+        .await
     }
 }
 
