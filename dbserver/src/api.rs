@@ -150,35 +150,71 @@ pub trait CellListener {
     async fn changed(&self, value: Value) -> Result<(), DbError>;
 }
 
+/// Reads a table page by page through [`Table::scan`], checking the paging
+/// contract as it goes, so that a faulty or hostile table cannot keep the
+/// reader looping: row ids must increase, and a page may not hold more rows
+/// than asked for.
+#[derive(Debug)]
+pub struct Pages<'t> {
+    table: &'t TableRef,
+    page: u32,
+    after: Option<u64>,
+    /// Rows still wanted.
+    left: u64,
+    done: bool,
+}
+
+impl<'t> Pages<'t> {
+    /// Pages of up to `page` rows of `table`, at most `limit` rows in all.
+    pub fn new(table: &'t TableRef, page: u32, limit: Option<u64>) -> Pages<'t> {
+        Pages {
+            table,
+            page: page.max(1),
+            after: None,
+            left: limit.unwrap_or(u64::MAX),
+            done: false,
+        }
+    }
+
+    /// The next page, or `None` after the last.
+    ///
+    /// # Errors
+    /// What `scan` fails with; [`DbError::ImportFailed`] when the table
+    /// breaks the paging contract.
+    pub async fn next(&mut self) -> Result<Option<Vec<(u64, Vec<Value>)>>, DbError> {
+        if self.done || self.left == 0 {
+            return Ok(None);
+        }
+        let want = u32::try_from(self.left.min(u64::from(self.page))).unwrap_or(self.page);
+        let rows = self.table.scan(self.after, want).await?;
+        if rows.len() > want as usize {
+            return Err(DbError::ImportFailed {
+                reason: format!("asked for {want} rows, got {}", rows.len()),
+            });
+        }
+        self.done = rows.len() < want as usize;
+        for (id, _) in &rows {
+            if self.after.is_some_and(|a| *id <= a) {
+                return Err(DbError::ImportFailed {
+                    reason: format!("row ids do not increase ({id} after {:?})", self.after),
+                });
+            }
+            self.after = Some(*id);
+        }
+        self.left -= rows.len() as u64;
+        Ok(Some(rows))
+    }
+}
+
 /// Reads every row of `table` through [`Table::scan`], `page` rows per call.
 ///
 /// # Errors
-/// What `scan` fails with; [`DbError::ImportFailed`] when the table breaks the
-/// paging contract (row ids not increasing, or more rows than asked for), so
-/// that a faulty or hostile table cannot keep the reader looping.
+/// As [`Pages::next`].
 pub async fn read_all(table: &TableRef, page: u32) -> Result<Vec<(u64, Vec<Value>)>, DbError> {
-    let page = page.max(1);
-    let mut out: Vec<(u64, Vec<Value>)> = Vec::new();
-    let mut after = None;
-    loop {
-        let rows = table.scan(after, page).await?;
-        if rows.len() > page as usize {
-            return Err(DbError::ImportFailed {
-                reason: format!("asked for {page} rows, got {}", rows.len()),
-            });
-        }
-        let done = rows.len() < page as usize;
-        for (id, values) in rows {
-            if after.is_some_and(|a| id <= a) {
-                return Err(DbError::ImportFailed {
-                    reason: format!("row ids do not increase ({id} after {after:?})"),
-                });
-            }
-            after = Some(id);
-            out.push((id, values));
-        }
-        if done {
-            return Ok(out);
-        }
+    let mut pages = Pages::new(table, page, None);
+    let mut out = Vec::new();
+    while let Some(rows) = pages.next().await? {
+        out.extend(rows);
     }
+    Ok(out)
 }
