@@ -63,8 +63,16 @@ pub enum Command {
     Get(CellArgs),
     /// Set the value of one cell.
     Set(SetArgs),
-    /// Print every row of a table (read page by page).
-    Scan(TableArg),
+    /// Set several cells of one row at once (all or none): COL=VALUE...
+    Update(UpdateArgs),
+    /// Compare-and-set one cell: set NEW only if it holds EXPECTED; else
+    /// fail, showing the value it holds.
+    Cas(CasArgs),
+    /// Delete one row (its id is never reused).
+    Delete(RowArgs),
+    /// Print the rows of a table as they are read, page by page (constant
+    /// memory on both sides whatever the table's size).
+    Scan(ScanArgs),
     /// Print the changes of a table (or of one cell) as they happen; the
     /// server calls back a listener object living in this process.
     Watch(WatchArgs),
@@ -254,6 +262,50 @@ pub struct SetArgs {
     /// The new value (as for `insert`).
     #[arg(allow_hyphen_values = true)]
     pub value: String,
+}
+
+/// A row address.
+#[derive(Debug, Args)]
+pub struct RowArgs {
+    /// Table name.
+    pub table: String,
+    /// Row id.
+    pub row: u64,
+}
+
+/// Arguments of `update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The row.
+    #[command(flatten)]
+    pub at: RowArgs,
+    /// The new values, `COLUMN=VALUE` (values as for `insert`).
+    #[arg(num_args = 1.., required = true, allow_hyphen_values = true, value_name = "COL=VALUE")]
+    pub changes: Vec<String>,
+}
+
+/// Arguments of `cas`.
+#[derive(Debug, Args)]
+pub struct CasArgs {
+    /// The cell.
+    #[command(flatten)]
+    pub cell: CellArgs,
+    /// The value the cell must hold (as for `insert`).
+    #[arg(allow_hyphen_values = true)]
+    pub expected: String,
+    /// The value to write.
+    #[arg(allow_hyphen_values = true)]
+    pub new: String,
+}
+
+/// Arguments of `scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Table name.
+    pub table: String,
+    /// Print at most this many rows.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
 }
 
 /// Arguments of `put-file` and `get-file`.

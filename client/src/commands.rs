@@ -2,8 +2,10 @@
 //! Result<Output, ClientError>`; [`run`] picks the one to call.
 
 pub mod bench_cells;
+pub mod cas;
 pub mod create_table;
 pub mod data;
+pub mod delete;
 pub mod drop_table;
 pub mod files;
 pub mod get;
@@ -14,6 +16,7 @@ pub mod pki;
 pub mod scan;
 pub mod set;
 pub mod tables;
+pub mod update;
 pub mod watch;
 
 use crate::ClientError;
@@ -37,6 +40,9 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Output, ClientError>
         Command::Insert(a) => insert::run(a, ctx).await,
         Command::Get(a) => get::run(a, ctx).await,
         Command::Set(a) => set::run(a, ctx).await,
+        Command::Update(a) => update::run(a, ctx).await,
+        Command::Cas(a) => cas::run(a, ctx).await,
+        Command::Delete(a) => delete::run(a, ctx).await,
         Command::Scan(a) => scan::run(a, ctx).await,
         Command::Watch(a) => watch::run(a, ctx).await,
         Command::ImportCsv(a) => import_csv::run(a, ctx).await,

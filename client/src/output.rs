@@ -90,6 +90,13 @@ pub enum Output {
         /// Id of the new row.
         row: u64,
     },
+    /// `delete`: the row deleted.
+    Deleted {
+        /// Table name.
+        table: String,
+        /// Row id.
+        row: u64,
+    },
     /// `get`: one cell's value.
     Value {
         /// Table name.
@@ -351,6 +358,7 @@ fn render_json(output: &Output) -> Json {
             "dir": dir.display().to_string(),
         }),
         Output::Inserted { table, row } => json!({ "table": table, "row": row }),
+        Output::Deleted { table, row } => json!({ "table": table, "row": row, "deleted": true }),
         Output::Value {
             table,
             row,
@@ -453,6 +461,7 @@ fn render_text(output: &Output) -> String {
             dir.display()
         ),
         Output::Inserted { row, .. } => row.to_string(),
+        Output::Deleted { table, row } => format!("deleted {table}[{row}]"),
         Output::Value { value, .. } => value.to_string(),
         Output::Set {
             table,
@@ -559,17 +568,32 @@ fn render_text(output: &Output) -> String {
 
 /// A table as aligned columns, with a header line (`id` and the column names).
 fn rows_text(info: &TableInfo, rows: &[(u64, Vec<Value>)]) -> String {
-    let mut table: Vec<Vec<String>> = Vec::with_capacity(rows.len() + 1);
+    let mut table = vec![header_cells(info)];
+    table.extend(rows.iter().map(row_cells));
+    let widths = column_widths(&table);
+    table
+        .iter()
+        .map(|line| aligned(line, &widths))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn header_cells(info: &TableInfo) -> Vec<String> {
     let mut header = vec!["id".to_owned()];
     header.extend(info.columns.iter().map(|c| c.name.clone()));
-    table.push(header);
-    for (id, values) in rows {
-        let mut line = vec![id.to_string()];
-        line.extend(values.iter().map(ToString::to_string));
-        table.push(line);
-    }
+    header
+}
+
+fn row_cells((id, values): &(u64, Vec<Value>)) -> Vec<String> {
+    let mut line = vec![id.to_string()];
+    line.extend(values.iter().map(ToString::to_string));
+    line
+}
+
+/// The width of each column: its longest cell, in characters.
+fn column_widths(table: &[Vec<String>]) -> Vec<usize> {
     let width = table.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..width)
+    (0..width)
         .map(|i| {
             table
                 .iter()
@@ -578,19 +602,107 @@ fn rows_text(info: &TableInfo, rows: &[(u64, Vec<Value>)]) -> String {
                 .max()
                 .unwrap_or(0)
         })
-        .collect();
-    table
+        .collect()
+}
+
+fn aligned(line: &[String], widths: &[usize]) -> String {
+    let cells: Vec<String> = line
         .iter()
-        .map(|line| {
-            let cells: Vec<String> = line
-                .iter()
-                .zip(&widths)
-                .map(|(s, w)| format!("{s:<w$}"))
-                .collect();
-            cells.join("  ").trim_end().to_owned()
+        .enumerate()
+        .map(|(i, s)| {
+            let w = widths.get(i).copied().unwrap_or(0);
+            format!("{s:<w$}")
         })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    cells.join("  ").trim_end().to_owned()
+}
+
+/// Prints a table's rows as they arrive, page by page, in the same form
+/// [`Output::Rows`] has: text aligned to the header and the first page
+/// (a longer value later only pushes its own line out), or one JSON
+/// document written piece by piece.
+#[derive(Debug)]
+pub struct RowStream {
+    json: bool,
+    info: TableInfo,
+    /// Text: the column widths, fixed by the first page.
+    widths: Option<Vec<usize>>,
+    /// JSON: rows written so far (a comma goes before each but the first).
+    written: u64,
+}
+
+impl RowStream {
+    /// Starts printing the rows of `info`'s table.
+    ///
+    /// # Errors
+    /// When standard output cannot be written.
+    pub fn start(printer: Printer, info: TableInfo) -> std::io::Result<RowStream> {
+        if printer.json {
+            // serde_json orders an object's keys: `columns`, `rows`, `table`.
+            let columns = columns_json(&info.columns).to_string();
+            write!(
+                std::io::stdout().lock(),
+                "{{\"columns\":{columns},\"rows\":["
+            )?;
+        }
+        Ok(RowStream {
+            json: printer.json,
+            info,
+            widths: None,
+            written: 0,
+        })
+    }
+
+    /// Prints one page of rows.
+    ///
+    /// # Errors
+    /// When standard output cannot be written.
+    pub fn page(&mut self, rows: &[(u64, Vec<Value>)]) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            for row in rows {
+                if self.written > 0 {
+                    out.write_all(b",")?;
+                }
+                let j = json!({ "id": row.0, "values": values_json(&row.1) });
+                write!(out, "{j}")?;
+                self.written += 1;
+            }
+            return out.flush();
+        }
+        let widths = match &self.widths {
+            Some(w) => w.clone(),
+            None => {
+                let mut table = vec![header_cells(&self.info)];
+                table.extend(rows.iter().map(row_cells));
+                let w = column_widths(&table);
+                writeln!(out, "{}", aligned(&table[0], &w))?;
+                self.widths = Some(w.clone());
+                w
+            }
+        };
+        for row in rows {
+            writeln!(out, "{}", aligned(&row_cells(row), &widths))?;
+        }
+        out.flush()
+    }
+
+    /// Ends the output (the header alone for an empty table).
+    ///
+    /// # Errors
+    /// When standard output cannot be written.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        if self.json {
+            let name = Json::from(self.info.name.clone());
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "],\"table\":{name}}}")?;
+            return out.flush();
+        }
+        if self.widths.is_none() {
+            self.page(&[])?;
+        }
+        Ok(())
+    }
 }
 
 /// One watched change as one line of text or one JSON object.

@@ -638,3 +638,87 @@ fn bad_data_inputs_are_one_line_errors_and_change_nothing() {
     let ls = env.ok(&["data", "ls"]);
     assert!(ls.trim().is_empty(), "{ls}");
 }
+
+#[test]
+fn row_commands_update_cas_and_delete_and_watchers_see_them() {
+    let env = Env::start();
+    env.ok(&["create-table", "acc", "--columns", "owner:text,n:int,note"]);
+    env.ok(&["insert", "acc", "ann", "10", "null"]);
+    env.ok(&["insert", "acc", "bob", "20", "null"]);
+    let mut watcher = Proc::spawn(&mut env.command(&["watch", "acc", "--count", "3"]));
+    watcher.stderr_line("watching acc");
+
+    assert_eq!(
+        env.ok(&["update", "acc", "1", "n=11", "note=first"]),
+        "id  owner  n   note\n1   ann    11  first\n"
+    );
+    let j = json(&env.ok(&["--json", "cas", "acc", "1", "n", "11", "12"]));
+    assert_eq!(j["value"], 12);
+    assert_eq!(env.ok(&["delete", "acc", "2"]), "deleted acc[2]\n");
+    let out = watcher.finish();
+    assert!(out.ok, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "updated acc[1]: ann, 11, first\nset acc[1].n = 12\ndeleted acc[2]\n"
+    );
+
+    let before = env.rows("acc");
+    // A lost compare-and-set names the value the cell holds.
+    let cas = env.client(&["cas", "acc", "1", "n", "11", "13"]);
+    assert!(!cas.ok && cas.stdout.is_empty(), "{cas:?}");
+    assert_eq!(
+        cas.stderr,
+        "client: database: compare-and-set failed, current value is 12\n"
+    );
+    for bad in [
+        &["delete", "acc", "2"][..],
+        &["delete", "nope", "1"],
+        &["update", "acc", "1", "n=12", "note=x", "nope=1"],
+        &["update", "acc", "1", "n=twelve"],
+        &["update", "acc", "1", "n"],
+        &["update", "acc", "9", "n=1"],
+        &["cas", "acc", "1", "n", "12", "x"],
+        &["cas", "acc", "1", "nope", "1", "2"],
+    ] {
+        let out = env.client(bad);
+        assert!(
+            !out.ok && out.stdout.is_empty() && out.stderr.lines().count() == 1,
+            "{bad:?}: {out:?}"
+        );
+    }
+    assert_eq!(env.rows("acc"), before, "refused commands changed nothing");
+}
+
+#[test]
+fn scan_prints_page_by_page_and_stops_at_the_limit() {
+    let env = Env::start();
+    env.ok(&["create-table", "many", "--columns", "n:int"]);
+    let rows = 600usize; // more than two pages
+    let csv = env.dir().join("many.csv");
+    let mut text = String::from("n\n");
+    for i in 0..rows {
+        text.push_str(&format!("{i}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    env.ok(&["import-csv", "many", csv.to_str().unwrap()]);
+
+    let all = env.ok(&["scan", "many"]);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), rows + 1, "header and every row");
+    assert_eq!(lines[0], "id   n");
+    assert_eq!(lines[1], "1    0");
+    assert_eq!(lines[rows], format!("{rows}  {}", rows - 1));
+    let j = json(&env.ok(&["--json", "scan", "many"]));
+    assert_eq!(j["rows"].as_array().unwrap().len(), rows);
+    assert_eq!(j["table"], "many");
+    assert_eq!(j["rows"][rows - 1]["values"][0], rows - 1);
+
+    let limited = env.ok(&["scan", "many", "--limit", "300"]);
+    assert_eq!(limited.lines().count(), 301);
+    let j = json(&env.ok(&["--json", "scan", "many", "--limit", "2"]));
+    assert_eq!(j["rows"].as_array().unwrap().len(), 2);
+    let j = json(&env.ok(&["--json", "scan", "many", "--limit", "0"]));
+    assert_eq!(j["rows"].as_array().unwrap().len(), 0);
+    env.ok(&["create-table", "empty", "--columns", "a,b"]);
+    assert_eq!(env.ok(&["scan", "empty"]), "id  a  b\n");
+}

@@ -1,18 +1,29 @@
-//! `scan TABLE`: every row, read page by page.
+//! `scan TABLE [--limit N]`: the rows of a table, printed page by page as
+//! they are read, so that neither side holds more than one page.
 
 use crate::ClientError;
-use crate::cli::TableArg;
+use crate::cli::ScanArgs;
 use crate::context::Context;
-use crate::output::Output;
-use dbserver::api::{SCAN_PAGE, Table, read_all};
+use crate::output::{Output, RowStream};
+use dbserver::api::{Pages, SCAN_PAGE, Table};
 
-/// Reads all rows of the table.
+/// Prints the rows of the table.
 ///
 /// # Errors
-/// Unknown table; a failed page.
-pub async fn run(args: TableArg, ctx: &Context) -> Result<Output, ClientError> {
+/// Unknown table; a failed page (the rows before it are printed);
+/// standard output closed.
+pub async fn run(args: ScanArgs, ctx: &Context) -> Result<Output, ClientError> {
     let table = ctx.table(&args.table).await?;
     let info = table.info().await?;
-    let rows = read_all(&table, SCAN_PAGE).await?;
-    Ok(Output::Rows { info, rows })
+    let io = |source| ClientError::Io {
+        what: "writing to standard output",
+        source,
+    };
+    let mut out = RowStream::start(ctx.printer(), info).map_err(io)?;
+    let mut pages = Pages::new(&table, SCAN_PAGE, args.limit);
+    while let Some(rows) = pages.next().await? {
+        out.page(&rows).map_err(io)?;
+    }
+    out.finish().map_err(io)?;
+    Ok(Output::None)
 }
