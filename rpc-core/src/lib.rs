@@ -92,4 +92,4 @@ pub use node::{BOOTSTRAP_OBJECT, Extension, Node, NodeStats, WeakNode};
 pub use registry::classes::{ClassInfo, ClassRegistry, class_registry};
 pub use rpc_macros::remote;
 pub use shutdown::shutdown_signal;
-pub use transfer::Blob;
+pub use transfer::{Blob, ChunkSink, ReadAt};

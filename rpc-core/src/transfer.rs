@@ -24,6 +24,7 @@ pub(crate) mod sink;
 pub(crate) mod table;
 
 pub use blob::Blob;
+pub use sink::{ChunkSink, ReadAt};
 
 use crate::budget::{Budget, Grant};
 use crate::config::Config;

@@ -450,3 +450,101 @@ async fn a_blob_in_the_first_call_of_a_new_connection_is_pulled() {
         fresh.shutdown().await;
     }
 }
+
+/// Bytes computed from their offset, as a [`rpc_core::ReadAt`] (nothing held in memory).
+struct Generated;
+
+impl rpc_core::ReadAt for Generated {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = ((offset + i as u64) % 251) as u8;
+        }
+        Ok(())
+    }
+}
+
+/// A [`rpc_core::ChunkSink`] that counts and checks what it is given, and
+/// can be told to fail after some bytes.
+struct Checking {
+    seen: u64,
+    fail_after: Option<u64>,
+    finished: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl rpc_core::ChunkSink for Checking {
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        for (i, b) in chunk.iter().enumerate() {
+            assert_eq!(*b, ((self.seen + i as u64) % 251) as u8);
+        }
+        self.seen += chunk.len() as u64;
+        match self.fail_after {
+            Some(n) if self.seen > n => Err(std::io::Error::other("sink full")),
+            _ => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.finished
+            .store(self.seen, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_from_readers_and_into_sinks() {
+    let (server, addr, _) = calc_server().await;
+    let (client, calc) = client_for(&addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let size = (24u64 << 20) + 5;
+    // Up: read by offset as the server pulls it, saved there to a file.
+    let dst = dir.path().join("dst");
+    let blob = Blob::from_reader(std::sync::Arc::new(Generated), size);
+    let n = calc
+        .store_blob(blob, dst.to_string_lossy().into_owned())
+        .await
+        .unwrap();
+    assert_eq!(n, size);
+    let written = std::fs::read(&dst).unwrap();
+    assert!(
+        written
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == (i % 251) as u8)
+    );
+    // Down: pulled into a sink chunk by chunk, finished once complete.
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let blob = calc
+        .file_blob(dst.to_string_lossy().into_owned())
+        .await
+        .unwrap();
+    let sink = Checking {
+        seen: 0,
+        fail_after: None,
+        finished: std::sync::Arc::clone(&finished),
+    };
+    assert_eq!(blob.save_into(sink).await.unwrap(), size);
+    assert_eq!(finished.load(std::sync::atomic::Ordering::SeqCst), size);
+    // A sink that fails midway fails the pull and is never finished.
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let blob = calc
+        .file_blob(dst.to_string_lossy().into_owned())
+        .await
+        .unwrap();
+    let sink = Checking {
+        seen: 0,
+        fail_after: Some(1 << 20),
+        finished: std::sync::Arc::clone(&failing),
+    };
+    let err = blob.save_into(sink).await.unwrap_err();
+    assert!(err.to_string().contains("sink full"), "{err}");
+    assert_eq!(failing.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // A local blob goes into a sink the same way.
+    let local = Blob::from_reader(std::sync::Arc::new(Generated), 3 << 20);
+    let sink = Checking {
+        seen: 0,
+        fail_after: None,
+        finished: std::sync::Arc::clone(&finished),
+    };
+    assert_eq!(local.save_into(sink).await.unwrap(), 3 << 20);
+    no_transfers_left(&[&server, &client]).await;
+}

@@ -2,7 +2,7 @@
 //! proxy, backed by memory or a file on the sending side, pulled into memory
 //! or straight into a file on the receiving side.
 
-use super::sink::{FileSink, Sink};
+use super::sink::{ChunkSink, ReadAt, Sink, WriterSink};
 use super::table::{Progress, Source};
 use super::{Transfers, failed, whole_checksum};
 use crate::error::RpcError;
@@ -36,6 +36,8 @@ enum BlobRepr {
         /// CRC-32 of the whole file, when the owner knows it (stored data).
         checksum: Option<u32>,
     },
+    /// Anything else read by offset (a database's chunk table, say).
+    Reader { reader: Arc<dyn ReadAt>, size: u64 },
     /// Announced by a peer, not pulled yet.
     Remote {
         meta: TransferMeta,
@@ -51,6 +53,7 @@ impl fmt::Debug for Blob {
             BlobRepr::File { path, size, .. } => {
                 write!(f, "Blob({size} bytes in {})", path.display())
             }
+            BlobRepr::Reader { size, .. } => write!(f, "Blob({size} bytes from a reader)"),
             BlobRepr::Remote { meta, .. } => {
                 write!(f, "Blob({} bytes on {:?})", meta.size, meta.sender)
             }
@@ -86,6 +89,16 @@ impl Blob {
         })
     }
 
+    /// A blob of `size` bytes read from `reader` by offset, chunk by chunk as
+    /// a receiver pulls them (nothing is read before): for values kept
+    /// somewhere that is not one file.
+    pub fn from_reader(reader: Arc<dyn ReadAt>, size: u64) -> Blob {
+        Blob {
+            repr: BlobRepr::Reader { reader, size },
+            progress: None,
+        }
+    }
+
     /// The same blob, calling `progress(sent, total)` as a receiver pulls it
     /// from this node (for a progress bar on the sending side).
     pub fn with_progress(mut self, progress: impl Fn(u64, u64) + Send + Sync + 'static) -> Blob {
@@ -97,7 +110,7 @@ impl Blob {
     pub fn len(&self) -> u64 {
         match &self.repr {
             BlobRepr::Bytes(b) => b.len() as u64,
-            BlobRepr::File { size, .. } => *size,
+            BlobRepr::File { size, .. } | BlobRepr::Reader { size, .. } => *size,
             BlobRepr::Remote { meta, .. } => meta.size,
         }
     }
@@ -123,6 +136,16 @@ impl Blob {
             BlobRepr::File { path, .. } => tokio::fs::read(&path)
                 .await
                 .map_err(|e| failed(format!("could not read {}: {e}", path.display()))),
+            BlobRepr::Reader { reader, size } => {
+                let (reader, size) = (Arc::clone(reader), *size);
+                tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
+                    reader.read_exact_at(&mut buf, 0).map(|()| buf)
+                })
+                .await
+                .map_err(|e| failed(format!("reader failed: {e}")))?
+                .map_err(|e| failed(format!("could not read the value: {e}")))
+            }
             BlobRepr::Remote { meta, hub, pulled } => {
                 if meta.size > hub.config.max_large_value {
                     return Err(failed(format!(
@@ -139,7 +162,7 @@ impl Blob {
                 drop(room);
                 match sink {
                     Sink::Memory(v) => Ok(v),
-                    Sink::File(_) => Err(failed("memory sink became a file")),
+                    Sink::Writer(_) => Err(failed("memory sink became a writer")),
                 }
             }
         }
@@ -171,11 +194,12 @@ impl Blob {
                 Ok(b.len() as u64)
             }
             BlobRepr::File { path: from, .. } => tokio::fs::copy(&from, &path).await.map_err(io),
+            BlobRepr::Reader { .. } => self.save_checked(&path).await.map(|(n, _)| n),
             BlobRepr::Remote { meta, hub, pulled } => {
                 let room = hub.disk_for(meta.sender, meta.size, &path)?;
                 let conn = hub.conn_for(meta)?;
                 let depth = hub.config.transfer_window;
-                let mut sink = Sink::File(FileSink::create(path.clone(), depth).map_err(io)?);
+                let mut sink = Sink::Writer(WriterSink::file(path.clone(), depth).map_err(io)?);
                 *pulled = true;
                 super::pull::pull(hub, &conn, meta, &mut sink, progress).await?;
                 drop(room);
@@ -186,6 +210,39 @@ impl Blob {
 }
 
 impl Blob {
+    /// Hands the bytes to `sink` in order, chunk by chunk (pulled from the
+    /// sender if the blob is remote, checked chunk by chunk and whole), then
+    /// calls its `finish`; returns the size. When anything fails, the sink
+    /// is dropped unfinished. Memory stays at a few chunks whatever the size.
+    ///
+    /// # Errors
+    /// As [`Blob::save_to`], and what the sink fails with.
+    pub async fn save_into(mut self, sink: impl ChunkSink) -> Result<u64, RpcError> {
+        let mut sink: Box<dyn ChunkSink> = Box::new(sink);
+        let size = self.len();
+        let local: Arc<dyn ReadAt> = match &mut self.repr {
+            BlobRepr::Remote { meta, hub, pulled } => {
+                let conn = hub.conn_for(meta)?;
+                let depth = hub.config.transfer_window;
+                let mut writer = Sink::Writer(WriterSink::new(sink, depth));
+                *pulled = true;
+                super::pull::pull(hub, &conn, meta, &mut writer, |_, _| {}).await?;
+                return Ok(meta.size);
+            }
+            BlobRepr::Bytes(b) => Arc::new(Arc::clone(b)),
+            BlobRepr::File { file, .. } => Arc::clone(file) as Arc<dyn ReadAt>,
+            BlobRepr::Reader { reader, .. } => Arc::clone(reader),
+        };
+        tokio::task::spawn_blocking(move || {
+            copy_with_crc(&*local, size, &mut |chunk| sink.write(chunk))?;
+            sink.finish()
+        })
+        .await
+        .map_err(|e| failed(format!("the writer failed: {e}")))?
+        .map_err(|e| failed(format!("could not write the value: {e}")))?;
+        Ok(size)
+    }
+
     /// A blob over shared in-memory bytes (the data manager's memory store),
     /// without copying them.
     pub(crate) fn from_shared(bytes: Arc<Vec<u8>>) -> Blob {
@@ -233,7 +290,7 @@ impl Blob {
                 let room = hub.disk_for(meta.sender, meta.size, path)?;
                 let conn = hub.conn_for(meta)?;
                 let depth = hub.config.transfer_window;
-                let mut sink = Sink::File(FileSink::create(path.to_owned(), depth).map_err(io)?);
+                let mut sink = Sink::Writer(WriterSink::file(path.to_owned(), depth).map_err(io)?);
                 *pulled = true;
                 let crc = super::pull::pull(hub, &conn, meta, &mut sink, |_, _| {}).await?;
                 drop(room);
@@ -253,13 +310,39 @@ impl Blob {
                 finish_local_copy(r, path).await.map_err(io)
             }
             BlobRepr::File { file, size, .. } => {
-                let (from, size, to) = (Arc::clone(file), *size, path.to_owned());
-                let r = tokio::task::spawn_blocking(move || copy_with_crc(&from, size, &to))
-                    .await
-                    .map_err(|e| failed(format!("file copy failed: {e}")))?;
-                finish_local_copy(r, path).await.map_err(io)
+                let from: Arc<dyn ReadAt> = Arc::clone(file) as Arc<dyn ReadAt>;
+                copy_local(from, *size, path).await
             }
+            BlobRepr::Reader { reader, size } => copy_local(Arc::clone(reader), *size, path).await,
         }
+    }
+}
+
+/// Copies a local blob into a new file at `path`, on a blocking thread.
+async fn copy_local(from: Arc<dyn ReadAt>, size: u64, path: &Path) -> Result<(u64, u32), RpcError> {
+    let io = |e: std::io::Error| failed(format!("could not write {}: {e}", path.display()));
+    let to = path.to_owned();
+    let r = tokio::task::spawn_blocking(move || {
+        let mut out = std::fs::File::create(&to)?;
+        let crc = copy_with_crc(&*from, size, &mut |chunk| out.write_all(chunk))?;
+        out.sync_all()?;
+        Ok((size, crc))
+    })
+    .await
+    .map_err(|e| failed(format!("file copy failed: {e}")))?;
+    finish_local_copy(r, path).await.map_err(io)
+}
+
+/// In-memory bytes read by offset, to copy them like a file.
+impl ReadAt for Arc<Vec<u8>> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| self.get(start..end))
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
     }
 }
 
@@ -277,11 +360,13 @@ async fn finish_local_copy(
 /// Bytes read per step by [`copy_with_crc`].
 const COPY_STEP: usize = 1024 * 1024;
 
-/// Copies `size` bytes of `from` into a new file `to` in steps of
-/// [`COPY_STEP`], computing their CRC-32 on the way; syncs `to`.
-fn copy_with_crc(from: &std::fs::File, size: u64, to: &Path) -> std::io::Result<(u64, u32)> {
-    use std::os::unix::fs::FileExt;
-    let mut out = std::fs::File::create(to)?;
+/// Hands `size` bytes of `from` to `out` in steps of [`COPY_STEP`];
+/// returns their CRC-32.
+fn copy_with_crc(
+    from: &dyn ReadAt,
+    size: u64,
+    out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<u32> {
     let mut buf = vec![0u8; COPY_STEP];
     let mut hasher = crc32fast::Hasher::new();
     let mut off = 0u64;
@@ -289,11 +374,10 @@ fn copy_with_crc(from: &std::fs::File, size: u64, to: &Path) -> std::io::Result<
         let n = usize::try_from((size - off).min(COPY_STEP as u64)).unwrap_or(COPY_STEP);
         from.read_exact_at(&mut buf[..n], off)?;
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
+        out(&buf[..n])?;
         off += n as u64;
     }
-    out.sync_all()?;
-    Ok((size, hasher.finalize()))
+    Ok(hasher.finalize())
 }
 
 impl Drop for Blob {
@@ -339,9 +423,16 @@ impl Serialize for Blob {
                 ..
             } => hub.offer(
                 receiver,
-                Source::File(Arc::clone(file)),
+                Source::Reader(Arc::clone(file) as Arc<dyn ReadAt>),
                 *size,
                 *checksum,
+                self.progress.clone(),
+            ),
+            BlobRepr::Reader { reader, size } => hub.offer(
+                receiver,
+                Source::Reader(Arc::clone(reader)),
+                *size,
+                None,
                 self.progress.clone(),
             ),
             BlobRepr::Remote { .. } => {

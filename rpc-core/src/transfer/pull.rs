@@ -31,9 +31,8 @@ pub(crate) async fn pull(
                 id: meta.id,
                 ok: false,
             });
-            if let Sink::File(f) = sink {
-                let _ = f.finish().await;
-                let _ = tokio::fs::remove_file(&f.path).await;
+            if let Sink::Writer(f) = sink {
+                f.abort().await;
             }
             return Err(e);
         }
@@ -128,17 +127,13 @@ pub(crate) async fn pull(
     });
     // A file is complete only once its writer has written and synced it.
     let result = match (result, &mut *sink) {
-        (Ok(crc), Sink::File(f)) => f.finish().await.map(|()| {
-            f.keep();
-            crc
-        }),
+        (Ok(crc), Sink::Writer(f)) => f.finish().await.map(|()| crc),
         (r, _) => r,
     };
     if result.is_err()
-        && let Sink::File(f) = sink
+        && let Sink::Writer(f) = sink
     {
-        let _ = f.finish().await;
-        let _ = tokio::fs::remove_file(&f.path).await;
+        f.abort().await;
     }
     drop(slot);
     result
@@ -249,7 +244,7 @@ impl Transfers {
                 drop(room);
                 match sink {
                     Sink::Memory(v) => Ok(Payload(v)),
-                    Sink::File(_) => Err(failed("memory sink became a file")),
+                    Sink::Writer(_) => Err(failed("memory sink became a writer")),
                 }
             }
         }

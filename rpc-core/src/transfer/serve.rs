@@ -60,10 +60,9 @@ pub(crate) fn spawn_chunk_server(
             let end = offset + u64::from(len);
             let data = match &out.source {
                 Source::Memory(bytes) => Ok(bytes[offset as usize..end as usize].to_vec()),
-                Source::File(file) => {
-                    use std::os::unix::fs::FileExt;
+                Source::Reader(r) => {
                     let mut buf = vec![0u8; len as usize];
-                    file.read_exact_at(&mut buf, offset).map(|()| buf)
+                    r.read_exact_at(&mut buf, offset).map(|()| buf)
                 }
             };
             match data {
@@ -76,7 +75,7 @@ pub(crate) fn spawn_chunk_server(
                 Err(e) => {
                     let _ = conn.send(&Message::ChunkError {
                         id,
-                        error: failed(format!("sender could not read its file: {e}")),
+                        error: failed(format!("sender could not read the value: {e}")),
                     });
                 }
             }

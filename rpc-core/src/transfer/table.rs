@@ -21,8 +21,8 @@ use tokio::time::Instant;
 pub(crate) enum Source {
     /// In memory, shared with nobody else who could change it.
     Memory(Arc<Vec<u8>>),
-    /// In a file, read chunk by chunk.
-    File(Arc<std::fs::File>),
+    /// In a file or anything else read by offset, chunk by chunk.
+    Reader(Arc<dyn super::sink::ReadAt>),
 }
 
 /// Called with (bytes sent, total) as the receiver pulls a blob.
@@ -96,7 +96,7 @@ impl Transfers {
                     ),
                 }
             })?),
-            Source::File(_) => None,
+            Source::Reader(_) => None,
         };
         let id = TransferId::random();
         self.outgoing.lock().insert(
