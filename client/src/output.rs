@@ -4,7 +4,8 @@
 //!
 //! JSON values: `null`, numbers for `int` and finite `float` (a float always
 //! has a fraction or exponent, `1.0`), strings for `text`, `{"bytes": "00ab"}`
-//! (hex) for bytes, `{"data": "<uuid>"}` for data references, `{"float":
+//! (hex) for bytes, `{"blob": SIZE}` for bytes the store keeps out of line,
+//! `{"data": "<uuid>"}` for data references, `{"float":
 //! "NaN"}` for non-finite floats.
 
 use crate::schema::describe_columns;
@@ -289,6 +290,7 @@ pub fn value_json(v: &Value) -> Json {
             let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
             json!({ "bytes": hex })
         }
+        Value::Blob { size } => json!({ "blob": size }),
         Value::Data(id) => json!({ "data": id.to_string() }),
     }
 }

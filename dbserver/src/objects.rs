@@ -549,22 +549,62 @@ impl crate::api::Cell for CellObj {
             self.set(Value::Data(r.id())).await?;
             return Ok(r.size());
         }
-        let bytes = data.into_bytes().await?;
-        let n = bytes.len() as u64;
-        self.set(Value::Bytes(bytes)).await?;
-        Ok(n)
+        // Checked before anything is pulled: the row and column exist and
+        // take bytes.
+        let (key, row, column) = (TableKey::from(&*self.table), self.row, self.column.clone());
+        self.with_store(|s, key, row, column| {
+            s.get_cell(key.clone(), row, column)?;
+            let meta = s.table(key)?;
+            match meta.columns.iter().find(|c| c.name == column) {
+                Some(c) if !c.ty.accepts(&Value::Bytes(Vec::new())) => Err(DbError::TypeMismatch {
+                    table: meta.name.clone(),
+                    column: c.name.clone(),
+                    expected: c.ty,
+                    found: crate::ValueType::Bytes,
+                }),
+                _ => Ok(()),
+            }
+        })
+        .await?;
+        if data.len() <= crate::store::OUT_OF_LINE as u64 {
+            let bytes = data.into_bytes().await?;
+            let n = bytes.len() as u64;
+            self.set(Value::Bytes(bytes)).await?;
+            return Ok(n);
+        }
+        // Streamed into the store chunk by chunk, then put into the cell in
+        // one durable write; memory stays at a few chunks.
+        let store = self.shared.store.clone();
+        let writer = store.blob_writer();
+        let pending = writer.pending();
+        let size = data.save_into(writer).await?;
+        let linked = blocking(move || {
+            let r = store.link_blob(key, row, &column, pending, size);
+            if r.is_err() {
+                let _ = store.discard_blob(pending);
+            }
+            r
+        })
+        .await;
+        linked.map(|()| size)
     }
 
     async fn get_blob(&self) -> Result<rpc_core::Blob, DbError> {
-        match self.get().await? {
-            Value::Bytes(b) => Ok(rpc_core::Blob::from_bytes(b)),
+        let (value, reader) = self
+            .with_store(|s, key, row, column| s.cell_bytes(key, row, column))
+            .await?;
+        match (value, reader) {
+            (Value::Bytes(b), _) => Ok(rpc_core::Blob::from_bytes(b)),
+            (Value::Blob { size }, Some(reader)) => {
+                Ok(rpc_core::Blob::from_reader(Arc::new(reader), size))
+            }
             // Stored once in a data manager: read from its file here, or
             // from a one-use copy of the owner's.
-            Value::Data(id) => Ok(DataStore::of(&self.shared.node)?
+            (Value::Data(id), _) => Ok(DataStore::of(&self.shared.node)?
                 .fetch_id(id)
                 .await?
                 .blob()?),
-            other => Err(DbError::TypeMismatch {
+            (other, _) => Err(DbError::TypeMismatch {
                 table: self.table.name.clone(),
                 column: self.column.clone(),
                 expected: crate::ValueType::Bytes,

@@ -13,6 +13,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod commit;
+mod large;
+
+pub use large::{BlobWriter, ChunkReader, OUT_OF_LINE, PendingBlob};
 
 use commit::Committer;
 use parking_lot::RwLock;
@@ -30,11 +33,12 @@ use crate::value::{Value, ValueType};
 /// File name of the database inside the store directory.
 pub const DB_FILE: &str = "store.redb";
 
-/// Bumped whenever the on-disk encoding changes incompatibly.
-const FORMAT_VERSION: u64 = 1;
+/// Bumped whenever the on-disk encoding changes incompatibly. Version 2
+/// added out-of-line values (`large`); a version 1 store is upgraded in place.
+const FORMAT_VERSION: u64 = 2;
 
 /// redb's page cache, in bytes (see [`Store::open`]).
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Longest accepted table or column name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -124,6 +128,14 @@ impl TableMeta {
                 self.name
             )));
         };
+        if let Value::Blob { .. } = value {
+            return Err(DbError::Unsupported {
+                what: format!(
+                    "writing a blob placeholder to `{}` (store bytes with put_blob)",
+                    col.name
+                ),
+            });
+        }
         match value.value_type() {
             Some(found) if !col.ty.accepts(value) => Err(DbError::TypeMismatch {
                 table: self.name.clone(),
@@ -135,13 +147,17 @@ impl TableMeta {
         }
     }
 
+    fn wrong_count(&self, found: usize) -> DbError {
+        DbError::WrongColumnCount {
+            table: self.name.clone(),
+            expected: self.columns.len(),
+            found,
+        }
+    }
+
     fn check_row(&self, row: &[Value]) -> Result<(), DbError> {
         if row.len() != self.columns.len() {
-            return Err(DbError::WrongColumnCount {
-                table: self.name.clone(),
-                expected: self.columns.len(),
-                found: row.len(),
-            });
+            return Err(self.wrong_count(row.len()));
         }
         row.iter()
             .enumerate()
@@ -242,10 +258,16 @@ impl Store {
             txn.open_table(DROPPED).storage()?;
             txn.open_table(OBJECTS).storage()?;
             txn.open_table(OBJECT_INDEX).storage()?;
+            txn.open_table(large::LARGE).storage()?;
+            txn.open_table(large::CHUNKS).storage()?;
+            let left = large::remove_pending(txn)?;
+            if left > 0 {
+                tracing::info!(uploads = left, "removed what interrupted uploads left");
+            }
             let mut meta = txn.open_table(META).storage()?;
             let version = meta.get("format_version").storage()?.map(|v| v.value());
             match version {
-                None => {
+                None | Some(1) => {
                     meta.insert("format_version", FORMAT_VERSION).storage()?;
                     Ok(())
                 }
@@ -315,6 +337,7 @@ impl Store {
             catalog.remove(meta.name.as_str()).storage()?;
             let rows_name = meta.rows_table_name();
             txn.delete_table(rows_def(&rows_name)).storage()?;
+            large::free_table(txn, meta.id)?;
             txn.open_table(DROPPED)
                 .storage()?
                 .insert(meta.id.as_u128(), encode(&meta)?.as_slice())
@@ -413,6 +436,12 @@ impl Store {
         expected: &Value,
         new: Value,
     ) -> Result<(), DbError> {
+        if let Value::Blob { .. } = expected {
+            return Err(DbError::Unsupported {
+                what: "comparing out-of-line bytes (a blob placeholder as the expected value)"
+                    .into(),
+            });
+        }
         let expected = expected.clone();
         self.modify_cell(table, row, column, move |current| {
             if current.identical(&expected) {
@@ -425,7 +454,8 @@ impl Store {
         })
     }
 
-    /// Replaces every value of an existing row.
+    /// Replaces every value of an existing row. A [`Value::Blob`] the cell
+    /// already holds (as read) leaves its out-of-line bytes as they are.
     pub fn update_row(
         &self,
         table: impl Into<TableKey>,
@@ -436,15 +466,37 @@ impl Store {
         let values = values.into();
         self.write(move |txn, events| {
             let meta = lookup(&txn.open_table(CATALOG).storage()?, &key)?;
-            meta.check_row(&values)?;
             let rows_name = meta.rows_table_name();
             let mut rows = txn.open_table(rows_def(&rows_name)).storage()?;
-            if rows.get(row).storage()?.is_none() {
-                return Err(meta.no_such_row(row));
+            let old = read_row(&rows, &meta, row)?;
+            if values.len() != meta.columns.len() {
+                return Err(meta.wrong_count(values.len()));
             }
-            rows.insert(row, encode(&values)?.as_slice()).storage()?;
+            let kept = |idx: usize, v: &Value| {
+                matches!(v, Value::Blob { .. }) && old.get(idx).is_some_and(|o| o == v)
+            };
+            for (idx, v) in values.iter().enumerate() {
+                if !kept(idx, v) {
+                    meta.check_value(idx, v)?;
+                }
+            }
+            let mut stored = Vec::with_capacity(values.len());
+            for (idx, v) in values.into_iter().enumerate() {
+                stored.push(if kept(idx, &v) {
+                    v
+                } else {
+                    large::put_cell(txn, meta.id, row, idx, old.get(idx), v)?
+                });
+            }
+            rows.insert(row, encode(&stored)?.as_slice()).storage()?;
             drop(rows);
-            events.push((meta, TableChange::Updated { row, values }));
+            events.push((
+                meta,
+                TableChange::Updated {
+                    row,
+                    values: stored,
+                },
+            ));
             Ok(())
         })
     }
@@ -463,13 +515,17 @@ impl Store {
             let rows_name = meta.rows_table_name();
             let mut rows = txn.open_table(rows_def(&rows_name)).storage()?;
             let mut values = read_row(&rows, &meta, row)?;
+            let mut checked = Vec::with_capacity(changes.len());
             for (column, value) in changes {
                 let idx = meta.column_or_err(&column)?;
                 meta.check_value(idx, &value)?;
+                checked.push((idx, value));
+            }
+            for (idx, value) in checked {
                 let slot = values
                     .get_mut(idx)
                     .ok_or_else(|| corrupt(&format!("row {row} is too short")))?;
-                *slot = value;
+                *slot = large::put_cell(txn, meta.id, row, idx, Some(slot), value)?;
             }
             rows.insert(row, encode(&values)?.as_slice()).storage()?;
             drop(rows);
@@ -491,10 +547,10 @@ impl Store {
             let meta = lookup(&txn.open_table(CATALOG).storage()?, &key)?;
             let rows_name = meta.rows_table_name();
             let mut rows = txn.open_table(rows_def(&rows_name)).storage()?;
-            if rows.remove(row).storage()?.is_none() {
-                return Err(meta.no_such_row(row));
-            }
+            let old = read_row(&rows, &meta, row)?;
+            rows.remove(row).storage()?;
             drop(rows);
+            large::free_row(txn, meta.id, row, &old)?;
             events.push((meta, TableChange::Deleted { row }));
             Ok(())
         })
@@ -551,10 +607,8 @@ impl Store {
             let mut catalog = txn.open_table(CATALOG).storage()?;
             let mut meta = lookup(&catalog, &key)?;
             // Every row is checked before any is written (see `commit`).
-            let mut encoded = Vec::with_capacity(rows.len());
             for row in &rows {
                 meta.check_row(row)?;
-                encoded.push(encode(row)?);
             }
             let first = meta.next_row;
             meta.next_row =
@@ -569,14 +623,112 @@ impl Store {
             let rows_name = meta.rows_table_name();
             let mut stored = txn.open_table(rows_def(&rows_name)).storage()?;
             let ids: Vec<u64> = (first..meta.next_row).collect();
-            for (id, bytes) in ids.iter().zip(&encoded) {
-                stored.insert(*id, bytes.as_slice()).storage()?;
+            for (id, values) in ids.iter().zip(rows) {
+                let mut kept = Vec::with_capacity(values.len());
+                for (idx, v) in values.into_iter().enumerate() {
+                    kept.push(large::put_cell(txn, meta.id, *id, idx, None, v)?);
+                }
+                stored.insert(*id, encode(&kept)?.as_slice()).storage()?;
+                events.push((
+                    meta.clone(),
+                    TableChange::Inserted {
+                        row: *id,
+                        values: kept,
+                    },
+                ));
             }
             drop(stored);
-            for (row, values) in ids.iter().zip(rows) {
-                events.push((meta.clone(), TableChange::Inserted { row: *row, values }));
-            }
             Ok(ids)
+        })
+    }
+
+    /// A writer that streams a large value into the store (see
+    /// [`rpc_core::Blob::save_into`]); once it finished, [`Store::link_blob`]
+    /// puts the value into a cell. Dropped unfinished, it deletes what it wrote.
+    pub fn blob_writer(&self) -> BlobWriter {
+        BlobWriter::new(self.clone())
+    }
+
+    /// Puts the complete `blob` of `size` bytes into a cell (a bytes or
+    /// untyped column), freeing what the cell held.
+    ///
+    /// # Errors
+    /// Unknown table, row or column; a column that takes no bytes; a blob
+    /// that is not pending (never written, or linked already). The blob is
+    /// left pending then: see [`Store::discard_blob`].
+    pub fn link_blob(
+        &self,
+        table: impl Into<TableKey>,
+        row: u64,
+        column: &str,
+        blob: PendingBlob,
+        size: u64,
+    ) -> Result<(), DbError> {
+        let key = table.into();
+        let column = column.to_owned();
+        self.write(move |txn, events| {
+            let meta = lookup(&txn.open_table(CATALOG).storage()?, &key)?;
+            let idx = meta.column_or_err(&column)?;
+            meta.check_value(idx, &Value::Bytes(Vec::new()))?;
+            let rows_name = meta.rows_table_name();
+            let mut rows = txn.open_table(rows_def(&rows_name)).storage()?;
+            let mut values = read_row(&rows, &meta, row)?;
+            let pending = txn
+                .open_table(large::PENDING)
+                .storage()?
+                .get(blob.0)
+                .storage()?
+                .is_some();
+            if !pending && size > 0 {
+                return Err(DbError::Storage {
+                    reason: "the uploaded value is gone (never written or already used)".into(),
+                });
+            }
+            large::adopt(txn, blob.0)?;
+            let slot = values
+                .get_mut(idx)
+                .ok_or_else(|| corrupt(&format!("row {row} of `{}` is too short", meta.name)))?;
+            if matches!(slot, Value::Blob { .. }) {
+                large::free_cell(txn, meta.id, row, idx)?;
+            }
+            let value = large::link(txn, meta.id, row, idx, large::BlobId { id: blob.0, size })?;
+            *slot = value.clone();
+            rows.insert(row, encode(&values)?.as_slice()).storage()?;
+            drop(rows);
+            events.push((meta, TableChange::CellSet { row, column, value }));
+            Ok(())
+        })
+    }
+
+    /// Deletes a pending blob that will not be linked.
+    pub fn discard_blob(&self, blob: PendingBlob) -> Result<(), DbError> {
+        self.write_job(false, move |txn, _| large::discard(txn, blob.0))
+    }
+
+    /// The value of one cell and, if its bytes are kept out of line, a
+    /// reader of them from the same snapshot.
+    pub fn cell_bytes(
+        &self,
+        table: impl Into<TableKey>,
+        row: u64,
+        column: &str,
+    ) -> Result<(Value, Option<ChunkReader>), DbError> {
+        let key = table.into();
+        self.read(|txn| {
+            let meta = lookup(&txn.open_table(CATALOG).storage()?, &key)?;
+            let idx = meta.column_or_err(column)?;
+            let rows_name = meta.rows_table_name();
+            let rows = txn.open_table(rows_def(&rows_name)).storage()?;
+            let value = take_cell(read_row(&rows, &meta, row)?, idx)?;
+            let reader = match &value {
+                Value::Blob { .. } => {
+                    let blob = large::locate(txn, meta.id, row, idx)?
+                        .ok_or_else(|| corrupt("an out-of-line value has no chunks"))?;
+                    Some(ChunkReader::open(txn, blob)?)
+                }
+                _ => None,
+            };
+            Ok((value, reader))
         })
     }
 
@@ -678,6 +830,7 @@ impl Store {
                 .ok_or_else(|| corrupt(&format!("row {row} of `{}` is too short", meta.name)))?;
             let new = f(slot)?;
             meta.check_value(idx, &new)?;
+            let new = large::put_cell(txn, meta.id, row, idx, Some(slot), new)?;
             *slot = new.clone();
             rows.insert(row, encode(&values)?.as_slice()).storage()?;
             drop(rows);
@@ -699,6 +852,16 @@ impl Store {
     /// committed: it must check everything before it writes anything.
     fn write<T: Send + 'static>(
         &self,
+        f: impl FnOnce(&WriteTransaction, &mut Events) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        self.write_job(true, f)
+    }
+
+    /// [`Store::write`], durable or not: a write that is not durable is on
+    /// disk only once a later durable write of the store is answered.
+    fn write_job<T: Send + 'static>(
+        &self,
+        durable: bool,
         f: impl FnOnce(&WriteTransaction, &mut Events) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, DbError>>(1);
@@ -725,11 +888,49 @@ impl Store {
         };
         self.inner.committer.submit(commit::Job {
             run: Box::new(run),
-            durable: true,
+            durable,
         })?;
         rx.recv().map_err(|_| DbError::Storage {
             reason: "the store's committer stopped".into(),
         })?
+    }
+
+    /// Queues `f` as a write nobody waits for (clean-up that may run in a
+    /// destructor); a failure is logged.
+    fn forget_job(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<(), DbError> + Send + 'static,
+    ) {
+        let run = move |txn: Result<&WriteTransaction, DbError>| {
+            let r = txn.and_then(f);
+            let poisoned = matches!(r, Err(DbError::Storage { .. }));
+            let done: commit::Done = Box::new(move |committed| {
+                if let Err(e) = r.and(committed) {
+                    tracing::warn!(error = %e, "a clean-up write failed");
+                }
+            });
+            commit::Ran { done, poisoned }
+        };
+        let _ = self.inner.committer.submit(commit::Job {
+            run: Box::new(run),
+            durable: false,
+        });
+    }
+
+    /// Chunk rows and pending uploads in the store (tests check that nothing leaks).
+    #[cfg(test)]
+    #[allow(clippy::expect_used)] // test code
+    fn large_rows(&self) -> (u64, u64) {
+        self.read(|txn| {
+            let chunks = txn.open_table(large::CHUNKS).storage()?.len().storage()?;
+            let pending = match txn.open_table(large::PENDING) {
+                Ok(t) => t.len().storage()?,
+                Err(redb::TableError::TableDoesNotExist(_)) => 0,
+                Err(e) => return Err(e).storage(),
+            };
+            Ok((chunks, pending))
+        })
+        .expect("the store can be read")
     }
 
     /// Runs `f` against one consistent snapshot.

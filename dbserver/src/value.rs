@@ -26,6 +26,15 @@ pub enum Value {
     /// Raw bytes.
     #[serde(rename = "bytes")]
     Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Bytes kept out of line by the store, shown by size in rows, scans,
+    /// reads and changes: read them with [`crate::api::Cell::get_blob`].
+    /// Only the store makes these; a write of one is refused (except
+    /// leaving a cell as it is in [`crate::api::Table::update`]).
+    #[serde(rename = "blob")]
+    Blob {
+        /// Their size in bytes.
+        size: u64,
+    },
     /// A reference to data kept by a data manager (see [`rpc_core::data`]):
     /// a large value stored once and named by many cells without being sent
     /// again. Written `data:<uuid>` on the command line.
@@ -69,7 +78,7 @@ impl Value {
             Value::Int(_) => Some(ValueType::Int),
             Value::Float(_) => Some(ValueType::Float),
             Value::Text(_) => Some(ValueType::Text),
-            Value::Bytes(_) => Some(ValueType::Bytes),
+            Value::Bytes(_) | Value::Blob { .. } => Some(ValueType::Bytes),
             Value::Data(_) => Some(ValueType::Data),
         }
     }
@@ -109,6 +118,7 @@ impl fmt::Display for Value {
                 }
                 Ok(())
             }
+            Value::Blob { size } => write!(f, "<blob of {size} bytes>"),
             Value::Data(id) => write!(f, "{DATA_PREFIX}{id}"),
         }
     }

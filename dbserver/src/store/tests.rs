@@ -662,3 +662,166 @@ fn update_cells_is_all_or_nothing() {
     }
     assert_eq!(store.get_row("people", row).unwrap(), now);
 }
+
+fn big(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8 ^ seed).collect()
+}
+
+fn read_out(reader: &ChunkReader) -> Vec<u8> {
+    use rpc_core::ReadAt;
+    let mut out = vec![0u8; reader.size() as usize];
+    // In uneven steps, across chunk boundaries.
+    let mut at = 0usize;
+    while at < out.len() {
+        let n = (out.len() - at).min(300_001);
+        reader
+            .read_exact_at(&mut out[at..at + n], at as u64)
+            .unwrap();
+        at += n;
+    }
+    out
+}
+
+#[test]
+fn large_bytes_live_out_of_line_and_are_freed_with_their_cell() {
+    let (_dir, store) = open_people();
+    let data = big(3 * (1 << 20) + 7, 1);
+    let row = store.insert("people", person("ann", 30)).unwrap();
+    store
+        .set_cell("people", row, "extra", Value::Bytes(data.clone()))
+        .unwrap();
+    let placeholder = Value::Blob {
+        size: data.len() as u64,
+    };
+    // Rows, cells and scans show the size; the other cells read as before.
+    assert_eq!(store.get_cell("people", row, "extra").unwrap(), placeholder);
+    assert_eq!(store.get_row("people", row).unwrap()[3], placeholder);
+    assert_eq!(
+        store.get_cell("people", row, "age").unwrap(),
+        Value::Int(30)
+    );
+    let (value, reader) = store.cell_bytes("people", row, "extra").unwrap();
+    assert_eq!(value, placeholder);
+    let reader = reader.unwrap();
+    // The reader keeps its snapshot when the cell changes under it.
+    store
+        .set_cell("people", row, "extra", Value::Bytes(vec![1, 2]))
+        .unwrap();
+    assert!(read_out(&reader) == data);
+    drop(reader);
+    assert_eq!(store.large_rows(), (0, 0), "overwriting freed the chunks");
+    assert_eq!(
+        store.get_cell("people", row, "extra").unwrap(),
+        Value::Bytes(vec![1, 2])
+    );
+
+    // Inserted, kept by an update that leaves the placeholder, freed by a delete.
+    let mut row2 = person("bob", 40);
+    row2[3] = Value::Bytes(big(100_000, 2));
+    let id = store.insert("people", row2).unwrap();
+    let mut now = store.get_row("people", id).unwrap();
+    assert_eq!(now[3], Value::Blob { size: 100_000 });
+    now[1] = Value::Int(41);
+    store.update_row("people", id, now.clone()).unwrap();
+    let (_, reader) = store.cell_bytes("people", id, "extra").unwrap();
+    assert!(read_out(&reader.unwrap()) == big(100_000, 2));
+    assert!(store.large_rows().0 > 0);
+    store.delete_row("people", id).unwrap();
+    assert_eq!(store.large_rows(), (0, 0));
+
+    // Dropping the table frees its values.
+    store
+        .set_cell("people", row, "extra", Value::Bytes(big(70_000, 3)))
+        .unwrap();
+    store.drop_table("people").unwrap();
+    assert_eq!(store.large_rows(), (0, 0));
+}
+
+#[test]
+fn placeholders_cannot_be_written_or_compared() {
+    let (_dir, store) = open_people();
+    let row = store.insert("people", person("ann", 30)).unwrap();
+    let ph = Value::Blob { size: 1 };
+    let unsupported = |r: Result<(), DbError>| matches!(r, Err(DbError::Unsupported { .. }));
+    assert!(unsupported(store.set_cell(
+        "people",
+        row,
+        "extra",
+        ph.clone()
+    )));
+    let mut r = person("x", 1);
+    r[3] = ph.clone();
+    assert!(matches!(
+        store.insert("people", r.clone()),
+        Err(DbError::Unsupported { .. })
+    ));
+    assert!(unsupported(store.update_row("people", row, r)));
+    assert!(unsupported(store.compare_and_set(
+        "people",
+        row,
+        "extra",
+        &ph,
+        Value::Null
+    )));
+    assert_eq!(store.get_row("people", row).unwrap(), person("ann", 30));
+}
+
+#[test]
+fn streamed_values_are_linked_or_leave_nothing() {
+    use rpc_core::ChunkSink;
+    let dir = tempfile::tempdir().unwrap();
+    let data = big(20 * (1 << 20) + 11, 4);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.create_table("people", people_columns()).unwrap();
+        let row = store.insert("people", person("ann", 30)).unwrap();
+        // Linked: the cell shows the value.
+        let mut w = store.blob_writer();
+        let pending = w.pending();
+        for part in data.chunks(777_777) {
+            w.write(part).unwrap();
+        }
+        w.finish().unwrap();
+        drop(w);
+        store
+            .link_blob("people", row, "extra", pending, data.len() as u64)
+            .unwrap();
+        let (_, reader) = store.cell_bytes("people", row, "extra").unwrap();
+        assert!(read_out(&reader.unwrap()) == data);
+        assert_eq!(store.large_rows().1, 0, "linked: no longer pending");
+        let chunks = store.large_rows().0;
+        // A column that takes no bytes, or a used blob, is refused.
+        assert!(matches!(
+            store.link_blob("people", row, "age", pending, 1),
+            Err(DbError::TypeMismatch { .. })
+        ));
+        assert!(store.link_blob("people", row, "extra", pending, 1).is_err());
+        // Dropped unfinished: what it wrote goes.
+        let mut w = store.blob_writer();
+        w.write(&data).unwrap();
+        drop(w);
+        // Finished but never linked: left pending until the store reopens.
+        let mut w = store.blob_writer();
+        w.write(&data[..9 << 20]).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        // The clean-up above is queued, not awaited: one more write orders it.
+        store.identity("sync").unwrap();
+        assert_eq!(
+            store.large_rows(),
+            (
+                chunks + (9u64 << 20).div_ceil(super::large::CHUNK as u64),
+                1
+            )
+        );
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.large_rows().1, 0);
+    let (_, reader) = store.cell_bytes("people", 1, "extra").unwrap();
+    let reader = reader.unwrap();
+    assert_eq!(
+        store.large_rows().0,
+        (data.len() as u64).div_ceil(super::large::CHUNK as u64)
+    );
+    assert!(read_out(&reader) == data);
+}
