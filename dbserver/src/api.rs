@@ -106,9 +106,11 @@ pub trait Table {
     /// Calls `listener` with every change committed from now on, in commit order.
     /// A listener that fails (or falls far behind) is dropped.
     async fn watch(&self, listener: TableListenerRef) -> Result<(), DbError>;
-    /// Reads every row of `source` (through its `scan`, so the source may live on
-    /// the caller's node) and inserts them here, all or nothing. Returns the
-    /// number of rows imported.
+    /// Reads the rows of `source` (through its `scan`, so the source may live
+    /// on the caller's node), at most as many as its `count` when the import
+    /// begins, and inserts them here page by page; if a page fails, the
+    /// rows already inserted are deleted again. Returns the number of rows
+    /// imported. Readers may see the rows arrive while it runs.
     async fn import(&self, source: TableRef) -> Result<u64, DbError>;
 }
 

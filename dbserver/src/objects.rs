@@ -33,8 +33,8 @@ use uuid::Uuid;
 /// Changes a watcher may have queued before it counts as dead and is dropped.
 const WATCH_QUEUE: usize = 1024;
 
-/// Rows requested per callback when importing a table.
-const IMPORT_PAGE: u32 = crate::api::SCAN_PAGE;
+/// Rows requested per callback, and written per transaction, when importing a table.
+const IMPORT_PAGE: u32 = 1024;
 
 /// Identifies one cell for watchers: table id, row, column.
 type CellKey = (Uuid, u64, String);
@@ -478,16 +478,46 @@ impl Table for TableObj {
     }
 
     async fn import(&self, source: TableRef) -> Result<u64, DbError> {
-        // Pulled completely before anything is written: the import is all or
-        // nothing, and importing a table into itself terminates.
-        let rows = crate::api::read_all(&source, IMPORT_PAGE).await?;
-        let rows: Vec<Vec<Value>> = rows.into_iter().map(|(_, v)| v).collect();
-        self.shared.check_data(rows.iter().flatten()).await?;
-        tracing::debug!(table = %self.meta.name, rows = rows.len(), "importing");
-        let ids = self
-            .with_store(move |s, key| s.insert_many(key, rows))
-            .await?;
-        Ok(ids.len() as u64)
+        // Page by page, each page one write: memory stays at one page
+        // whatever the source's size. At most as many rows as the source
+        // had when the import began, so that importing a table into itself
+        // ends. If a page fails, the rows already imported are deleted again.
+        let total = source.count().await?;
+        let mut pages = crate::api::Pages::new(&source, IMPORT_PAGE, Some(total));
+        let mut done: Vec<std::ops::RangeInclusive<u64>> = Vec::new();
+        let mut imported = 0u64;
+        let result = async {
+            while let Some(page) = pages.next().await? {
+                let rows: Vec<Vec<Value>> = page.into_iter().map(|(_, v)| v).collect();
+                self.shared.check_data(rows.iter().flatten()).await?;
+                let ids = self
+                    .with_store(move |s, key| s.insert_many(key, rows))
+                    .await?;
+                if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+                    done.push(*first..=*last);
+                }
+                imported += ids.len() as u64;
+            }
+            Ok::<_, DbError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::debug!(table = %self.meta.name, rows = imported, "imported");
+                Ok(imported)
+            }
+            Err(e) => {
+                if !done.is_empty() {
+                    let undo = self
+                        .with_store(move |s, key| s.delete_rows(key, done))
+                        .await;
+                    if let Err(u) = undo {
+                        tracing::warn!(error = %u, "could not take back a failed import");
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 }
 

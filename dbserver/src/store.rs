@@ -556,6 +556,40 @@ impl Store {
         })
     }
 
+    /// Deletes every row with an id in `ranges` that still exists (an
+    /// import taking back what it inserted); returns how many went.
+    pub fn delete_rows(
+        &self,
+        table: impl Into<TableKey>,
+        ranges: Vec<std::ops::RangeInclusive<u64>>,
+    ) -> Result<u64, DbError> {
+        let key = table.into();
+        self.write(move |txn, events| {
+            let meta = lookup(&txn.open_table(CATALOG).storage()?, &key)?;
+            let rows_name = meta.rows_table_name();
+            let mut rows = txn.open_table(rows_def(&rows_name)).storage()?;
+            let mut gone = Vec::new();
+            for range in ranges {
+                let mut doomed = Vec::new();
+                for entry in rows.range(range).storage()? {
+                    let (id, bytes) = entry.storage()?;
+                    doomed.push((id.value(), decode_row(&meta, bytes.value())?));
+                }
+                for (id, values) in doomed {
+                    rows.remove(id).storage()?;
+                    gone.push((id, values));
+                }
+            }
+            drop(rows);
+            let n = gone.len() as u64;
+            for (row, values) in gone {
+                large::free_row(txn, meta.id, row, &values)?;
+                events.push((meta.clone(), TableChange::Deleted { row }));
+            }
+            Ok(n)
+        })
+    }
+
     /// Number of rows in the table.
     pub fn count(&self, table: impl Into<TableKey>) -> Result<u64, DbError> {
         let key = table.into();

@@ -296,10 +296,28 @@ async fn import_pulls_a_client_table_through_callbacks() {
     ));
     assert_eq!(people.count().await.unwrap(), 601);
 
+    // A source whose second page does not fit: the first page, already
+    // written, is taken back, and watchers are told.
+    let mut rows: Vec<_> = (0..1500).map(|i| person(&format!("b{i}"), i)).collect();
+    rows[1200][1] = Value::Text("not an age".into());
+    let loose: Vec<Column> = people_columns()
+        .into_iter()
+        .map(|c| Column::new(c.name, ValueType::Any))
+        .collect();
+    let bad = MemTable::with_rows("bad", loose, rows).unwrap();
+    assert!(matches!(
+        within(people.import(TableRef::new(bad))).await,
+        Err(DbError::TypeMismatch { .. })
+    ));
+    assert_eq!(people.count().await.unwrap(), 601);
+    // Importing a table into itself copies what it had when it began.
+    assert_eq!(within(people.import(people.clone())).await.unwrap(), 601);
+    assert_eq!(people.count().await.unwrap(), 1202);
+
     // The other way round: the client table imports the server's.
     let copy = MemTable::new("copy", people_columns());
-    assert_eq!(copy.import(people.clone()).await.unwrap(), 601);
-    assert_eq!(copy.rows().len(), 601);
+    assert_eq!(copy.import(people.clone()).await.unwrap(), 1202);
+    assert_eq!(copy.rows().len(), 1202);
     server.shutdown().await;
 }
 
