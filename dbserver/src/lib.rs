@@ -11,6 +11,7 @@ mod objects;
 pub mod server;
 pub mod store;
 pub mod value;
+mod watch;
 
 pub use error::DbError;
 pub use store::{Column, Store, TableMeta};

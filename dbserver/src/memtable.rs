@@ -1,15 +1,19 @@
 //! A client-side, in-memory [`Table`]: a client builds one, wraps it in a
 //! [`TableRef`] and hands it to the server, which reads it through callbacks
 //! (for example [`Table::import`] pages through its `scan`). It checks rows
-//! against its columns like the server does; it does not support watchers.
+//! against its columns like the server does, and calls its watchers back
+//! with every change, as the server's tables do.
 
+use crate::api::TableChange;
 use crate::api::{
     Cell, CellListenerRef, CellRef, Column, DbError, Table, TableInfo, TableListenerRef, TableRef,
     Value, read_all,
 };
+use crate::watch::Hub;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// Rows per `scan` call when this table imports from another one.
 const IMPORT_PAGE: u32 = crate::api::SCAN_PAGE;
@@ -20,12 +24,23 @@ pub struct MemTable {
     inner: Arc<Mutex<State>>,
 }
 
-#[derive(Debug)]
 struct State {
     name: String,
     columns: Vec<Column>,
     rows: BTreeMap<u64, Vec<Value>>,
     next_row: u64,
+    /// The table's key among the watchers of `hub`.
+    id: Uuid,
+    hub: Hub,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("name", &self.name)
+            .field("rows", &self.rows.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl State {
@@ -75,8 +90,14 @@ impl State {
     fn insert(&mut self, values: Vec<Value>) -> u64 {
         let id = self.next_row;
         self.next_row += 1;
-        self.rows.insert(id, values);
+        self.rows.insert(id, values.clone());
+        self.changed(&TableChange::Inserted { row: id, values });
         id
+    }
+
+    /// Tells the watchers.
+    fn changed(&mut self, change: &TableChange) {
+        self.hub.apply(self.id, &self.columns, change);
     }
 }
 
@@ -89,6 +110,8 @@ impl MemTable {
                 columns,
                 rows: BTreeMap::new(),
                 next_row: 1,
+                id: Uuid::new_v4(),
+                hub: Hub::default(),
             })),
         }
     }
@@ -164,7 +187,8 @@ impl Table for MemTable {
     async fn update(&self, row: u64, values: Vec<Value>) -> Result<(), DbError> {
         let mut s = self.inner.lock();
         s.check_row(&values)?;
-        *s.row_mut(row)? = values;
+        *s.row_mut(row)? = values.clone();
+        s.changed(&TableChange::Updated { row, values });
         Ok(())
     }
 
@@ -181,6 +205,10 @@ impl Table for MemTable {
             values[idx] = value;
         }
         *s.row_mut(row)? = values.clone();
+        s.changed(&TableChange::Updated {
+            row,
+            values: values.clone(),
+        });
         Ok(values)
     }
 
@@ -188,6 +216,7 @@ impl Table for MemTable {
         let mut s = self.inner.lock();
         s.row_mut(row)?;
         s.rows.remove(&row);
+        s.changed(&TableChange::Deleted { row });
         Ok(())
     }
 
@@ -209,8 +238,11 @@ impl Table for MemTable {
             .collect())
     }
 
-    async fn watch(&self, _listener: TableListenerRef) -> Result<(), DbError> {
-        Err(unsupported("watch"))
+    async fn watch(&self, listener: TableListenerRef) -> Result<(), DbError> {
+        let mut s = self.inner.lock();
+        let id = s.id;
+        s.hub.watch_table(id, listener);
+        Ok(())
     }
 
     async fn import(&self, source: TableRef) -> Result<u64, DbError> {
@@ -252,8 +284,13 @@ impl MemCell {
         let new = f(&current)?;
         s.check_value(&col, &new)?;
         if let Some(slot) = s.row_mut(self.row)?.get_mut(self.idx) {
-            *slot = new;
+            *slot = new.clone();
         }
+        s.changed(&TableChange::CellSet {
+            row: self.row,
+            column: col.name,
+            value: new,
+        });
         Ok(())
     }
 }
@@ -283,8 +320,17 @@ impl Cell for MemCell {
         })
     }
 
-    async fn watch(&self, _listener: CellListenerRef) -> Result<(), DbError> {
-        Err(unsupported("watch"))
+    async fn watch(&self, listener: CellListenerRef) -> Result<(), DbError> {
+        let mut s = self.table.lock();
+        s.row_mut(self.row)?;
+        let column = s
+            .columns
+            .get(self.idx)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        let id = s.id;
+        s.hub.watch_cell((id, self.row, column), listener);
+        Ok(())
     }
 
     async fn put_blob(&self, data: rpc_core::Blob) -> Result<u64, DbError> {

@@ -16,28 +16,21 @@
 //! each watcher has its own delivery task.
 
 use crate::api::{
-    CellListener, CellListenerRef, CellRef, Database, DatabaseRef, Table, TableChange, TableInfo,
-    TableListener, TableListenerRef, TableRef,
+    CellListenerRef, CellRef, Database, DatabaseRef, Table, TableInfo, TableListenerRef, TableRef,
 };
 use crate::error::DbError;
 use crate::store::{CellAddr, Column, Store, TableKey, TableMeta};
 use crate::value::Value;
+use crate::watch::Hub;
 use parking_lot::Mutex;
 use rpc_core::data::{DataStore, Persistence};
 use rpc_core::{DataId, Node, ObjectId};
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use tokio::sync::mpsc;
 use uuid::Uuid;
-
-/// Changes a watcher may have queued before it counts as dead and is dropped.
-const WATCH_QUEUE: usize = 1024;
 
 /// Rows requested per callback, and written per transaction, when importing a table.
 const IMPORT_PAGE: u32 = 1024;
-
-/// Identifies one cell for watchers: table id, row, column.
-type CellKey = (Uuid, u64, String);
 
 /// State shared by all objects of one server.
 pub(crate) struct Shared {
@@ -61,106 +54,6 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Queues of the watchers; each queue is drained by its own delivery task.
-#[derive(Default)]
-struct Hub {
-    tables: HashMap<Uuid, Vec<mpsc::Sender<TableChange>>>,
-    cells: HashMap<CellKey, Vec<mpsc::Sender<Value>>>,
-}
-
-/// Queues `msg` for every watcher in `list`; drops those that are gone or hopelessly behind.
-fn offer<M: Clone>(list: &mut Vec<mpsc::Sender<M>>, msg: &M) {
-    list.retain(|tx| match tx.try_send(msg.clone()) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            tracing::warn!("dropping a watcher that is {WATCH_QUEUE} changes behind");
-            false
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
-    });
-}
-
-impl Hub {
-    /// One committed change, told by the store.
-    fn apply(&mut self, meta: &TableMeta, change: &TableChange) {
-        match change {
-            TableChange::Inserted { .. } => {}
-            TableChange::Updated { row, values } => {
-                for (col, v) in meta.columns.iter().zip(values) {
-                    self.cell_changed(&(meta.id, *row, col.name.clone()), v);
-                }
-            }
-            TableChange::Deleted { row } => self.row_deleted(meta.id, *row),
-            TableChange::CellSet { row, column, value } => {
-                self.cell_changed(&(meta.id, *row, column.clone()), value);
-            }
-            TableChange::Dropped => {
-                self.table_dropped(meta.id);
-                return;
-            }
-        }
-        self.table_changed(meta.id, change);
-    }
-
-    fn table_changed(&mut self, table: Uuid, change: &TableChange) {
-        if let Some(list) = self.tables.get_mut(&table) {
-            offer(list, change);
-            if list.is_empty() {
-                self.tables.remove(&table);
-            }
-        }
-    }
-
-    fn cell_changed(&mut self, key: &CellKey, value: &Value) {
-        if let Some(list) = self.cells.get_mut(key) {
-            offer(list, value);
-            if list.is_empty() {
-                self.cells.remove(key);
-            }
-        }
-    }
-
-    /// After a row is deleted: its cells have no values to report any more.
-    fn row_deleted(&mut self, table: Uuid, row: u64) {
-        self.cells.retain(|k, _| !(k.0 == table && k.1 == row));
-    }
-
-    /// After a table is dropped: tell its watchers, then forget every watcher of it.
-    fn table_dropped(&mut self, table: Uuid) {
-        self.table_changed(table, &TableChange::Dropped);
-        self.tables.remove(&table);
-        self.cells.retain(|k, _| k.0 != table);
-    }
-}
-
-/// Starts the delivery task of one table watcher.
-fn table_watcher(listener: TableListenerRef) -> mpsc::Sender<TableChange> {
-    let (tx, mut rx) = mpsc::channel::<TableChange>(WATCH_QUEUE);
-    tokio::spawn(async move {
-        while let Some(change) = rx.recv().await {
-            if let Err(e) = listener.changed(change).await {
-                tracing::debug!(error = %e, "table watcher failed; dropping it");
-                break;
-            }
-        }
-    });
-    tx
-}
-
-/// Starts the delivery task of one cell watcher.
-fn cell_watcher(listener: CellListenerRef) -> mpsc::Sender<Value> {
-    let (tx, mut rx) = mpsc::channel::<Value>(WATCH_QUEUE);
-    tokio::spawn(async move {
-        while let Some(value) = rx.recv().await {
-            if let Err(e) = listener.changed(value).await {
-                tracing::debug!(error = %e, "cell watcher failed; dropping it");
-                break;
-            }
-        }
-    });
-    tx
-}
-
 /// Runs `f` on a blocking thread.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, DbError> + Send + 'static,
@@ -177,7 +70,9 @@ impl Shared {
     pub(crate) fn new(store: Store, node: Node) -> Arc<Shared> {
         let hub = Arc::new(Mutex::new(Hub::default()));
         let fed = Arc::clone(&hub);
-        store.observe(Arc::new(move |meta, change| fed.lock().apply(meta, change)));
+        store.observe(Arc::new(move |meta, change| {
+            fed.lock().apply(meta.id, &meta.columns, change);
+        }));
         Arc::new(Shared {
             store,
             node,
@@ -467,11 +362,10 @@ impl Table for TableObj {
     }
 
     async fn watch(&self, listener: TableListenerRef) -> Result<(), DbError> {
-        let tx = table_watcher(listener);
         self.shared
             .on_table(&self.meta, move |s, m| {
                 s.store.table(m)?;
-                s.hub.lock().tables.entry(m.id).or_default().push(tx);
+                s.hub.lock().watch_table(m.id, listener);
                 Ok(())
             })
             .await
@@ -644,7 +538,6 @@ impl crate::api::Cell for CellObj {
     }
 
     async fn watch(&self, listener: CellListenerRef) -> Result<(), DbError> {
-        let tx = cell_watcher(listener);
         let shared = Arc::clone(&self.shared);
         self.with_store(move |s, key, row, column| {
             // The row must still exist.
@@ -653,30 +546,9 @@ impl crate::api::Cell for CellObj {
             shared
                 .hub
                 .lock()
-                .cells
-                .entry((id, row, column.to_owned()))
-                .or_default()
-                .push(tx);
+                .watch_cell((id, row, column.to_owned()), listener);
             Ok(())
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_or_closed_queue_drops_the_watcher() {
-        let (tx_ok, mut rx_ok) = mpsc::channel::<u8>(4);
-        let (tx_closed, rx_closed) = mpsc::channel::<u8>(4);
-        drop(rx_closed);
-        let (tx_full, _rx_full) = mpsc::channel::<u8>(1);
-        tx_full.try_send(0).unwrap();
-        let mut list = vec![tx_ok, tx_closed, tx_full];
-        offer(&mut list, &7);
-        assert_eq!(list.len(), 1);
-        assert_eq!(rx_ok.try_recv().unwrap(), 7);
     }
 }

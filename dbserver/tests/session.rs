@@ -347,3 +347,63 @@ async fn references_to_a_dropped_table_give_a_typed_error() {
     assert_eq!(t2.count().await.unwrap(), 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_side_table_calls_its_watchers_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path()).await;
+    let (_client, db) = connect(&server.addr().to_string()).await;
+    let mem = MemTable::with_rows("mem", people_columns(), vec![person("ann", 30)]).unwrap();
+    let local = TableRef::new(mem.clone());
+    let (ttx, mut table_rx) = mpsc::unbounded_channel();
+    local
+        .watch(TableListenerRef::new(TableProbe(ttx)))
+        .await
+        .unwrap();
+    let age = local.cell(1, "age".into()).await.unwrap();
+    let (ctx, mut cell_rx) = mpsc::unbounded_channel();
+    age.watch(CellListenerRef::new(CellProbe(ctx)))
+        .await
+        .unwrap();
+
+    // The server imports from it while it is watched: the server's reads
+    // change nothing, its own writes go elsewhere.
+    let people = db
+        .create_table("people".into(), people_columns())
+        .await
+        .unwrap();
+    assert_eq!(within(people.import(local.clone())).await.unwrap(), 1);
+    let bob = local.insert(person("bob", 40)).await.unwrap();
+    age.set(Value::Int(31)).await.unwrap();
+    local
+        .update_cells(1, vec![("age".into(), Value::Int(32))])
+        .await
+        .unwrap();
+    local.delete(bob).await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(within(table_rx.recv()).await.unwrap());
+    }
+    assert_eq!(
+        seen,
+        vec![
+            TableChange::Inserted {
+                row: bob,
+                values: person("bob", 40)
+            },
+            TableChange::CellSet {
+                row: 1,
+                column: "age".into(),
+                value: Value::Int(31)
+            },
+            TableChange::Updated {
+                row: 1,
+                values: person("ann", 32)
+            },
+            TableChange::Deleted { row: bob },
+        ]
+    );
+    assert_eq!(within(cell_rx.recv()).await.unwrap(), Value::Int(31));
+    assert_eq!(within(cell_rx.recv()).await.unwrap(), Value::Int(32));
+    server.shutdown().await;
+}
