@@ -112,6 +112,19 @@ impl Context {
         Ok(self.db().await?.open_table(name.to_owned()).await?)
     }
 
+    /// Registers this client's own context in the name server,
+    /// `client-<id>` (see [`nameserver::client::client_context_name`]), for
+    /// the objects a command exports (a watch listener, an import source);
+    /// [`NameClient::close`] removes it with everything in it, and the
+    /// name server drops it when the lease runs out if this process dies.
+    ///
+    /// # Errors
+    /// [`ClientError::Name`] when it cannot be registered.
+    pub async fn own_context(&self) -> Result<NameClient, ClientError> {
+        let name = nameserver::client::client_context_name(self.node.id());
+        Ok(NameClient::connect_as(&self.node, &self.nameserver, &name).await?)
+    }
+
     /// Runs `f` within the time limit.
     ///
     /// # Errors

@@ -11,6 +11,7 @@ use dbserver::Value;
 use dbserver::api::{
     Cell, CellListener, CellListenerRef, Table, TableChange, TableListener, TableListenerRef,
 };
+use nameserver::client::NameClient;
 use tokio::sync::mpsc;
 
 /// A table listener: forwards each change to the printing loop.
@@ -65,31 +66,48 @@ impl CellListener for CellForward {
 /// standard output closed.
 pub async fn run(args: WatchArgs, ctx: &Context) -> Result<Output, ClientError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let own = ctx.bounded(ctx.own_context()).await?;
+    let watched = watch(&args, ctx, &own, &mut rx, tx).await;
+    // Removes the context and the listener's binding at once.
+    let _ = own.close().await;
+    watched
+}
+
+/// Registers the listener (bound in `own`), then prints until done.
+async fn watch(
+    args: &WatchArgs,
+    ctx: &Context,
+    own: &NameClient,
+    rx: &mut mpsc::UnboundedReceiver<WatchEvent>,
+    tx: mpsc::UnboundedSender<WatchEvent>,
+) -> Result<Output, ClientError> {
     let table_name = args.table.clone();
+    let listener_path = own.own_path("listener");
     let target = ctx
         .bounded(async {
             let table = ctx.table(&table_name).await?;
             let server = table.capability().map(|c| c.home.node);
-            let target = match (args.row, args.column) {
+            let target = match (args.row, args.column.clone()) {
                 (Some(row), Some(column)) => {
                     let cell = table.cell(row, column.clone()).await?;
                     let target = format!("{table_name}[{row}].{column}");
-                    cell.watch(CellListenerRef::new(CellForward {
+                    let listener = CellListenerRef::new(CellForward {
                         table: table_name.clone(),
                         row,
                         column,
                         events: tx,
-                    }))
-                    .await?;
+                    });
+                    own.bind(&listener_path, &listener).await?;
+                    cell.watch(listener).await?;
                     target
                 }
                 _ => {
-                    table
-                        .watch(TableListenerRef::new(TableForward {
-                            table: table_name.clone(),
-                            events: tx,
-                        }))
-                        .await?;
+                    let listener = TableListenerRef::new(TableForward {
+                        table: table_name.clone(),
+                        events: tx,
+                    });
+                    own.bind(&listener_path, &listener).await?;
+                    table.watch(listener).await?;
                     table_name.clone()
                 }
             };
@@ -111,7 +129,9 @@ pub async fn run(args: WatchArgs, ctx: &Context) -> Result<Output, ClientError> 
         Some(n) => format!("{n} change(s)"),
         None => "Ctrl-C".to_owned(),
     };
-    printer.notice(&format!("watching {target} until {until}"));
+    printer.notice(&format!(
+        "watching {target} until {until} (listener bound as {listener_path})"
+    ));
     let mut seen = 0u64;
     loop {
         tokio::select! {
