@@ -74,11 +74,13 @@ pub enum Command {
     /// memory on both sides whatever the table's size).
     Scan(ScanArgs),
     /// Print the changes of a table (or of one cell) as they happen; the
-    /// server calls back a listener object living in this process.
+    /// server calls back a listener object living in this process, bound
+    /// meanwhile as `client-<id>/listener` in the name server.
     Watch(WatchArgs),
     /// Import a CSV file (header line = column names, optionally `name:type`)
     /// into a table, creating the table if needed; the server pulls the rows
-    /// from this process through callbacks.
+    /// from this process through callbacks, page by page. While it runs,
+    /// the source is bound as `client-<id>/import` in the name server.
     ImportCsv(ImportCsvArgs),
     /// Store a file's bytes in a cell (bytes or untyped column); the server
     /// pulls them in chunks, read from the file as it goes.
@@ -338,7 +340,9 @@ pub struct WatchArgs {
 pub struct ImportCsvArgs {
     /// Table name (created from the CSV header if it does not exist).
     pub table: String,
-    /// CSV file: a header line, then one line per row; an empty unquoted field is null.
+    /// CSV file (RFC 4180): a header line, then one record per row; an
+    /// empty field is null. Read twice, a record at a time (checked, then
+    /// imported), with a progress bar on a terminal; any size.
     pub file: PathBuf,
 }
 

@@ -8,7 +8,7 @@
 //! One-way layers: each module imports only those above it.
 //! - [`error`]: [`ClientError`], the one error type of the client.
 //! - [`schema`]: column specs and command-line values (pure).
-//! - [`csv`]: the CSV reader of `import-csv` (pure).
+//! - [`csvfile`]: CSV files as rows for `import-csv` (the `csv` crate).
 //! - [`output`]: what commands produce (results, `bench-cells` reports,
 //!   watch events) and all printing, as text or JSON.
 //! - [`cli`]: the clap parser and its one subcommand enum.
@@ -30,7 +30,7 @@
 pub mod cli;
 pub mod commands;
 pub mod context;
-pub mod csv;
+pub mod csvfile;
 pub mod demo;
 pub mod error;
 pub mod output;

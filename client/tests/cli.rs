@@ -722,3 +722,78 @@ fn scan_prints_page_by_page_and_stops_at_the_limit() {
     env.ok(&["create-table", "empty", "--columns", "a,b"]);
     assert_eq!(env.ok(&["scan", "empty"]), "id  a  b\n");
 }
+
+#[test]
+fn import_csv_streams_records_and_a_bad_line_changes_nothing() {
+    let env = Env::start();
+    let rows = 5000usize;
+    let mut text = String::from("name:text,n:int,note\n");
+    for i in 0..rows {
+        // Quoting, escapes and line breaks inside fields, as RFC 4180 has them.
+        text.push_str(&format!("\"r{i}, \"\"q\"\"\",{i},\"two\nlines\"\n"));
+    }
+    let good = env.dir().join("good.csv");
+    std::fs::write(&good, &text).unwrap();
+    let j = json(&env.ok(&["--json", "import-csv", "big", good.to_str().unwrap()]));
+    assert_eq!(j["imported"], rows);
+    let got = env.rows("big");
+    assert_eq!(got.len(), rows);
+    assert_eq!(
+        got[4321].1,
+        vec![
+            Value::Text("r4321, \"q\"".into()),
+            Value::Int(4321),
+            Value::Text("two\nlines".into())
+        ]
+    );
+
+    // A bad record near the end: one line naming it, nothing imported,
+    // whether the table exists or would have been created.
+    let mut bad = text.clone();
+    bad.push_str("tail,notanumber,\n");
+    let bad_file = env.dir().join("bad.csv");
+    std::fs::write(&bad_file, &bad).unwrap();
+    for table in ["big", "fresh"] {
+        let out = env.client(&["import-csv", table, bad_file.to_str().unwrap()]);
+        assert!(!out.ok && out.stdout.is_empty(), "{out:?}");
+        let line = 2 + 2 * rows; // each record above takes two lines
+        assert_eq!(
+            out.stderr,
+            format!("client: csv line {line}: column `n` holds int, got text `notanumber`\n")
+        );
+    }
+    assert_eq!(env.rows("big").len(), rows);
+    assert!(env.tables().iter().all(|t| t.name != "fresh"));
+    // Not UTF-8: one line too.
+    let mut raw = b"name,n,note\nok,1,\n".to_vec();
+    raw.extend_from_slice(b"\xff\xfe,2,\n");
+    let binary = env.dir().join("binary.csv");
+    std::fs::write(&binary, raw).unwrap();
+    let out = env.client(&["import-csv", "big", binary.to_str().unwrap()]);
+    assert!(!out.ok && out.stderr.contains("csv line 3"), "{out:?}");
+    assert_eq!(env.rows("big").len(), rows);
+}
+
+#[test]
+fn exported_objects_live_in_the_clients_own_context_while_it_runs() {
+    let env = Env::start();
+    env.ok(&["create-table", "w", "--columns", "n:int"]);
+    env.ok(&["insert", "w", "0"]);
+    let mut watch = Proc::spawn(&mut env.command(&["watch", "w", "--count", "1"]));
+    let notice = watch.stderr_line("watching w");
+    let path = notice
+        .split("listener bound as ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')')
+        .to_owned();
+    let context = path.strip_suffix("/listener").unwrap().to_owned();
+    assert!(context.starts_with("client-"), "{notice}");
+    let ls = env.ok(&["ls"]);
+    assert!(ls.contains(&format!("context  {context}")), "{ls}");
+    assert_eq!(env.ok(&["ls", &context]), "object   listener\n");
+    env.ok(&["set", "w", "1", "n", "1"]);
+    assert!(watch.finish().ok);
+    // Gone as soon as the command ended, not when its lease ran out.
+    assert!(!env.ok(&["ls"]).contains(&context));
+}

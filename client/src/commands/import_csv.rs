@@ -1,21 +1,25 @@
-//! `import-csv TABLE FILE`: reads a CSV file into a client-side
-//! [`MemTable`], then asks the server to import it; the server pulls the rows
-//! from this process through callbacks ([`Table::import`]). The table is
-//! created from the header line (`name` or `name:type` per column) when it
-//! does not exist.
-//!
-//! Everything is checked here before the store is touched; a table created
-//! for an import that then fails is dropped again.
+//! `import-csv TABLE FILE`: streams a CSV file into a table. The file is
+//! read twice, a record at a time: first every line is checked against the
+//! columns (nothing is changed if one does not fit), then the server pulls
+//! the rows page by page from a source table this process exports
+//! ([`Table::import`] calling [`CsvSource`]'s `scan` back), bound meanwhile
+//! in the name server as `client-<id>/import`. Memory stays at one page on
+//! both sides whatever the file's size. The table is created from the
+//! header line (`name` or `name:type` per column) when it does not exist,
+//! and dropped again if the import fails.
 
 use crate::ClientError;
 use crate::cli::ImportCsvArgs;
+use crate::commands::files::progress_bar;
 use crate::context::Context;
-use crate::csv;
+use crate::csvfile::CsvFile;
 use crate::output::Output;
-use crate::schema::{cli_value, describe_columns, parse_columns};
-use dbserver::api::{Database, Table, TableRef};
-use dbserver::memtable::MemTable;
+use crate::schema::{describe_columns, parse_columns};
+use dbserver::api::{CellRef, Database, Table, TableInfo, TableListenerRef, TableRef};
 use dbserver::{Column, DbError, Value, ValueType};
+use indicatif::ProgressBar;
+use parking_lot::Mutex;
+use std::path::Path;
 
 /// Imports the file.
 ///
@@ -24,21 +28,8 @@ use dbserver::{Column, DbError, Value, ValueType};
 /// existing table; a field does not fit its column (all: nothing changed);
 /// the server's refusal.
 pub async fn run(args: ImportCsvArgs, ctx: &Context) -> Result<Output, ClientError> {
-    let text = tokio::fs::read_to_string(&args.file)
-        .await
-        .map_err(|source| ClientError::File {
-            path: args.file.clone(),
-            source,
-        })?;
-    let records = csv::parse(&text)?;
-    let Some((header, records)) = records.split_first() else {
-        return Err(ClientError::Input(format!(
-            "{}: empty file, expected a header line",
-            args.file.display()
-        )));
-    };
-    let from_header = parse_columns(header.fields.iter().map(|f| f.text.as_str()))?;
-
+    let (_, header) = CsvFile::open(&args.file)?;
+    let from_header = parse_columns(header.iter().map(String::as_str))?;
     let db = ctx.db().await?;
     let existing = match db.open_table(args.table.clone()).await {
         Ok(t) => Some(t),
@@ -53,14 +44,16 @@ pub async fn run(args: ImportCsvArgs, ctx: &Context) -> Result<Output, ClientErr
         }
         None => from_header,
     };
-    let rows = read_rows(&columns, records)?;
-    let source = MemTable::with_rows(args.table.clone(), columns.clone(), rows)?;
-
+    let rows = check_file(&args.file, &columns)?;
     let (table, created) = match existing {
         Some(t) => (t, false),
-        None => (db.create_table(args.table.clone(), columns).await?, true),
+        None => (
+            db.create_table(args.table.clone(), columns.clone()).await?,
+            true,
+        ),
     };
-    match table.import(TableRef::new(source)).await {
+    let result = import(ctx, &table, &args, columns, rows).await;
+    match result {
         Ok(rows) => Ok(Output::Imported {
             table: args.table,
             rows,
@@ -71,9 +64,63 @@ pub async fn run(args: ImportCsvArgs, ctx: &Context) -> Result<Output, ClientErr
                 // Best effort: leave the store as it was.
                 let _ = db.drop_table(args.table).await;
             }
-            Err(e.into())
+            Err(e)
         }
     }
+}
+
+/// The first pass: every record fits `columns`. Returns the number of rows.
+fn check_file(path: &Path, columns: &[Column]) -> Result<u64, ClientError> {
+    let (mut file, _) = CsvFile::open(path)?;
+    let bar = progress_bar(file.size()).inspect(|b| b.set_message("checking"));
+    let mut rows = 0u64;
+    while file.next_row(columns)?.is_some() {
+        rows += 1;
+        if rows.is_multiple_of(4096)
+            && let Some(b) = &bar
+        {
+            b.set_position(file.position());
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(rows)
+}
+
+/// The second pass: the server pulls the rows from a source bound in this
+/// client's own context.
+async fn import(
+    ctx: &Context,
+    table: &TableRef,
+    args: &ImportCsvArgs,
+    columns: Vec<Column>,
+    rows: u64,
+) -> Result<u64, ClientError> {
+    let (file, _) = CsvFile::open(&args.file)?;
+    let bar = progress_bar(file.size()).inspect(|b| b.set_message("importing"));
+    let source = TableRef::new(CsvSource {
+        name: args.table.clone(),
+        columns,
+        rows,
+        state: Mutex::new(SourceState {
+            file,
+            last: None,
+            bar: bar.clone(),
+        }),
+    });
+    let own = ctx.own_context().await?;
+    let bound = own.bind(&own.own_path("import"), &source).await;
+    let result = match bound {
+        Ok(_) => table.import(source).await.map_err(ClientError::from),
+        Err(e) => Err(e.into()),
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    // Removes the context and the binding at once.
+    let _ = own.close().await;
+    result
 }
 
 /// The header must name the table's columns in order; a type, if given, must match.
@@ -94,36 +141,106 @@ fn check_header(table: &str, header: &[Column], columns: &[Column]) -> Result<()
     }
 }
 
-/// The records as rows of values, each checked against its column.
-fn read_rows(columns: &[Column], records: &[csv::Record]) -> Result<Vec<Vec<Value>>, ClientError> {
-    let mut rows = Vec::with_capacity(records.len());
-    for r in records {
-        if r.fields.len() != columns.len() {
-            return Err(ClientError::Input(format!(
-                "csv line {}: {} fields, expected {}",
-                r.line,
-                r.fields.len(),
-                columns.len()
-            )));
-        }
-        let mut row = Vec::with_capacity(columns.len());
-        for (f, c) in r.fields.iter().zip(columns) {
-            let v = if f.text.is_empty() && !f.quoted {
-                Value::Null
-            } else {
-                cli_value(&f.text, c.ty)
-            };
-            if let Some(found) = v.value_type().filter(|_| !c.ty.accepts(&v)) {
-                return Err(ClientError::Input(format!(
-                    "csv line {}: column `{}` holds {}, got {found} `{}`",
-                    r.line, c.name, c.ty, f.text
-                )));
-            }
-            row.push(v);
-        }
-        rows.push(row);
+/// A CSV file as a table the server can read once, in order, through
+/// `scan`: row ids are 1, 2, ... in file order.
+struct CsvSource {
+    name: String,
+    columns: Vec<Column>,
+    /// Rows found by the first pass.
+    rows: u64,
+    state: Mutex<SourceState>,
+}
+
+struct SourceState {
+    file: CsvFile,
+    /// Id of the last row handed out.
+    last: Option<u64>,
+    bar: Option<ProgressBar>,
+}
+
+fn read_only(what: &str) -> DbError {
+    DbError::Unsupported {
+        what: format!("{what} on a CSV file being imported"),
     }
-    Ok(rows)
+}
+
+impl Table for CsvSource {
+    async fn info(&self) -> Result<TableInfo, DbError> {
+        Ok(TableInfo {
+            name: self.name.clone(),
+            columns: self.columns.clone(),
+        })
+    }
+
+    async fn count(&self) -> Result<u64, DbError> {
+        Ok(self.rows)
+    }
+
+    async fn scan(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<Value>)>, DbError> {
+        let mut s = self.state.lock();
+        if after != s.last {
+            return Err(read_only("reading out of order"));
+        }
+        let mut page = Vec::new();
+        let mut id = s.last.unwrap_or(0);
+        while page.len() < limit as usize {
+            // Checked by the first pass; a file changed since fails here.
+            let row = s
+                .file
+                .next_row(&self.columns)
+                .map_err(|e| DbError::ImportFailed {
+                    reason: e.to_string(),
+                })?;
+            let Some(row) = row else { break };
+            id += 1;
+            page.push((id, row));
+        }
+        s.last = Some(id);
+        if let Some(b) = &s.bar {
+            b.set_position(s.file.position());
+        }
+        Ok(page)
+    }
+
+    async fn insert(&self, _values: Vec<Value>) -> Result<u64, DbError> {
+        Err(read_only("insert"))
+    }
+
+    async fn get_row(&self, _row: u64) -> Result<Vec<Value>, DbError> {
+        Err(read_only("get_row"))
+    }
+
+    async fn cell(&self, _row: u64, _column: String) -> Result<CellRef, DbError> {
+        Err(read_only("cell"))
+    }
+
+    async fn update(&self, _row: u64, _values: Vec<Value>) -> Result<(), DbError> {
+        Err(read_only("update"))
+    }
+
+    async fn update_cells(
+        &self,
+        _row: u64,
+        _changes: Vec<(String, Value)>,
+    ) -> Result<Vec<Value>, DbError> {
+        Err(read_only("update_cells"))
+    }
+
+    async fn delete(&self, _row: u64) -> Result<(), DbError> {
+        Err(read_only("delete"))
+    }
+
+    async fn watch(&self, _listener: TableListenerRef) -> Result<(), DbError> {
+        Err(read_only("watch"))
+    }
+
+    async fn import(&self, _source: TableRef) -> Result<u64, DbError> {
+        Err(read_only("import"))
+    }
 }
 
 #[cfg(test)]
@@ -135,28 +252,6 @@ mod tests {
             Column::new("name", ValueType::Text),
             Column::new("born", ValueType::Int),
         ]
-    }
-
-    #[test]
-    fn fields_become_values_of_their_columns() {
-        let recs = csv::parse("007,1815\n\"\",\n").unwrap();
-        let rows = read_rows(&cols(), &recs).unwrap();
-        assert_eq!(
-            rows,
-            vec![
-                vec![Value::Text("007".into()), Value::Int(1815)],
-                vec![Value::Text(String::new()), Value::Null],
-            ]
-        );
-    }
-
-    #[test]
-    fn misfits_name_the_line() {
-        let recs = csv::parse("a,1\nb,x\n").unwrap();
-        let e = read_rows(&cols(), &recs).unwrap_err().to_string();
-        assert!(e.starts_with("csv line 2: column `born`"), "{e}");
-        let recs = csv::parse("a\n").unwrap();
-        assert!(read_rows(&cols(), &recs).is_err());
     }
 
     #[test]
