@@ -351,6 +351,19 @@ impl NameClient {
         R: RemoteRef + Serialize,
         F: Fn() -> R + Send + Sync + 'static,
     {
+        self.offer_fallible_class(context, move || Ok(make())).await
+    }
+
+    /// [`NameClient::offer_class`] with a factory that can fail (see
+    /// [`Node::register_fallible_factory`]).
+    ///
+    /// # Errors
+    /// As [`NameClient::offer_class`].
+    pub async fn offer_fallible_class<R, F>(&self, context: &str, make: F) -> Result<(), NameError>
+    where
+        R: RemoteRef + Serialize,
+        F: Fn() -> Result<R, RpcError> + Send + Sync + 'static,
+    {
         let offer = self.shared.node.com_handle();
         if offer.addr.is_none() {
             return Err(NameError::Rpc(RpcError::Unreachable {
@@ -358,7 +371,7 @@ impl NameClient {
                 reason: "a node must listen to offer classes".into(),
             }));
         }
-        self.shared.node.register_factory(make);
+        self.shared.node.register_fallible_factory(make);
         let path = name::join(context, R::CLASS.name);
         let (p, o) = (path.clone(), offer.clone());
         self.shared

@@ -297,7 +297,18 @@ impl Node {
         R: RemoteRef + serde::Serialize,
         F: Fn() -> R + Send + Sync + 'static,
     {
-        let f: Factory = Arc::new(move |node: &Node| node.capability_of(&make()));
+        self.register_fallible_factory(move || Ok(make()));
+    }
+
+    /// [`Node::register_factory`] for a factory that can fail (a new object
+    /// needs storage, say, or the node has made as many as it will): the
+    /// peer's [`Node::create`] gets the error.
+    pub fn register_fallible_factory<R, F>(&self, make: F)
+    where
+        R: RemoteRef + serde::Serialize,
+        F: Fn() -> Result<R, RpcError> + Send + Sync + 'static,
+    {
+        let f: Factory = Arc::new(move |node: &Node| node.capability_of(&make()?));
         self.inner
             .factories
             .write()
