@@ -88,20 +88,20 @@ pub async fn run(out: &mut (dyn Write + Send)) -> Result<(), ClientError> {
         let dir = data.path().join(name);
         let server = DbServer::start_with(listener, &dir, tls(name)?).await?;
         let names = NameClient::connect_as(server.node(), &ns_addr, name).await?;
-        server.register(&names).await?;
+        server.register(names).await?;
         say!(
             "database server listening on {}, data in {}, bound as {name}/db and {name}/data",
             server.addr(),
             dir.display()
         );
-        servers.push((server, names));
+        servers.push(server);
     }
 
     let result = client_session(&ns_addr, tls("demo-client")?, out).await;
 
     say!("shutting down");
-    for (server, names) in servers {
-        let _ = names.close().await;
+    for server in servers {
+        // Unbinds from the name server, then stops.
         server.shutdown().await;
     }
     drop(ns);

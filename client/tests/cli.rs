@@ -29,7 +29,7 @@ struct Env {
     /// The database as the test checks it, through the name server.
     db: Option<DatabaseRef>,
     checker: Option<(Node, NameClient)>,
-    db_server: Option<(DbServer, NameClient)>,
+    db_server: Option<DbServer>,
     ns: Option<(Node, NameServer)>,
     dir: tempfile::TempDir,
     rt: tokio::runtime::Runtime,
@@ -53,11 +53,11 @@ impl Env {
             let names = NameClient::connect_as(server.node(), &ns_addr, "dbserver")
                 .await
                 .unwrap();
-            server.register(&names).await.unwrap();
+            server.register(names).await.unwrap();
             let node = Node::new(Config::default());
             let looker = NameClient::connect(&node, &ns_addr).await.unwrap();
             let db: DatabaseRef = looker.resolve("dbserver/db").await.unwrap();
-            ((ns_node, ns), ns_addr, (server, names), (node, looker), db)
+            ((ns_node, ns), ns_addr, server, (node, looker), db)
         }));
         Env {
             ns_addr,
@@ -128,8 +128,7 @@ impl Drop for Env {
         self.rt.block_on(async {
             drop(db);
             drop(checker);
-            if let Some((server, names)) = server {
-                let _ = tokio::time::timeout(WAIT, names.close()).await;
+            if let Some(server) = server {
                 let _ = tokio::time::timeout(WAIT, server.shutdown()).await;
             }
             if let Some((node, ns)) = ns {

@@ -74,6 +74,11 @@ pub trait Database {
     async fn drop_table(&self, name: String) -> Result<(), DbError>;
     /// All tables, ordered by name.
     async fn list_tables(&self) -> Result<Vec<TableInfo>, DbError>;
+    /// Binds this database, made by class-based creation, in the name
+    /// server as `<server's context>/<name>` (kept across restarts of the
+    /// server); returns that path. A database never bound is deleted when
+    /// its server next starts.
+    async fn bind_as(&self, name: String) -> Result<String, DbError>;
 }
 
 /// One table: rows of typed values, addressed by row id.

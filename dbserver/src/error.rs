@@ -101,6 +101,12 @@ pub enum DbError {
         /// The operation that was refused.
         what: String,
     },
+    /// The name server refused or failed a binding the server made.
+    #[error("naming failed: {reason}")]
+    Naming {
+        /// The name server's error.
+        reason: String,
+    },
     /// Data a cell names could not be stored, found or read (the data
     /// manager's own error).
     #[error(transparent)]

@@ -5,6 +5,7 @@
 //! them on blocking threads.
 
 pub mod api;
+pub mod databases;
 pub mod error;
 pub mod memtable;
 mod objects;

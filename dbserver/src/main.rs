@@ -77,22 +77,20 @@ async fn serve(args: Args) -> Result<(), String> {
     let server = DbServer::start_with(listener, &args.data, config)
         .await
         .map_err(|e| e.to_string())?;
-    let names = match &args.nameserver {
-        Some(ns) => {
+    if let Some(ns) = &args.nameserver {
+        {
             let names = NameClient::connect_as(server.node(), ns, &args.name)
                 .await
                 .map_err(|e| format!("cannot register with the name server at {ns}: {e}"))?;
             // Rebinds: after a crash the old bindings of this very node (same
             // node id) may still be there until its lease runs out.
             server
-                .register(&names)
+                .register(names)
                 .await
                 .map_err(|e| format!("cannot register in the name server: {e}"))?;
             tracing::info!(%ns, context = %args.name, "bound in the name server (db and data)");
-            Some(names)
         }
-        None => None,
-    };
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening {}", server.addr())
@@ -101,12 +99,6 @@ async fn serve(args: Args) -> Result<(), String> {
     }
     rpc_core::shutdown_signal().await;
     tracing::info!("shutting down");
-    if let Some(names) = names {
-        // Unbind at once rather than letting the lease run out.
-        if let Err(e) = names.close().await {
-            tracing::warn!(error = %e, "could not unbind from the name server");
-        }
-    }
     server.shutdown().await;
     Ok(())
 }

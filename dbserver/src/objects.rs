@@ -82,10 +82,16 @@ impl Shared {
         })
     }
 
-    /// The database object, exported under `id`.
-    pub(crate) fn database(self: &Arc<Self>, id: ObjectId) -> Result<DatabaseRef, DbError> {
+    /// The database object, exported under `id`; `binder` names it in the
+    /// name server (`None`: the server's main database, named already).
+    pub(crate) fn database(
+        self: &Arc<Self>,
+        id: ObjectId,
+        binder: Option<Binder>,
+    ) -> Result<DatabaseRef, DbError> {
         let db = DatabaseRef::new(DatabaseObj {
             shared: Arc::clone(self),
+            binder,
         });
         self.node.export_as(&db, id)?;
         Ok(db)
@@ -228,9 +234,20 @@ impl Shared {
     }
 }
 
+/// Binds a database in the name server under the name given; returns the path.
+pub(crate) type Binder = Arc<
+    dyn Fn(
+            String,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, DbError>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The database object.
 pub(crate) struct DatabaseObj {
     shared: Arc<Shared>,
+    binder: Option<Binder>,
 }
 
 impl Database for DatabaseObj {
@@ -266,6 +283,15 @@ impl Database for DatabaseObj {
                 columns: m.columns,
             })
             .collect())
+    }
+
+    async fn bind_as(&self, name: String) -> Result<String, DbError> {
+        match &self.binder {
+            Some(bind) => bind(name).await,
+            None => Err(DbError::Unsupported {
+                what: "naming the server's main database (it is bound as `db`)".into(),
+            }),
+        }
     }
 }
 

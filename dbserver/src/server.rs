@@ -6,9 +6,11 @@
 //! locates the server's data.
 
 use crate::api::DatabaseRef;
+use crate::databases::Databases;
 use crate::error::DbError;
 use crate::objects::Shared;
 use crate::store::Store;
+use nameserver::client::NameClient;
 use rpc_core::data::{DataConfig, DataStore};
 use rpc_core::{Config, Node, NodeId, ObjectId};
 use std::future::Future;
@@ -41,6 +43,8 @@ pub struct DbServer {
     /// The node's data manager (items under `<data dir>/data`).
     data: DataStore,
     shared: Weak<Shared>,
+    /// The databases made by class-based creation.
+    dbs: Arc<Databases>,
 }
 
 impl DbServer {
@@ -81,10 +85,21 @@ impl DbServer {
             node_id: Some(NodeId(node_id)),
             ..config
         });
-        let shared = Shared::new(store, node.clone());
-        let weak = Arc::downgrade(&shared);
-        node.set_resolver(move |_node, id| weak.upgrade().is_some_and(|s| s.resolve(id)));
-        let database = shared.database(ObjectId(db_id))?;
+        let shared = Shared::new(store.clone(), node.clone());
+        let dbs = {
+            let (node, dir) = (node.clone(), data_dir.to_owned());
+            tokio::task::spawn_blocking(move || Databases::open(&node, &dir, &store))
+                .await
+                .map_err(|e| DbError::Storage {
+                    reason: format!("opening the databases failed: {e}"),
+                })??
+        };
+        let (weak, made) = (Arc::downgrade(&shared), Arc::downgrade(&dbs));
+        node.set_resolver(move |_node, id| {
+            weak.upgrade().is_some_and(|s| s.resolve(id))
+                || made.upgrade().is_some_and(|d| d.resolve(id))
+        });
+        let database = shared.database(ObjectId(db_id), None)?;
         // Exported before serving, so that the first request finds it.
         let addr = node.serve(listener).map_err(|e| DbError::Storage {
             reason: format!("cannot read the listening address: {e}"),
@@ -98,6 +113,7 @@ impl DbServer {
             database,
             data,
             shared: Arc::downgrade(&shared),
+            dbs,
         })
     }
 
@@ -122,42 +138,53 @@ impl DbServer {
         &self.data
     }
 
-    /// Registers this server with the name server `names` (a client of this
-    /// server's node, with its own context): binds the database as
-    /// `<context>/db` and the data manager as `<context>/data`, and makes the
-    /// name server the location service of the data manager (telling it
-    /// every item kept). Rebinds, so that a restart within the old lease works.
+    /// Registers this server with the name server through `names` (a
+    /// client of this server's node, with its own context), which it keeps
+    /// until [`DbServer::shutdown`]: binds the database as `<context>/db`
+    /// and the data manager as `<context>/data`, makes the name server the
+    /// location service of the data manager (telling it every item kept),
+    /// binds the databases made here as `<context>/<name>` again and offers
+    /// the class `db.Database` for class-based creation. Rebinds, so that a
+    /// restart within the old lease works.
     ///
     /// # Errors
     /// Naming errors.
-    pub async fn register(
-        &self,
-        names: &nameserver::NameClient,
-    ) -> Result<(), nameserver::NameError> {
+    pub async fn register(&self, names: NameClient) -> Result<(), nameserver::NameError> {
         names.rebind(&names.own_path("db"), &self.database).await?;
         let dm = self.data.manager().map_err(rpc_core::RpcError::from)?;
         names.rebind(&names.own_path("data"), &dm).await?;
         self.data.set_locator(names.locator()).await;
-        Ok(())
+        self.dbs.register(Arc::new(names)).await
     }
 
-    /// Graceful shutdown: stops accepting, lets running calls finish (within
-    /// the node's grace period), then waits until the store is closed, so
-    /// that another server may open the same data directory at once.
+    /// Graceful shutdown: unbinds from the name server at once (if it
+    /// registered), stops accepting, lets running calls finish (within the
+    /// node's grace period), then waits until the stores are closed, so that
+    /// another server may open the same data directory at once.
     pub async fn shutdown(self) {
         let DbServer {
             node,
             database,
             data,
             shared,
+            dbs,
             ..
         } = self;
+        if let Some(names) = dbs.take_names().and_then(Arc::into_inner) {
+            // Unbind at once rather than letting the lease run out.
+            if let Err(e) = names.close().await {
+                tracing::warn!(error = %e, "could not unbind from the name server");
+            }
+        }
         node.shutdown().await;
         drop(database);
         drop(data);
         drop(node);
+        let mut stores = dbs.close();
+        stores.push(shared);
+        drop(dbs);
         let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
-        while shared.strong_count() > 0 {
+        while stores.iter().any(|s| s.strong_count() > 0) {
             if tokio::time::Instant::now() > deadline {
                 tracing::warn!("store still in use after shutdown");
                 break;

@@ -53,6 +53,9 @@ const IDENTITY: TableDefinition<'static, &'static str, u128> = TableDefinition::
 /// Dropped table id -> CBOR-encoded [`TableMeta`] it had, so that a reference
 /// to it can say "no longer exists" after a restart instead of "unknown".
 const DROPPED: TableDefinition<'static, u128, &'static [u8]> = TableDefinition::new("dropped");
+/// Databases made by class-based creation (kept in the main store only):
+/// object id -> the name it is bound under, empty until it is bound.
+const DATABASES: TableDefinition<'static, u128, &'static str> = TableDefinition::new("databases");
 /// Object id of a cell reference -> CBOR-encoded [`CellAddr`].
 const OBJECTS: TableDefinition<'static, u128, &'static [u8]> = TableDefinition::new("objects");
 /// `"{table id}/{row}/{column}"` -> object id: the reverse of [`OBJECTS`], so
@@ -258,6 +261,7 @@ impl Store {
             txn.open_table(DROPPED).storage()?;
             txn.open_table(OBJECTS).storage()?;
             txn.open_table(OBJECT_INDEX).storage()?;
+            txn.open_table(DATABASES).storage()?;
             txn.open_table(large::LARGE).storage()?;
             txn.open_table(large::CHUNKS).storage()?;
             let left = large::remove_pending(txn)?;
@@ -763,6 +767,78 @@ impl Store {
                 _ => None,
             };
             Ok((value, reader))
+        })
+    }
+
+    /// Records a new database made by class-based creation, not named yet.
+    pub fn add_database(&self, id: Uuid) -> Result<(), DbError> {
+        self.write(move |txn, _| {
+            txn.open_table(DATABASES)
+                .storage()?
+                .insert(id.as_u128(), "")
+                .storage()?;
+            Ok(())
+        })
+    }
+
+    /// Names a database recorded by [`Store::add_database`].
+    ///
+    /// # Errors
+    /// [`DbError::Unsupported`] when it has a name already or another
+    /// database has this one.
+    pub fn name_database(&self, id: Uuid, name: &str) -> Result<(), DbError> {
+        let name = name.to_owned();
+        self.write(move |txn, _| {
+            let mut t = txn.open_table(DATABASES).storage()?;
+            for entry in t.iter().storage()? {
+                let (other, n) = entry.storage()?;
+                if n.value() == name && other.value() != id.as_u128() {
+                    return Err(DbError::Unsupported {
+                        what: format!("naming a second database `{name}`"),
+                    });
+                }
+            }
+            let current = t.get(id.as_u128()).storage()?.map(|v| v.value().to_owned());
+            match current.as_deref() {
+                Some("") => {}
+                Some(n) if n == name => return Ok(()),
+                Some(n) => {
+                    return Err(DbError::Unsupported {
+                        what: format!("renaming database `{n}`"),
+                    });
+                }
+                None => {
+                    return Err(DbError::Storage {
+                        reason: format!("database {id} is not recorded"),
+                    });
+                }
+            }
+            t.insert(id.as_u128(), name.as_str()).storage()?;
+            Ok(())
+        })
+    }
+
+    /// Forgets a database recorded by [`Store::add_database`].
+    pub fn remove_database(&self, id: Uuid) -> Result<(), DbError> {
+        self.write(move |txn, _| {
+            txn.open_table(DATABASES)
+                .storage()?
+                .remove(id.as_u128())
+                .storage()?;
+            Ok(())
+        })
+    }
+
+    /// The databases recorded, with their names (empty: never named).
+    pub fn databases(&self) -> Result<Vec<(Uuid, String)>, DbError> {
+        self.read(|txn| {
+            let t = txn.open_table(DATABASES).storage()?;
+            let mut out = Vec::new();
+            for entry in t.iter().storage()? {
+                let (id, name) = entry.storage()?;
+                out.push((Uuid::from_u128(id.value()), name.value().to_owned()));
+            }
+            Ok(out)
         })
     }
 

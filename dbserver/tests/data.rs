@@ -147,7 +147,7 @@ async fn unknown_volatile_and_deleted_ids_are_typed_errors() {
 struct TwoServers {
     _ns: (Node, NameServer),
     ns_addr: String,
-    servers: Vec<(DbServer, NameClient)>,
+    servers: Vec<DbServer>,
     dirs: Vec<tempfile::TempDir>,
 }
 
@@ -163,8 +163,8 @@ async fn two_servers() -> TwoServers {
         let names = NameClient::connect_as(server.node(), &ns_addr, name)
             .await
             .unwrap();
-        server.register(&names).await.unwrap();
-        servers.push((server, names));
+        server.register(names).await.unwrap();
+        servers.push(server);
         dirs.push(dir);
     }
     TwoServers {
@@ -199,7 +199,7 @@ async fn data_kept_by_another_server_is_found_through_the_location_service() {
     let cell = table.cell(row, "image".into()).await.unwrap();
     let got = within(cell.get_blob()).await.unwrap();
     assert_eq!(got.into_bytes().await.unwrap(), image);
-    let (a, b) = (&env.servers[0].0, &env.servers[1].0);
+    let (a, b) = (&env.servers[0], &env.servers[1]);
     assert!(a.data().list().is_empty());
     let tmp_a = env.dirs[0].path().join("data/tmp");
     assert_eq!(std::fs::read_dir(&tmp_a).unwrap().count(), 0);
