@@ -49,8 +49,13 @@ pub enum Command {
     /// Start an embedded name server and database server on loopback (temporary
     /// data directory) and walk through the main features; needs no name server.
     Demo,
-    /// List a naming context of the name server, with the kind of each entry.
+    /// List a naming context of the name server, with the kind of each entry
+    /// and, for a class, the servers offering it.
     Ls(LsArgs),
+    /// Create a new database through class-based creation on a server that
+    /// offers it (the dbservers do), bound as `<server>/NAME`; select it
+    /// with `--db <server>/NAME`.
+    CreateDb(CreateDbArgs),
     /// List the tables of the database with their columns.
     Tables,
     /// Create a table.
@@ -213,6 +218,17 @@ pub struct LsArgs {
     /// Context to list (`dbserver`, `a/b`); the root when absent.
     #[arg(default_value = "")]
     pub path: String,
+}
+
+/// Arguments of `create-db`.
+#[derive(Debug, Args)]
+pub struct CreateDbArgs {
+    /// Its name (letters, digits, `-`, `_`, `.`), under the server's context.
+    pub name: String,
+    /// The server to make it on (its context in the name server, such as
+    /// `dbserver`); any server offering the class without it.
+    #[arg(long, value_name = "NODE")]
+    pub on: Option<String>,
 }
 
 /// A table name alone.

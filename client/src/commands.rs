@@ -3,6 +3,7 @@
 
 pub mod bench_cells;
 pub mod cas;
+pub mod create_db;
 pub mod create_table;
 pub mod data;
 pub mod delete;
@@ -36,6 +37,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Output, ClientError>
         Command::Ls(a) => ls::run(a, ctx).await,
         Command::Tables => tables::run((), ctx).await,
         Command::CreateTable(a) => create_table::run(a, ctx).await,
+        Command::CreateDb(a) => create_db::run(a, ctx).await,
         Command::DropTable(a) => drop_table::run(a, ctx).await,
         Command::Insert(a) => insert::run(a, ctx).await,
         Command::Get(a) => get::run(a, ctx).await,

@@ -74,6 +74,15 @@ pub enum Output {
         path: String,
         /// Its entries, by name.
         entries: Vec<Entry>,
+        /// For each class entry, the addresses of the nodes offering it.
+        offers: std::collections::BTreeMap<String, Vec<String>>,
+    },
+    /// `create-db`: a database made by class-based creation.
+    DbCreated {
+        /// Where it is bound in the name server (what `--db` takes).
+        path: String,
+        /// Address of the server keeping it.
+        node: String,
     },
     /// `tables`: every table with its columns.
     Tables(Vec<TableInfo>),
@@ -341,13 +350,24 @@ pub fn render(output: &Output, json: bool) -> String {
 fn render_json(output: &Output) -> Json {
     match output {
         Output::None => Json::Null,
-        Output::Entries { path, entries } => json!({
+        Output::Entries {
+            path,
+            entries,
+            offers,
+        } => json!({
             "path": path,
             "entries": entries
                 .iter()
-                .map(|e| json!({ "name": e.name, "kind": e.kind.to_string() }))
+                .map(|e| {
+                    let mut j = json!({ "name": e.name, "kind": e.kind.to_string() });
+                    if let Some(by) = offers.get(&e.name) {
+                        j["offered_by"] = json!(by);
+                    }
+                    j
+                })
                 .collect::<Vec<_>>(),
         }),
+        Output::DbCreated { path, node } => json!({ "database": path, "node": node }),
         Output::Tables(tables) => {
             json!({ "tables": tables.iter().map(table_json).collect::<Vec<_>>() })
         }
@@ -440,11 +460,22 @@ fn render_json(output: &Output) -> Json {
 fn render_text(output: &Output) -> String {
     match output {
         Output::None => String::new(),
-        Output::Entries { entries, .. } => entries
+        Output::Entries {
+            entries, offers, ..
+        } => entries
             .iter()
-            .map(|e| format!("{:<8} {}", e.kind.to_string(), e.name))
+            .map(|e| match offers.get(&e.name) {
+                Some(by) => format!(
+                    "{:<8} {}  offered by {}",
+                    e.kind.to_string(),
+                    e.name,
+                    by.join(", ")
+                ),
+                None => format!("{:<8} {}", e.kind.to_string(), e.name),
+            })
             .collect::<Vec<_>>()
             .join("\n"),
+        Output::DbCreated { path, node } => format!("created database {path} on {node}"),
         Output::Tables(tables) => tables
             .iter()
             .map(|t| format!("{}  {}", t.name, describe_columns(&t.columns)))

@@ -1,9 +1,12 @@
-//! `ls [PATH]`: the entries of a naming context, with their kinds.
+//! `ls [PATH]`: the entries of a naming context, with their kinds, and for
+//! each class the nodes that offer it.
 
 use crate::ClientError;
 use crate::cli::LsArgs;
 use crate::context::Context;
 use crate::output::Output;
+use nameserver::api::EntryKind;
+use std::collections::BTreeMap;
 
 /// Lists the context at `args.path` (the root when empty).
 ///
@@ -12,5 +15,20 @@ use crate::output::Output;
 pub async fn run(args: LsArgs, ctx: &Context) -> Result<Output, ClientError> {
     let path = args.path.trim_matches('/').to_owned();
     let entries = ctx.names().list(&path).await?;
-    Ok(Output::Entries { path, entries })
+    let mut offers = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.kind == EntryKind::Class) {
+        let by: Vec<String> = ctx
+            .names()
+            .find_class(&e.name)
+            .await?
+            .into_iter()
+            .map(|h| h.addr.unwrap_or_else(|| format!("node {}", h.node.0)))
+            .collect();
+        offers.insert(e.name.clone(), by);
+    }
+    Ok(Output::Entries {
+        path,
+        entries,
+        offers,
+    })
 }
