@@ -29,6 +29,24 @@ pub fn child(args: &[&str]) -> Result<Proc, BoxErr> {
     Ok(proc.with_echo().with_grace(Duration::from_secs(5)))
 }
 
+/// A release binary next to this benchmark (`cargo build --release --bins`
+/// builds them all).
+///
+/// # Errors
+/// When it is missing.
+pub fn sibling_bin(name: &str) -> Result<std::path::PathBuf, BoxErr> {
+    let path = std::env::current_exe()?.with_file_name(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing: cargo build --release --bins",
+            path.display()
+        )
+        .into())
+    }
+}
+
 /// `size` bytes of xorshift64* output: real data, not zeros.
 pub fn make_data(size: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(size);

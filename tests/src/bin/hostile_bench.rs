@@ -23,7 +23,7 @@ use nameserver::api::NameContext;
 use rpc_core::data::{DataError, DataManager, DataManagerRef, Persistence};
 use rpc_core::wire::{self, Arg, Message, ResponseBody, TransferMeta};
 use rpc_core::{Blob, Capability, Config, DataId, Node, NodeId, RemoteRef, TransferId};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use test_support::Proc;
 use test_support::procfs::{fd_count, status_kib};
-use tests::BoxErr;
+use tests::{BoxErr, sibling_bin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -60,21 +60,6 @@ fn main() -> ExitCode {
 
 // ---------------------------------------------------------------- servers
 
-/// A release binary next to this one.
-fn bin(name: &str) -> Result<PathBuf, BoxErr> {
-    let exe = std::env::current_exe()?;
-    let path = exe.with_file_name(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} is missing: cargo build --release --bins",
-            path.display()
-        )
-        .into())
-    }
-}
-
 /// A fresh name server and database server, and what the attack measures.
 struct Servers {
     ns: Proc,
@@ -87,7 +72,7 @@ struct Servers {
 impl Servers {
     fn start() -> Result<Servers, BoxErr> {
         let mut ns = Proc::start(
-            Command::new(bin("nameserver")?)
+            Command::new(sibling_bin("nameserver")?)
                 .args(["--listen", "127.0.0.1:0"])
                 .env("RUST_LOG", "warn")
                 .stdin(std::process::Stdio::null()),
@@ -95,7 +80,7 @@ impl Servers {
         let ns_addr = ns.listening()?;
         let data = tempfile::Builder::new().prefix("hostile-").tempdir()?;
         let mut db = Proc::start(
-            Command::new(bin("dbserver")?)
+            Command::new(sibling_bin("dbserver")?)
                 .args([
                     "--listen",
                     "127.0.0.1:0",
