@@ -2,7 +2,7 @@
 //! read twice, a record at a time: first every line is checked against the
 //! columns (nothing is changed if one does not fit), then the server pulls
 //! the rows page by page from a source table this process exports
-//! ([`Table::import`] calling [`CsvSource`]'s `scan` back), bound meanwhile
+//! ([`Table::import`] calling its `scan` back), bound meanwhile
 //! in the name server as `client-<id>/import`. Memory stays at one page on
 //! both sides whatever the file's size. The table is created from the
 //! header line (`name` or `name:type` per column) when it does not exist,
