@@ -109,7 +109,12 @@ async fn acknowledged_inserts_survive_kill_9() {
     let acked = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let mut writers = Vec::new();
     for w in 0..4i64 {
-        let (t, acked) = (t.clone(), Arc::clone(&acked));
+        // A call not yet sent when the server dies is tried again until its
+        // deadline: short, so that each writer sees the failure well within a step.
+        let (t, acked) = (
+            t.clone().with_timeout(Duration::from_secs(3)),
+            Arc::clone(&acked),
+        );
         writers.push(tokio::spawn(async move {
             for i in 0.. {
                 let values = person(&format!("w{w}"), i);
