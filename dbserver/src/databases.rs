@@ -5,8 +5,9 @@
 //! is that id, so its references survive restarts like the main one's.
 //!
 //! A made database is named by [`crate::api::Database::bind_as`], which
-//! binds it as `<context>/<name>` and records the name; one never named
-//! (its creator went away) is deleted at the next start, and at most
+//! binds it as `<context>/<name>` and records the name; one not named within
+//! [`NAME_WITHIN`] (its creator went away, or naming failed) is deleted,
+//! or at the next start if the server stopped first, and at most
 //! [`MAX_DATABASES`] exist at once.
 
 use crate::api::DatabaseRef;
@@ -26,6 +27,11 @@ pub const DBS_DIR: &str = "dbs";
 
 /// Most databases a server makes for others.
 pub const MAX_DATABASES: usize = 64;
+
+/// Time a made database may stay unnamed: then it is deleted, so that
+/// creations nobody finished do not hold storage or count against
+/// [`MAX_DATABASES`].
+pub const NAME_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The made databases of one server.
 pub(crate) struct Databases {
@@ -102,12 +108,59 @@ impl Databases {
             self.main.add_database(id)?;
             self.open_one(id)
         })();
-        made.map_err(|e| {
+        let db = made.map_err(|e| {
             tracing::warn!(error = %e, "could not make a database");
             RpcError::Remote {
                 message: format!("could not make a database: {e}"),
             }
+        })?;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let me = self.me.clone();
+            rt.spawn(async move {
+                tokio::time::sleep(NAME_WITHIN).await;
+                if let Some(dbs) = me.upgrade() {
+                    dbs.delete_unnamed(id).await;
+                }
+            });
+        }
+        Ok(db)
+    }
+
+    /// Deletes made database `id` if it still has no name.
+    async fn delete_unnamed(&self, id: Uuid) {
+        let main = self.main.clone();
+        let unnamed = tokio::task::spawn_blocking(move || main.databases())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .is_some_and(|all| all.iter().any(|(d, n)| *d == id && n.is_empty()));
+        if !unnamed {
+            return;
+        }
+        let Some((shared, db)) = self.made.lock().remove(&id) else {
+            return;
+        };
+        self.node.unexport(&ObjectId(id));
+        shared.unexport_all();
+        drop((shared, db));
+        let (main, path) = (self.main.clone(), self.path_of(id));
+        let removed = tokio::task::spawn_blocking(move || {
+            main.remove_database(id)?;
+            // Open files of calls still running go when they end.
+            std::fs::remove_dir_all(&path).map_err(|e| DbError::Storage {
+                reason: format!("cannot remove {}: {e}", path.display()),
+            })
         })
+        .await;
+        match removed {
+            Ok(Ok(())) => tracing::info!(database = %id, "deleted a database nobody named"),
+            Ok(Err(e)) => {
+                tracing::warn!(database = %id, error = %e, "could not delete an unnamed database")
+            }
+            Err(e) => {
+                tracing::warn!(database = %id, error = %e, "could not delete an unnamed database")
+            }
+        }
     }
 
     /// Names database `id`: binds it in the name server, then records the name.

@@ -151,6 +151,16 @@ impl Shared {
         Ok(r)
     }
 
+    /// Withdraws every table and cell object handed out, so that nothing
+    /// holds the store any more (its database is being deleted).
+    pub(crate) fn unexport_all(&self) {
+        let tables: Vec<Uuid> = self.tables.lock().drain().map(|(id, _)| id).collect();
+        let cells: Vec<Uuid> = self.cells.lock().drain().map(|(id, _)| id).collect();
+        for id in tables.into_iter().chain(cells) {
+            self.node.unexport(&ObjectId(id));
+        }
+    }
+
     /// The catalog entry of a live or dropped table.
     fn any_table(&self, id: Uuid) -> Result<Option<TableMeta>, DbError> {
         match self.store.table_by_id(id)? {
