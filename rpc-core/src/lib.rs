@@ -88,7 +88,7 @@ pub use ids::{
     CallId, Capability, ClassId, ClassVersion, ComHandle, DataId, Identity, NodeId, ObjectId,
     TransferId,
 };
-pub use node::{BOOTSTRAP_OBJECT, Extension, Node, NodeStats, WeakNode};
+pub use node::{BOOTSTRAP_OBJECT, Extension, Node, NodeStats, PeerStats, WeakNode};
 pub use registry::classes::{ClassInfo, ClassRegistry, class_registry};
 pub use rpc_macros::remote;
 pub use shutdown::shutdown_signal;

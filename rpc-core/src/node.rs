@@ -28,7 +28,7 @@ use crate::transport::{listener, stream};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -69,6 +69,28 @@ pub struct NodeStats {
     /// Bytes waiting to be written to peers, all connections.
     #[serde(default)]
     pub queued_bytes: u64,
+    /// Peer requests answered since the node started.
+    #[serde(default)]
+    pub calls_served: u64,
+    /// Of those, the ones answered with an error (the method's own or the
+    /// runtime's).
+    #[serde(default)]
+    pub calls_failed: u64,
+}
+
+/// One connection of a node, as [`Node::peer_stats`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerStats {
+    /// The peer's node id.
+    pub node: NodeId,
+    /// Where the peer accepts connections, if it said so.
+    pub addr: Option<String>,
+    /// Its requests running on this node.
+    pub inflight_requests: usize,
+    /// This node's calls to it waiting for answers.
+    pub pending_calls: usize,
+    /// Bytes waiting to be written to it.
+    pub queued_bytes: u64,
 }
 
 /// State of a node above its [`Core`]: what serving requests and the
@@ -93,6 +115,8 @@ pub(crate) struct NodeInner {
     acceptors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Set once shutdown starts: new requests are refused.
     stopping: AtomicBool,
+    /// Peer requests answered, and of those failed (for [`NodeStats`]).
+    answered: (AtomicU64, AtomicU64),
 }
 
 /// A running node: export objects, call others. Cheap to clone.
@@ -147,6 +171,7 @@ impl Node {
                 stop: CancellationToken::new(),
                 acceptors: Mutex::new(Vec::new()),
                 stopping: AtomicBool::new(false),
+                answered: (AtomicU64::new(0), AtomicU64::new(0)),
             }
         });
         bootstrap::export(&inner);
@@ -396,9 +421,27 @@ impl Node {
             bytes_received: traffic.received.load(Ordering::Relaxed),
             data_items: 0,
             queued_bytes: conns.iter().map(|c| c.backlog() as u64).sum(),
+            calls_served: self.inner.answered.0.load(Ordering::Relaxed),
+            calls_failed: self.inner.answered.1.load(Ordering::Relaxed),
         };
         self.inner.extensions.add_stats(&mut stats);
         stats
+    }
+
+    /// Each open connection: the peer, and its calls and queued bytes.
+    pub fn peer_stats(&self) -> Vec<PeerStats> {
+        self.core()
+            .peers
+            .all()
+            .iter()
+            .map(|c| PeerStats {
+                node: c.peer,
+                addr: c.peer_listen.clone(),
+                inflight_requests: c.inflight_requests(),
+                pending_calls: c.pending_calls(),
+                queued_bytes: c.backlog() as u64,
+            })
+            .collect()
     }
 
     /// Graceful shutdown: stop accepting, refuse new requests, let running ones

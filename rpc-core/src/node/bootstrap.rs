@@ -3,7 +3,7 @@
 //! factories, and the node's counts. Both sides live here: the skeleton,
 //! and the [`Node`] methods that call another node's registry.
 
-use super::{Node, NodeInner, NodeStats};
+use super::{Node, NodeInner, NodeStats, PeerStats};
 use crate::dispatch::codec::{decode_payload, encode_payload};
 use crate::dispatch::{BoxFuture, IncomingCall, RemoteRef, ServerProxy};
 use crate::error::RpcError;
@@ -22,8 +22,8 @@ pub const BOOTSTRAP_OBJECT: ObjectId = ObjectId(Uuid::nil());
 /// Class of the bootstrap registry.
 pub(crate) static BOOTSTRAP_CLASS: ClassInfo = ClassInfo::new(
     "rpc.Bootstrap",
-    "lookup(String) -> Option<Capability>; create(String) -> Option<Capability>; stats() -> NodeStats;",
-    &["lookup", "create", "stats"],
+    "lookup(String) -> Option<Capability>; create(String) -> Option<Capability>; stats() -> NodeStats; peers() -> Vec<PeerStats>;",
+    &["lookup", "create", "stats", "peers"],
 );
 
 /// Exports the bootstrap registry of a new node, pinned.
@@ -92,6 +92,15 @@ impl Node {
     pub async fn remote_stats(&self, addr: &str) -> Result<NodeStats, RpcError> {
         let conn = self.core().peers.connect_addr(addr).await?;
         self.bootstrap_call(&conn, "stats", &[]).await
+    }
+
+    /// Asks the node at `addr` for its connections (see [`Node::peer_stats`]).
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub async fn remote_peer_stats(&self, addr: &str) -> Result<Vec<PeerStats>, RpcError> {
+        let conn = self.core().peers.connect_addr(addr).await?;
+        self.bootstrap_call(&conn, "peers", &[]).await
     }
 
     /// Calls `method` of the bootstrap registry of the peer of `conn` and
@@ -165,11 +174,18 @@ impl ServerProxy for Bootstrap {
                 return ResponseBody::System(RpcError::Shutdown);
             };
             let node = Node { inner };
-            if call.method() == "stats" {
-                if let Err(e) = call.expect_args(0) {
-                    return ResponseBody::System(e);
+            match call.method() {
+                "stats" | "peers" => {
+                    if let Err(e) = call.expect_args(0) {
+                        return ResponseBody::System(e);
+                    }
+                    return if call.method() == "stats" {
+                        call.reply::<_, ()>(Ok(node.stats()))
+                    } else {
+                        call.reply::<_, ()>(Ok(node.peer_stats()))
+                    };
                 }
-                return call.reply::<_, ()>(Ok(node.stats()));
+                _ => {}
             }
             let name: String = match call.expect_args(1).and_then(|()| call.arg(0, "name")) {
                 Ok(n) => n,

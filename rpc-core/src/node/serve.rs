@@ -25,6 +25,10 @@ impl NodeInner {
         };
         let body = self.run_request(&conn, req).await;
         guard.answered = true;
+        self.answered.0.fetch_add(1, Ordering::Relaxed);
+        if !matches!(body, ResponseBody::Out(_)) {
+            self.answered.1.fetch_add(1, Ordering::Relaxed);
+        }
         conn.respond(call_id, body);
     }
 
