@@ -52,6 +52,10 @@ pub enum Command {
     /// List a naming context of the name server, with the kind of each entry
     /// and, for a class, the servers offering it.
     Ls(LsArgs),
+    /// What a running node reports about itself: exports, leases, imports,
+    /// connections with each peer, calls in flight, served and failed,
+    /// transfers, bytes in and out, data items.
+    Stats(StatsArgs),
     /// Create a new database through class-based creation on a server that
     /// offers it (the dbservers do), bound as `<server>/NAME`; select it
     /// with `--db <server>/NAME`.
@@ -218,6 +222,14 @@ pub struct LsArgs {
     /// Context to list (`dbserver`, `a/b`); the root when absent.
     #[arg(default_value = "")]
     pub path: String,
+}
+
+/// Arguments of `stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The node: its context in the name server (`dbserver`, `archive`,
+    /// `nameserver`).
+    pub node: String,
 }
 
 /// Arguments of `create-db`.

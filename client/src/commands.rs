@@ -16,6 +16,7 @@ pub mod ls;
 pub mod pki;
 pub mod scan;
 pub mod set;
+pub mod stats;
 pub mod tables;
 pub mod update;
 pub mod watch;
@@ -35,6 +36,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Output, ClientError>
             "`demo` and `pki` run without a name server connection".into(),
         )),
         Command::Ls(a) => ls::run(a, ctx).await,
+        Command::Stats(a) => stats::run(a, ctx).await,
         Command::Tables => tables::run((), ctx).await,
         Command::CreateTable(a) => create_table::run(a, ctx).await,
         Command::CreateDb(a) => create_db::run(a, ctx).await,

@@ -77,6 +77,19 @@ pub enum Output {
         /// For each class entry, the addresses of the nodes offering it.
         offers: std::collections::BTreeMap<String, Vec<String>>,
     },
+    /// `stats`: what a node reports about itself.
+    Stats {
+        /// The context it was found through.
+        node: String,
+        /// Its node id.
+        id: rpc_core::NodeId,
+        /// Its address.
+        addr: String,
+        /// Its counts.
+        stats: rpc_core::NodeStats,
+        /// Its connections.
+        peers: Vec<rpc_core::PeerStats>,
+    },
     /// `create-db`: a database made by class-based creation.
     DbCreated {
         /// Where it is bound in the name server (what `--db` takes).
@@ -368,6 +381,28 @@ fn render_json(output: &Output) -> Json {
                 .collect::<Vec<_>>(),
         }),
         Output::DbCreated { path, node } => json!({ "database": path, "node": node }),
+        Output::Stats {
+            node,
+            id,
+            addr,
+            stats,
+            peers,
+        } => json!({
+            "node": node,
+            "id": id.0.to_string(),
+            "addr": addr,
+            "stats": stats,
+            "peers": peers
+                .iter()
+                .map(|p| json!({
+                    "node": p.node.0.to_string(),
+                    "addr": p.addr,
+                    "inflight_requests": p.inflight_requests,
+                    "pending_calls": p.pending_calls,
+                    "queued_bytes": p.queued_bytes,
+                }))
+                .collect::<Vec<_>>(),
+        }),
         Output::Tables(tables) => {
             json!({ "tables": tables.iter().map(table_json).collect::<Vec<_>>() })
         }
@@ -476,6 +511,13 @@ fn render_text(output: &Output) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         Output::DbCreated { path, node } => format!("created database {path} on {node}"),
+        Output::Stats {
+            node,
+            id,
+            addr,
+            stats,
+            peers,
+        } => stats_text(node, id, addr, stats, peers),
         Output::Tables(tables) => tables
             .iter()
             .map(|t| format!("{}  {}", t.name, describe_columns(&t.columns)))
@@ -597,6 +639,48 @@ fn render_text(output: &Output) -> String {
             )
         }
     }
+}
+
+/// `stats` as text: one line per subject, then one per peer.
+fn stats_text(
+    node: &str,
+    id: &rpc_core::NodeId,
+    addr: &str,
+    s: &rpc_core::NodeStats,
+    peers: &[rpc_core::PeerStats],
+) -> String {
+    let mut out = vec![
+        format!("node         {node} ({}) at {addr}", id.0),
+        format!(
+            "objects      {} exported, {} leases given, {} imported",
+            s.exports, s.leases, s.imports
+        ),
+        format!(
+            "calls        {} in flight, {} served, {} failed, {} of its own waiting",
+            s.inflight_requests, s.calls_served, s.calls_failed, s.pending_calls
+        ),
+        format!(
+            "transfers    {} out, {} in",
+            s.transfers_out, s.transfers_in
+        ),
+        format!(
+            "bytes        {} in, {} out, {} queued",
+            s.bytes_received, s.bytes_sent, s.queued_bytes
+        ),
+        format!("data items   {}", s.data_items),
+        format!("connections  {}", s.connections),
+    ];
+    for p in peers {
+        out.push(format!(
+            "  {}  {}  {} in flight, {} waiting, {} bytes queued",
+            p.node.0,
+            p.addr.as_deref().unwrap_or("(does not listen)"),
+            p.inflight_requests,
+            p.pending_calls,
+            p.queued_bytes
+        ));
+    }
+    out.join("\n")
 }
 
 /// A table as aligned columns, with a header line (`id` and the column names).

@@ -119,3 +119,55 @@ fn acknowledged_inserts_survive_kill_9_of_dbserver() {
     // And the restarted server takes writes again.
     ok(&ns, &["insert", "log", "after", "0"]);
 }
+
+#[test]
+fn stats_of_the_servers_in_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_ns, ns) = start_nameserver();
+    let (_db, db_addr) = start_dbserver(&ns, &dir.path().join("data"), "127.0.0.1:0").unwrap();
+    ok(&ns, &["create-table", "t", "--columns", "n:int"]);
+    ok(&ns, &["insert", "t", "1"]);
+    common::fails(&ns, 1, &["get", "t", "9", "n"]);
+
+    let text = ok(&ns, &["stats", "dbserver"]);
+    assert!(
+        text.starts_with("node         dbserver (") && text.contains(&format!("at {db_addr}")),
+        "{text}"
+    );
+    for line in [
+        "objects ",
+        "calls ",
+        "transfers ",
+        "bytes ",
+        "data items ",
+        "connections ",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(line)), "{line}: {text}");
+    }
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&ns, &["--json", "stats", "dbserver"])).unwrap();
+    assert_eq!(j["addr"], db_addr.as_str());
+    let s = &j["stats"];
+    // Served so far: create-table, insert, the failed get, each with the
+    // lookups of their table; the failed one counted as failed.
+    assert!(s["calls_served"].as_u64().unwrap() >= 5, "{j}");
+    assert!(s["calls_failed"].as_u64().unwrap() >= 1, "{j}");
+    assert!(s["exports"].as_u64().unwrap() >= 2, "{j}");
+    assert!(s["bytes_received"].as_u64().unwrap() > 0, "{j}");
+    // Its connections: at least the name server's and this client's.
+    let peers = j["peers"].as_array().unwrap();
+    assert!(peers.len() >= 2, "{j}");
+    assert!(peers.iter().any(|p| p["addr"] == ns.as_str()), "{j}");
+
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&ns, &["--json", "stats", "nameserver"])).unwrap();
+    assert_eq!(j["addr"], ns.as_str());
+    assert!(j["stats"]["connections"].as_u64().unwrap() >= 2, "{j}");
+
+    // A context that names no node, and one that does not exist: one line each.
+    let msg = common::fails(&ns, 1, &["stats", "nowhere"]);
+    assert!(msg.contains("not found"), "{msg}");
+    ok(&ns, &["create-db", "extra"]);
+    let ok_extra = ok(&ns, &["stats", "dbserver"]);
+    assert!(ok_extra.contains(&db_addr), "{ok_extra}");
+}
