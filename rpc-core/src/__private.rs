@@ -5,7 +5,7 @@ pub use crate::dispatch::{
     serialize_local, serialize_remote,
 };
 pub use crate::error::RpcError;
-pub use crate::registry::classes::{ClassEntry, ClassInfo};
+pub use crate::registry::classes::{ClassDoc, ClassEntry, ClassInfo, MethodDoc};
 pub use crate::wire::{Payload, ResponseBody};
 pub use inventory;
 pub use serde;

@@ -89,7 +89,10 @@ pub use ids::{
     TransferId,
 };
 pub use node::{BOOTSTRAP_OBJECT, Extension, Node, NodeStats, PeerStats, WeakNode};
-pub use registry::classes::{ClassInfo, ClassRegistry, class_registry};
+pub use registry::classes::{
+    ClassDescription, ClassDoc, ClassInfo, ClassRegistry, MethodDescription, MethodDoc,
+    class_registry,
+};
 pub use rpc_macros::remote;
 pub use shutdown::shutdown_signal;
 pub use transfer::{Blob, ChunkSink, ReadAt};

@@ -8,7 +8,7 @@ use crate::dispatch::codec::{decode_payload, encode_payload};
 use crate::dispatch::{BoxFuture, IncomingCall, RemoteRef, ServerProxy};
 use crate::error::RpcError;
 use crate::ids::{Capability, ComHandle, NodeId, ObjectId};
-use crate::registry::classes::ClassInfo;
+use crate::registry::classes::{ClassDescription, ClassInfo};
 use crate::transport::connection::Connection;
 use crate::wire::{Arg, ArgList, Payload, ResponseBody};
 use std::sync::{Arc, Weak};
@@ -22,8 +22,8 @@ pub const BOOTSTRAP_OBJECT: ObjectId = ObjectId(Uuid::nil());
 /// Class of the bootstrap registry.
 pub(crate) static BOOTSTRAP_CLASS: ClassInfo = ClassInfo::new(
     "rpc.Bootstrap",
-    "lookup(String) -> Option<Capability>; create(String) -> Option<Capability>; stats() -> NodeStats; peers() -> Vec<PeerStats>;",
-    &["lookup", "create", "stats", "peers"],
+    "lookup(String) -> Option<Capability>; create(String) -> Option<Capability>; stats() -> NodeStats; peers() -> Vec<PeerStats>; describe(String) -> Option<ClassDescription>;",
+    &["lookup", "create", "stats", "peers", "describe"],
 );
 
 /// Exports the bootstrap registry of a new node, pinned.
@@ -101,6 +101,26 @@ impl Node {
     pub async fn remote_peer_stats(&self, addr: &str) -> Result<Vec<PeerStats>, RpcError> {
         let conn = self.core().peers.connect_addr(addr).await?;
         self.bootstrap_call(&conn, "peers", &[]).await
+    }
+
+    /// Asks the home node of `cap` to describe the object's class (every
+    /// node describes the classes linked into it); `None` if it does not
+    /// know that class and version.
+    ///
+    /// # Errors
+    /// Transport errors; [`RpcError::Unreachable`] for a home that does not listen.
+    pub async fn describe(&self, cap: &Capability) -> Result<Option<ClassDescription>, RpcError> {
+        let addr = cap
+            .home
+            .addr
+            .as_deref()
+            .ok_or_else(|| RpcError::Unreachable {
+                peer: format!("{:?}", cap.home.node),
+                reason: "the object's node does not listen".into(),
+            })?;
+        let conn = self.core().peers.connect_addr(addr).await?;
+        let key = format!("{:016x}:{:016x}", cap.class.0, cap.version.0);
+        self.bootstrap_call(&conn, "describe", &[&key]).await
     }
 
     /// Calls `method` of the bootstrap registry of the peer of `conn` and
@@ -193,6 +213,7 @@ impl ServerProxy for Bootstrap {
             };
             match call.method() {
                 "lookup" => call.reply::<_, ()>(Ok(node.bootstrap_entry(&name))),
+                "describe" => call.reply::<_, ()>(Ok(describe_local(&name))),
                 "create" => {
                     let factory = node.inner.factories.read().get(&name).cloned();
                     match factory.map(|f| f(&node)).transpose() {
@@ -204,4 +225,15 @@ impl ServerProxy for Bootstrap {
             }
         })
     }
+}
+
+/// The description of the class named by `key` (`"{id:016x}:{version:016x}"`)
+/// if it is linked into this program.
+fn describe_local(key: &str) -> Option<ClassDescription> {
+    let (id, version) = key.split_once(':')?;
+    let id = u64::from_str_radix(id, 16).ok()?;
+    let version = u64::from_str_radix(version, 16).ok()?;
+    crate::class_registry()
+        .get(crate::ids::ClassId(id), crate::ids::ClassVersion(version))
+        .map(ClassInfo::describe)
 }

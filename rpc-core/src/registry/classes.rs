@@ -16,6 +16,104 @@ pub struct ClassInfo {
     pub version: ClassVersion,
     /// Method names, in declaration order.
     pub methods: &'static [&'static str],
+    /// What `#[remote]` saw of the trait: docs, argument names and types.
+    pub doc: Option<&'static ClassDoc>,
+}
+
+/// A class as its trait was written: the doc comment and each method's
+/// arguments, result and error types, and doc comment (`#[remote]` makes
+/// it; a node serves it to `describe`).
+#[derive(Debug)]
+pub struct ClassDoc {
+    /// The trait's doc comment.
+    pub doc: &'static str,
+    /// The methods, in declaration order.
+    pub methods: &'static [MethodDoc],
+}
+
+/// One method of a [`ClassDoc`].
+#[derive(Debug)]
+pub struct MethodDoc {
+    /// Its name.
+    pub name: &'static str,
+    /// Its doc comment.
+    pub doc: &'static str,
+    /// Its arguments after `&self`: (name, type as written).
+    pub args: &'static [(&'static str, &'static str)],
+    /// The `Ok` type of its result, as written.
+    pub ok: &'static str,
+    /// The `Err` type of its result, as written.
+    pub err: &'static str,
+}
+
+/// A class description as it travels: what [`ClassDoc`] holds, owned,
+/// with the class's wire name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClassDescription {
+    /// Wire name of the class.
+    pub name: String,
+    /// The trait's doc comment.
+    pub doc: String,
+    /// The methods, in declaration order.
+    pub methods: Vec<MethodDescription>,
+}
+
+/// One method of a [`ClassDescription`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MethodDescription {
+    /// Its name.
+    pub name: String,
+    /// Its doc comment.
+    pub doc: String,
+    /// Its arguments: (name, type as written).
+    pub args: Vec<(String, String)>,
+    /// The `Ok` type of its result.
+    pub ok: String,
+    /// The `Err` type of its result.
+    pub err: String,
+}
+
+impl ClassInfo {
+    /// The description of this class, as far as `#[remote]` recorded one
+    /// (a class without one lists its method names only).
+    pub fn describe(&self) -> ClassDescription {
+        match self.doc {
+            Some(d) => ClassDescription {
+                name: self.name.to_owned(),
+                doc: d.doc.to_owned(),
+                methods: d
+                    .methods
+                    .iter()
+                    .map(|m| MethodDescription {
+                        name: m.name.to_owned(),
+                        doc: m.doc.to_owned(),
+                        args: m
+                            .args
+                            .iter()
+                            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+                            .collect(),
+                        ok: m.ok.to_owned(),
+                        err: m.err.to_owned(),
+                    })
+                    .collect(),
+            },
+            None => ClassDescription {
+                name: self.name.to_owned(),
+                doc: String::new(),
+                methods: self
+                    .methods
+                    .iter()
+                    .map(|m| MethodDescription {
+                        name: (*m).to_owned(),
+                        doc: String::new(),
+                        args: Vec::new(),
+                        ok: String::new(),
+                        err: String::new(),
+                    })
+                    .collect(),
+            },
+        }
+    }
 }
 
 impl ClassInfo {
@@ -30,7 +128,14 @@ impl ClassInfo {
             id: ClassId::of(name),
             version: ClassVersion(fnv1a(signature.as_bytes())),
             methods,
+            doc: None,
         }
+    }
+
+    /// The same class with its description.
+    pub const fn with_doc(mut self, doc: &'static ClassDoc) -> Self {
+        self.doc = Some(doc);
+        self
     }
 }
 
