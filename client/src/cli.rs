@@ -56,6 +56,9 @@ pub enum Command {
     /// connections with each peer, calls in flight, served and failed,
     /// transfers, bytes in and out, data items.
     Stats(StatsArgs),
+    /// The class of the object bound at PATH: its methods with argument
+    /// names and types, result and error types, and doc comments.
+    Describe(DescribeArgs),
     /// Create a new database through class-based creation on a server that
     /// offers it (the dbservers do), bound as `<server>/NAME`; select it
     /// with `--db <server>/NAME`.
@@ -221,6 +224,16 @@ fn parse_mode(s: &str) -> Result<rpc_core::data::Persistence, String> {
 pub struct LsArgs {
     /// Context to list (`dbserver`, `a/b`); the root when absent.
     #[arg(default_value = "")]
+    pub path: String,
+    /// Also the class of each object.
+    #[arg(short = 'l', long)]
+    pub long: bool,
+}
+
+/// Arguments of `describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Path of an object in the name server (`dbserver/db`).
     pub path: String,
 }
 

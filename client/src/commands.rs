@@ -7,6 +7,7 @@ pub mod create_db;
 pub mod create_table;
 pub mod data;
 pub mod delete;
+pub mod describe;
 pub mod drop_table;
 pub mod files;
 pub mod get;
@@ -37,6 +38,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Output, ClientError>
         )),
         Command::Ls(a) => ls::run(a, ctx).await,
         Command::Stats(a) => stats::run(a, ctx).await,
+        Command::Describe(a) => describe::run(a, ctx).await,
         Command::Tables => tables::run((), ctx).await,
         Command::CreateTable(a) => create_table::run(a, ctx).await,
         Command::CreateDb(a) => create_db::run(a, ctx).await,

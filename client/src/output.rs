@@ -76,6 +76,15 @@ pub enum Output {
         entries: Vec<Entry>,
         /// For each class entry, the addresses of the nodes offering it.
         offers: std::collections::BTreeMap<String, Vec<String>>,
+        /// With `-l`: the class of each object entry (absent if unknown).
+        classes: std::collections::BTreeMap<String, String>,
+    },
+    /// `describe`: an object's class.
+    Described {
+        /// The object's path.
+        path: String,
+        /// Its class.
+        class: rpc_core::ClassDescription,
     },
     /// `stats`: what a node reports about itself.
     Stats {
@@ -367,6 +376,7 @@ fn render_json(output: &Output) -> Json {
             path,
             entries,
             offers,
+            classes,
         } => json!({
             "path": path,
             "entries": entries
@@ -376,8 +386,27 @@ fn render_json(output: &Output) -> Json {
                     if let Some(by) = offers.get(&e.name) {
                         j["offered_by"] = json!(by);
                     }
+                    if let Some(c) = classes.get(&e.name) {
+                        j["class"] = json!(c);
+                    }
                     j
                 })
+                .collect::<Vec<_>>(),
+        }),
+        Output::Described { path, class } => json!({
+            "path": path,
+            "class": class.name,
+            "doc": class.doc,
+            "methods": class
+                .methods
+                .iter()
+                .map(|m| json!({
+                    "name": m.name,
+                    "doc": m.doc,
+                    "args": m.args.iter().map(|(n, t)| json!({ "name": n, "type": t })).collect::<Vec<_>>(),
+                    "ok": m.ok,
+                    "err": m.err,
+                }))
                 .collect::<Vec<_>>(),
         }),
         Output::DbCreated { path, node } => json!({ "database": path, "node": node }),
@@ -496,20 +525,25 @@ fn render_text(output: &Output) -> String {
     match output {
         Output::None => String::new(),
         Output::Entries {
-            entries, offers, ..
+            entries,
+            offers,
+            classes,
+            ..
         } => entries
             .iter()
-            .map(|e| match offers.get(&e.name) {
-                Some(by) => format!(
+            .map(|e| match (offers.get(&e.name), classes.get(&e.name)) {
+                (Some(by), _) => format!(
                     "{:<8} {}  offered by {}",
                     e.kind.to_string(),
                     e.name,
                     by.join(", ")
                 ),
-                None => format!("{:<8} {}", e.kind.to_string(), e.name),
+                (None, Some(class)) => format!("{:<8} {}  {class}", e.kind.to_string(), e.name),
+                (None, None) => format!("{:<8} {}", e.kind.to_string(), e.name),
             })
             .collect::<Vec<_>>()
             .join("\n"),
+        Output::Described { path, class } => described_text(path, class),
         Output::DbCreated { path, node } => format!("created database {path} on {node}"),
         Output::Stats {
             node,
@@ -639,6 +673,26 @@ fn render_text(output: &Output) -> String {
             )
         }
     }
+}
+
+/// `describe` as text: the class and its doc, then each method's signature
+/// with its doc indented under it.
+fn described_text(path: &str, class: &rpc_core::ClassDescription) -> String {
+    let mut out = vec![format!("{path}: {}", class.name)];
+    if !class.doc.is_empty() {
+        out.extend(class.doc.lines().map(|l| format!("  {l}")));
+    }
+    for m in &class.methods {
+        let args: Vec<String> = m.args.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+        let result = if m.ok.is_empty() {
+            String::new()
+        } else {
+            format!(" -> Result<{}, {}>", m.ok, m.err)
+        };
+        out.push(format!("  {}({}){result}", m.name, args.join(", ")));
+        out.extend(m.doc.lines().map(|l| format!("      {l}")));
+    }
+    out.join("\n")
 }
 
 /// `stats` as text: one line per subject, then one per peer.

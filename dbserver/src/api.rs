@@ -76,8 +76,8 @@ pub trait Database {
     async fn list_tables(&self) -> Result<Vec<TableInfo>, DbError>;
     /// Binds this database, made by class-based creation, in the name
     /// server as `<server's context>/<name>` (kept across restarts of the
-    /// server); returns that path. A database never bound is deleted when
-    /// its server next starts.
+    /// server); returns that path. A database not bound within a minute of
+    /// its creation is deleted.
     async fn bind_as(&self, name: String) -> Result<String, DbError>;
 }
 

@@ -171,3 +171,50 @@ fn stats_of_the_servers_in_text_and_json() {
     let ok_extra = ok(&ns, &["stats", "dbserver"]);
     assert!(ok_extra.contains(&db_addr), "{ok_extra}");
 }
+
+#[test]
+fn describe_and_ls_long_show_classes_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_ns, ns) = start_nameserver();
+    let (_db, _) = start_dbserver(&ns, &dir.path().join("data"), "127.0.0.1:0").unwrap();
+
+    let ls = ok(&ns, &["ls", "-l", "dbserver"]);
+    assert!(ls.contains("object   db  db.Database\n"), "{ls}");
+    assert!(ls.contains("object   data  rpc.DataManager\n"), "{ls}");
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&ns, &["--json", "ls", "-l", "dbserver"])).unwrap();
+    assert_eq!(j["entries"][1]["class"], "db.Database", "{j}");
+
+    let text = ok(&ns, &["describe", "dbserver/db"]);
+    assert!(
+        text.starts_with("dbserver/db: db.Database\n  The database: a set of named tables.\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  create_table(name: String, columns: Vec<Column>) -> Result<TableRef, DbError>\n      Creates an empty table and returns a reference to it.\n"
+        ),
+        "{text}"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&ns, &["--json", "describe", "dbserver/data"])).unwrap();
+    assert_eq!(j["class"], "rpc.DataManager");
+    let put = j["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "put")
+        .unwrap();
+    assert_eq!(
+        put["args"][0],
+        serde_json::json!({"name": "data", "type": "Blob"})
+    );
+    assert_eq!(put["ok"], "DataRef");
+    assert_eq!(put["err"], "DataError");
+    assert!(!put["doc"].as_str().unwrap().is_empty());
+    // The name server's own contexts describe themselves too.
+    assert!(ok(&ns, &["describe", "dbserver"]).starts_with("dbserver: nameserver.NameContext\n"));
+
+    let msg = common::fails(&ns, 1, &["describe", "nowhere/x"]);
+    assert!(msg.contains("not found"), "{msg}");
+}

@@ -1,5 +1,5 @@
-//! `ls [PATH]`: the entries of a naming context, with their kinds, and for
-//! each class the nodes that offer it.
+//! `ls [-l] [PATH]`: the entries of a naming context, with their kinds, for
+//! each class the nodes that offer it and, with `-l`, each object's class.
 
 use crate::ClientError;
 use crate::cli::LsArgs;
@@ -26,9 +26,23 @@ pub async fn run(args: LsArgs, ctx: &Context) -> Result<Output, ClientError> {
             .collect();
         offers.insert(e.name.clone(), by);
     }
+    let mut classes = BTreeMap::new();
+    if args.long {
+        for e in entries.iter().filter(|e| e.kind == EntryKind::Object) {
+            let full = if path.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{path}/{}", e.name)
+            };
+            if let Some(c) = crate::commands::describe::class_name(ctx, &full).await {
+                classes.insert(e.name.clone(), c);
+            }
+        }
+    }
     Ok(Output::Entries {
         path,
         entries,
         offers,
+        classes,
     })
 }
