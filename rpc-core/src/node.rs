@@ -350,6 +350,34 @@ impl Node {
         codec::resolve::<R>(self.core(), cap)
     }
 
+    /// Calls `method` of the object `cap` names, whatever its class, with
+    /// `args` as CBOR values (each decoded by the object's skeleton as the
+    /// argument's type): for tools that know a class only by its
+    /// description. Returns the result, or the method's own error, as CBOR.
+    /// References in results stay capabilities (positional CBOR arrays).
+    ///
+    /// # Errors
+    /// Any [`RpcError`]: unknown method, wrong argument count or types
+    /// (the home node's decode error), transport, deadline; an object of
+    /// this node ([`RpcError::Unreachable`]).
+    pub async fn call_dynamic(
+        &self,
+        cap: Capability,
+        method: &str,
+        args: &[ciborium::Value],
+    ) -> Result<Result<ciborium::Value, ciborium::Value>, RpcError> {
+        let handle = codec::resolve_dynamic(self.core(), cap)?;
+        let payloads = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| handle.encode(a, &format!("argument {i}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        match handle.call(method, payloads).await? {
+            crate::dispatch::Reply::Out(out) => handle.decode_out(out, method).map(Ok),
+            crate::dispatch::Reply::Application(e) => handle.decode(&e, "error").map(Err),
+        }
+    }
+
     /// The capability of a reference, exporting it from this node if it is local.
     ///
     /// # Errors

@@ -215,6 +215,11 @@ pub(crate) fn resolve<R: RemoteRef>(core: &Arc<Core>, cap: Capability) -> Result
             found: export.class.name.to_owned(),
         });
     }
+    Ok(R::from_remote(RemoteHandle::new(import(core, cap), want)))
+}
+
+/// The shared proxy state of a remote capability, leased on first import.
+fn import(core: &Arc<Core>, cap: Capability) -> Arc<RemoteObject> {
     let home = cap.home.clone();
     let object = cap.object;
     let (obj, new) = core.imports.get_or_insert(object, || {
@@ -227,5 +232,17 @@ pub(crate) fn resolve<R: RemoteRef>(core: &Arc<Core>, cap: Capability) -> Result
         // Take a lease on it (batched with others for the same home).
         core.gc.dirty(&home, object);
     }
-    Ok(R::from_remote(RemoteHandle::new(obj, want)))
+    obj
+}
+
+/// A handle calling a remote capability as whatever class it names (see
+/// [`crate::Node::call_dynamic`]).
+pub(crate) fn resolve_dynamic(core: &Arc<Core>, cap: Capability) -> Result<RemoteHandle, RpcError> {
+    if cap.home.node == core.id {
+        return Err(RpcError::Unreachable {
+            peer: format!("{:?}", cap.home.node),
+            reason: "a dynamic call goes to another node; this object lives here".into(),
+        });
+    }
+    Ok(RemoteHandle::dynamic(import(core, cap)))
 }

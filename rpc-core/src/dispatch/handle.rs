@@ -53,8 +53,10 @@ impl Drop for RemoteObject {
 pub struct RemoteHandle {
     obj: Arc<RemoteObject>,
     /// Class of the stub using the handle: its id and version go into every
-    /// request, so the home node checks the caller's view, not the capability's.
-    class: &'static ClassInfo,
+    /// request, so the home node checks the caller's view, not the
+    /// capability's. `None` for a dynamic handle (a tool calling any class
+    /// by method name), which sends the capability's own.
+    class: Option<&'static ClassInfo>,
     /// Deadline of calls made through this handle; the node default when `None`.
     timeout: Option<Duration>,
 }
@@ -73,7 +75,16 @@ impl RemoteHandle {
     pub(crate) fn new(obj: Arc<RemoteObject>, class: &'static ClassInfo) -> RemoteHandle {
         RemoteHandle {
             obj,
-            class,
+            class: Some(class),
+            timeout: None,
+        }
+    }
+
+    /// A handle calling `obj` as whatever class its capability names.
+    pub(crate) fn dynamic(obj: Arc<RemoteObject>) -> RemoteHandle {
+        RemoteHandle {
+            obj,
+            class: None,
             timeout: None,
         }
     }
@@ -207,10 +218,13 @@ impl RemoteHandle {
         }
         let core = &self.obj.core;
         let home = &self.obj.cap.home;
-        let target = Capability {
-            class: self.class.id,
-            version: self.class.version,
-            ..self.obj.cap.clone()
+        let target = match self.class {
+            Some(class) => Capability {
+                class: class.id,
+                version: class.version,
+                ..self.obj.cap.clone()
+            },
+            None => self.obj.cap.clone(),
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut args = ArgList::new(method, core.transfers.route_out(args, home.node)?);
