@@ -59,6 +59,10 @@ pub enum Command {
     /// The class of the object bound at PATH: its methods with argument
     /// names and types, result and error types, and doc comments.
     Describe(DescribeArgs),
+    /// Call any method of any object: arguments as JSON (a bare word is a
+    /// string), the result printed as JSON; a reference prints as
+    /// `cap:<hex>`, which PATH and arguments accept.
+    Call(CallArgs),
     /// Create a new database through class-based creation on a server that
     /// offers it (the dbservers do), bound as `<server>/NAME`; select it
     /// with `--db <server>/NAME`.
@@ -228,6 +232,18 @@ pub struct LsArgs {
     /// Also the class of each object.
     #[arg(short = 'l', long)]
     pub long: bool,
+}
+
+/// Arguments of `call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Path of the object in the name server, or `cap:<hex>`.
+    pub path: String,
+    /// The method's name.
+    pub method: String,
+    /// Its arguments, one JSON value each.
+    #[arg(allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 /// Arguments of `describe`.

@@ -2,6 +2,7 @@
 //! Result<Output, ClientError>`; [`run`] picks the one to call.
 
 pub mod bench_cells;
+pub mod call;
 pub mod cas;
 pub mod create_db;
 pub mod create_table;
@@ -39,6 +40,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<Output, ClientError>
         Command::Ls(a) => ls::run(a, ctx).await,
         Command::Stats(a) => stats::run(a, ctx).await,
         Command::Describe(a) => describe::run(a, ctx).await,
+        Command::Call(a) => call::run(a, ctx).await,
         Command::Tables => tables::run((), ctx).await,
         Command::CreateTable(a) => create_table::run(a, ctx).await,
         Command::CreateDb(a) => create_db::run(a, ctx).await,

@@ -50,6 +50,14 @@ pub enum ClientError {
         /// The time limit, in seconds.
         secs: u64,
     },
+    /// A method called by `call` returned its own error (as JSON).
+    #[error("{method} failed: {error}")]
+    Remote {
+        /// The method.
+        method: String,
+        /// Its error value, as JSON.
+        error: String,
+    },
     /// Something the demo or a benchmark worker expected did not happen.
     #[error("check failed: {0}")]
     Check(String),

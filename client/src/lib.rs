@@ -9,6 +9,7 @@
 //! - [`error`]: [`ClientError`], the one error type of the client.
 //! - [`schema`]: column specs and command-line values (pure).
 //! - [`csvfile`]: CSV files as rows for `import-csv` (the `csv` crate).
+//! - [`dynamic`]: JSON arguments and results of `call` to and from CBOR (pure).
 //! - [`output`]: what commands produce (results, `bench-cells` reports,
 //!   watch events) and all printing, as text or JSON.
 //! - [`cli`]: the clap parser and its one subcommand enum.
@@ -32,6 +33,7 @@ pub mod commands;
 pub mod context;
 pub mod csvfile;
 pub mod demo;
+pub mod dynamic;
 pub mod error;
 pub mod output;
 pub mod schema;

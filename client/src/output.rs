@@ -79,6 +79,13 @@ pub enum Output {
         /// With `-l`: the class of each object entry (absent if unknown).
         classes: std::collections::BTreeMap<String, String>,
     },
+    /// `call`: what a method returned.
+    Called {
+        /// The method.
+        method: String,
+        /// Its result, as JSON.
+        result: Json,
+    },
     /// `describe`: an object's class.
     Described {
         /// The object's path.
@@ -393,6 +400,7 @@ fn render_json(output: &Output) -> Json {
                 })
                 .collect::<Vec<_>>(),
         }),
+        Output::Called { method, result } => json!({ "method": method, "result": result }),
         Output::Described { path, class } => json!({
             "path": path,
             "class": class.name,
@@ -544,6 +552,7 @@ fn render_text(output: &Output) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         Output::Described { path, class } => described_text(path, class),
+        Output::Called { result, .. } => result.to_string(),
         Output::DbCreated { path, node } => format!("created database {path} on {node}"),
         Output::Stats {
             node,

@@ -218,3 +218,63 @@ fn describe_and_ls_long_show_classes_as_written() {
     let msg = common::fails(&ns, 1, &["describe", "nowhere/x"]);
     assert!(msg.contains("not found"), "{msg}");
 }
+
+#[test]
+fn call_invokes_any_method_with_json_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_ns, ns) = start_nameserver();
+    let (_db, _) = start_dbserver(&ns, &dir.path().join("data"), "127.0.0.1:0").unwrap();
+    ok(
+        &ns,
+        &["create-table", "people", "--columns", "name:text,age:int"],
+    );
+    ok(&ns, &["insert", "people", "ann", "30"]);
+
+    // The database: a reference comes back as cap:<hex>, which call takes as PATH.
+    let table = ok(&ns, &["call", "dbserver/db", "open_table", "people"]);
+    let table = table.trim().trim_matches('"').to_owned();
+    assert!(table.starts_with("cap:"), "{table}");
+    assert_eq!(
+        ok(&ns, &["call", &table, "get_row", "1"]),
+        "[{\"text\":\"ann\"},{\"int\":30}]\n"
+    );
+    assert_eq!(
+        ok(
+            &ns,
+            &["call", &table, "insert", r#"[{"text":"bob"},{"int":41}]"#]
+        ),
+        "2\n"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&ns, &["--json", "call", &table, "count"])).unwrap();
+    assert_eq!(j["result"], 2);
+    // A cell, through the reference the table returns.
+    let cell = ok(&ns, &["call", &table, "cell", "2", "age"]);
+    let cell = cell.trim().trim_matches('"').to_owned();
+    ok(&ns, &["call", &cell, "set", r#"{"int":42}"#]);
+    assert_eq!(ok(&ns, &["get", "people", "2", "age"]), "42\n");
+    // The name server's contexts and the data manager.
+    let listed = ok(&ns, &["call", "dbserver", "list", ""]);
+    assert!(
+        listed.contains(r#"{"kind":"Object","name":"db"}"#),
+        "{listed}"
+    );
+    assert_eq!(ok(&ns, &["call", "dbserver/data", "list"]), "[]\n");
+
+    // Each bad input: one line, status 1, nothing changed.
+    for (bad, says) in [
+        (&["call", &table, "nope"][..], "has no method `nope`"),
+        (&["call", &table, "get_row"], "expected 1 arguments, got 0"),
+        (&["call", &table, "get_row", "\"x\""], "argument `row`"),
+        (
+            &["call", &table, "get_row", "99"],
+            r#"get_row failed: {"NoSuchRow":{"row":99,"table":"people"}}"#,
+        ),
+        (&["call", "nowhere/x", "count"], "not found"),
+        (&["call", "cap:00", "count"], "is not a capability"),
+    ] {
+        let msg = common::fails(&ns, 1, bad);
+        assert!(msg.contains(says), "{bad:?}: {msg}");
+    }
+    assert_eq!(ok(&ns, &["call", &table, "count"]), "2\n");
+}
