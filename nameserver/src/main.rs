@@ -49,6 +49,9 @@ async fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     tracing_subscriber::fmt()
+        // A served call's span (target `rpc::call`, at debug) is printed as it
+        // closes, with its trace id, parent span, outcome and time.
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

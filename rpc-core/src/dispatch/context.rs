@@ -3,6 +3,7 @@
 //! inherit the deadline.
 
 use crate::ids::{Identity, NodeId};
+use crate::wire::TraceContext;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -13,6 +14,9 @@ struct CallContext {
     peer: Arc<Identity>,
     /// When the caller stops waiting, if it said.
     deadline: Option<tokio::time::Instant>,
+    /// The trace of the request and the span serving it: calls made while
+    /// serving it are that span's children.
+    trace: Option<TraceContext>,
 }
 
 tokio::task_local! {
@@ -38,11 +42,30 @@ pub fn call_deadline() -> Option<tokio::time::Instant> {
     CALL.try_with(|c| c.deadline).ok().flatten()
 }
 
-/// Runs `fut` as serving a request of `peer` due by `deadline`.
+/// The trace context a call made now carries: the served request's trace,
+/// with its span as the parent, or a new trace outside any request.
+pub(crate) fn outgoing_trace() -> TraceContext {
+    CALL.try_with(|c| c.trace)
+        .ok()
+        .flatten()
+        .unwrap_or_else(TraceContext::new_root)
+}
+
+/// Runs `fut` as serving a request of `peer` due by `deadline`, in span
+/// `trace.parent_span` of `trace.trace_id` (this node's span of the call).
 pub(crate) async fn as_caller<F: Future>(
     peer: Arc<Identity>,
     deadline: Option<tokio::time::Instant>,
+    trace: Option<TraceContext>,
     fut: F,
 ) -> F::Output {
-    CALL.scope(CallContext { peer, deadline }, fut).await
+    CALL.scope(
+        CallContext {
+            peer,
+            deadline,
+            trace,
+        },
+        fut,
+    )
+    .await
 }

@@ -227,6 +227,7 @@ impl RemoteHandle {
             None => self.obj.cap.clone(),
         };
         let deadline = tokio::time::Instant::now() + timeout;
+        let trace = Some(super::context::outgoing_trace());
         let mut args = ArgList::new(method, core.transfers.route_out(args, home.node)?);
         let mut backoff = RETRY_BACKOFF_MIN;
         // A request that certainly never left (no connection could be made,
@@ -236,7 +237,7 @@ impl RemoteHandle {
         let (conn, body) = loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let failed = match core.peers.conn_to(home).await {
-                Ok(conn) => match conn.call_or_return(target.clone(), args, left).await {
+                Ok(conn) => match conn.call_or_return(target.clone(), args, left, trace).await {
                     Ok(body) => break (conn, body),
                     Err((e, Some(back))) => {
                         args = back;

@@ -9,10 +9,11 @@ use crate::dispatch::context::as_caller;
 use crate::error::RpcError;
 use crate::registry::classes::class_name;
 use crate::transport::connection::{Connection, Handler};
-use crate::wire::{Request, ResponseBody};
+use crate::wire::{Request, ResponseBody, TraceContext, random_span_id};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tracing::Instrument;
 
 impl NodeInner {
     /// Runs one peer request and answers it.
@@ -23,7 +24,37 @@ impl NodeInner {
             call_id,
             answered: false,
         };
-        let body = self.run_request(&conn, req).await;
+        // One span per served call, a child (by id) of the caller's span:
+        // nested calls and callbacks made while serving carry this span's id.
+        let incoming = req.rpc.trace.unwrap_or_else(TraceContext::new_root);
+        let here = TraceContext {
+            trace_id: incoming.trace_id,
+            parent_span: random_span_id(),
+        };
+        let span = tracing::debug_span!(
+            target: "rpc::call",
+            "rpc",
+            method = %format_args!("{}.{}", class_name(req.rpc.target.class), req.args.method),
+            peer = %conn.peer.0,
+            call_id,
+            trace_id = %format_args!("{:032x}", here.trace_id),
+            span_id = %format_args!("{:016x}", here.parent_span),
+            parent_span_id = %format_args!("{:016x}", incoming.parent_span),
+            outcome = tracing::field::Empty,
+        );
+        let body = self
+            .run_request(&conn, req, here)
+            .instrument(span.clone())
+            .await;
+        span.record(
+            "outcome",
+            match &body {
+                ResponseBody::Out(_) => "ok",
+                ResponseBody::Application(_) => "error",
+                ResponseBody::System(_) => "failed",
+            },
+        );
+        drop(span);
         guard.answered = true;
         self.answered.0.fetch_add(1, Ordering::Relaxed);
         if !matches!(body, ResponseBody::Out(_)) {
@@ -32,7 +63,12 @@ impl NodeInner {
         conn.respond(call_id, body);
     }
 
-    async fn run_request(self: &Arc<Self>, conn: &Arc<Connection>, req: Request) -> ResponseBody {
+    async fn run_request(
+        self: &Arc<Self>,
+        conn: &Arc<Connection>,
+        req: Request,
+        trace: TraceContext,
+    ) -> ResponseBody {
         let target = req.rpc.target;
         let export = match self.core.exports.get(&target.object) {
             Some(e) => Some(e),
@@ -110,6 +146,7 @@ impl NodeInner {
         let fut = as_caller(
             Arc::clone(&conn.identity),
             deadline,
+            Some(trace),
             Arc::clone(&export.server).dispatch(call),
         );
         drop(export);

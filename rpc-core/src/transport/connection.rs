@@ -317,7 +317,7 @@ impl Connection {
         args: ArgList,
         timeout: Duration,
     ) -> CallResult {
-        self.call_or_return(target, args, timeout)
+        self.call_or_return(target, args, timeout, None)
             .await
             .map_err(|(e, _)| e)
     }
@@ -333,6 +333,7 @@ impl Connection {
         target: Capability,
         args: ArgList,
         timeout: Duration,
+        trace: Option<crate::wire::TraceContext>,
     ) -> Result<ResponseBody, (RpcError, Option<ArgList>)> {
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -348,6 +349,7 @@ impl Connection {
                 target,
                 method_id: 0,
                 deadline_ms: Some(timeout.as_millis().min(u64::MAX as u128) as u64),
+                trace,
             },
             args,
         });

@@ -230,6 +230,51 @@ pub struct RequestHeader {
     pub method_id: u32,
     /// Time the caller still waits for an answer, in milliseconds.
     pub deadline_ms: Option<u64>,
+    /// The trace the call belongs to and the caller's span in it.
+    pub trace: Option<TraceContext>,
+}
+
+/// Where a call sits in a distributed trace, as W3C `traceparent` lays it
+/// out: the trace id shared by every call of one operation, and the span of
+/// the caller that made this call (its parent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    /// The trace: 16 random bytes, the same on every node the operation reaches.
+    pub trace_id: u128,
+    /// The span of the caller (a served call, or a random root id).
+    pub parent_span: u64,
+}
+
+impl TraceContext {
+    /// A new trace, with a random root span as the parent.
+    pub fn new_root() -> TraceContext {
+        TraceContext {
+            trace_id: (u128::from(random_span_id()) << 64) | u128::from(random_span_id()),
+            parent_span: random_span_id(),
+        }
+    }
+
+    /// The W3C `traceparent` header text: `00-<trace id>-<parent id>-01`.
+    pub fn traceparent(&self) -> String {
+        format!("00-{:032x}-{:016x}-01", self.trace_id, self.parent_span)
+    }
+}
+
+/// A random, non-zero span id. Ids name spans, they grant nothing: a
+/// per-thread xorshift seeded once from the OS, not a syscall per call.
+pub fn random_span_id() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u128() as u64 | 1);
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1
+    })
 }
 
 /// A request frame.
@@ -379,6 +424,12 @@ positional_serde!(RequestHeader {
     target: Capability,
     method_id: u32,
     deadline_ms: Option<u64>,
+    trace: Option<TraceContext>,
+});
+
+positional_serde!(TraceContext {
+    trace_id: u128,
+    parent_span: u64,
 });
 
 positional_serde!(Request {
