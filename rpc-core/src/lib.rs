@@ -70,6 +70,7 @@ pub mod pki;
 mod positional;
 mod registry;
 mod shutdown;
+mod telemetry;
 mod transfer;
 mod transport;
 pub mod wire;
@@ -95,4 +96,5 @@ pub use registry::classes::{
 };
 pub use rpc_macros::remote;
 pub use shutdown::shutdown_signal;
+pub use telemetry::enable_call_metrics;
 pub use transfer::{Blob, ChunkSink, ReadAt};

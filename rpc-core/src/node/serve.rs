@@ -42,18 +42,22 @@ impl NodeInner {
             parent_span_id = %format_args!("{:016x}", incoming.parent_span),
             outcome = tracing::field::Empty,
         );
+        let labels = crate::telemetry::enabled()
+            .then(|| (class_name(req.rpc.target.class), req.args.method.clone()));
+        let started = std::time::Instant::now();
         let body = self
             .run_request(&conn, req, here)
             .instrument(span.clone())
             .await;
-        span.record(
-            "outcome",
-            match &body {
-                ResponseBody::Out(_) => "ok",
-                ResponseBody::Application(_) => "error",
-                ResponseBody::System(_) => "failed",
-            },
-        );
+        let outcome = match &body {
+            ResponseBody::Out(_) => "ok",
+            ResponseBody::Application(_) => "error",
+            ResponseBody::System(_) => "failed",
+        };
+        span.record("outcome", outcome);
+        if let Some((class, method)) = labels {
+            crate::telemetry::record_call(class, method, outcome, started.elapsed());
+        }
         drop(span);
         guard.answered = true;
         self.answered.0.fetch_add(1, Ordering::Relaxed);
