@@ -94,8 +94,16 @@ async fn serve(args: Args) -> Result<(), String> {
             tracing::info!(%ns, context = %args.name, "bound in the name server (db and data)");
         }
     }
+    let metrics = args
+        .net
+        .start_metrics(server.node(), std::sync::Arc::new(Vec::new))
+        .await?;
     {
         let mut out = std::io::stdout().lock();
+        // The metrics address first: `listening` stays the line that says "ready".
+        if let Some(m) = metrics {
+            writeln!(out, "metrics {m}").map_err(|e| format!("cannot write to stdout: {e}"))?;
+        }
         writeln!(out, "listening {}", server.addr())
             .and_then(|()| out.flush())
             .map_err(|e| format!("cannot write to stdout: {e}"))?;

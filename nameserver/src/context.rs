@@ -195,6 +195,11 @@ impl Tree {
         }
     }
 
+    /// Entries (contexts, objects, class offers, data entries) nodes own.
+    pub(crate) fn entries(&self) -> usize {
+        self.owned.values().sum()
+    }
+
     /// The same tree letting each node own at most `max` entries.
     pub(crate) fn with_quota(mut self, max: usize) -> Tree {
         self.max_entries = max;

@@ -93,8 +93,27 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let entries = running.entry_counter();
+    let metrics = args
+        .net
+        .start_metrics(
+            running.node(),
+            std::sync::Arc::new(move || vec![("nameserver_entries", entries() as f64)]),
+        )
+        .await;
+    let metrics = match metrics {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("nameserver: {e}");
+            running.stop().await;
+            return ExitCode::FAILURE;
+        }
+    };
     let mut out = std::io::stdout().lock();
-    if writeln!(out, "listening {addr}")
+    // The metrics address first: `listening` stays the line that says "ready".
+    let metrics_line = metrics.map_or(Ok(()), |m| writeln!(out, "metrics {m}"));
+    if metrics_line
+        .and_then(|()| writeln!(out, "listening {addr}"))
         .and_then(|()| out.flush())
         .is_err()
     {

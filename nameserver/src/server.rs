@@ -104,6 +104,18 @@ impl Running {
         self.addr
     }
 
+    /// The name server's node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Reads the number of entries nodes own in the tree (its gauge), for
+    /// as long as the server runs.
+    pub fn entry_counter(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let state = Arc::downgrade(&self.server.state);
+        move || state.upgrade().map_or(0, |s| s.tree.read().entries())
+    }
+
     /// Shuts the node down gracefully (the port is free when this returns).
     pub async fn stop(self) {
         tracing::info!("name server shutting down");

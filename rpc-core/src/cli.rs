@@ -2,6 +2,10 @@
 //! address to advertise, TLS credentials, the explicit opt-in to plaintext
 //! on a network) and the limits, shown under "Limits" in `--help`.
 
+mod exporter;
+
+pub use exporter::{ExtraGauges, serve_metrics};
+
 use crate::config::Config;
 use crate::credentials::TlsCredentials;
 use std::net::{IpAddr, SocketAddr};
@@ -25,9 +29,29 @@ pub struct NetArgs {
     /// network can then read the traffic and claim any node id.
     #[arg(long)]
     pub insecure: bool,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (calls by
+    /// class, method and outcome with latency histograms, connections,
+    /// leases, exports, transfers, bytes, data items).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
 }
 
 impl NetArgs {
+    /// Starts serving `--metrics` for `node`, if given; returns the address.
+    ///
+    /// # Errors
+    /// One line for the user (see [`serve_metrics`]).
+    pub async fn start_metrics(
+        &self,
+        node: &crate::Node,
+        extra: ExtraGauges,
+    ) -> Result<Option<SocketAddr>, String> {
+        match &self.metrics {
+            Some(addr) => serve_metrics(addr, node.clone(), extra).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Sets `config`'s advertised address and TLS credentials for a node
     /// listening on `listen`.
     ///

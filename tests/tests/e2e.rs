@@ -278,3 +278,61 @@ fn call_invokes_any_method_with_json_arguments() {
     }
     assert_eq!(ok(&ns, &["call", &table, "count"]), "2\n");
 }
+
+/// `GET path` over a plain TCP connection; the status line and the body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+#[test]
+fn servers_export_prometheus_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ns = common::Proc::spawn(std::process::Command::new(common::bin("nameserver")).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+    ]));
+    let ns_metrics = ns.line("metrics ");
+    let ns_addr = ns.line("listening ");
+    let mut db = common::Proc::spawn(
+        std::process::Command::new(common::bin("dbserver"))
+            .args(["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+            .args(["--nameserver", &ns_addr, "--data"])
+            .arg(dir.path().join("data")),
+    );
+    let db_metrics = db.line("metrics ");
+    db.line("listening ");
+    ok(&ns_addr, &["create-table", "t", "--columns", "n:int"]);
+    ok(&ns_addr, &["insert", "t", "1"]);
+    common::fails(&ns_addr, 1, &["get", "t", "9", "n"]);
+
+    let (status, text) = http_get(&db_metrics, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    for want in [
+        r#"rpc_calls_total{class="db.Database",method="create_table",outcome="ok"} 1"#,
+        r#"rpc_calls_total{class="db.Table",method="insert",outcome="ok"} 1"#,
+        r#"rpc_calls_total{class="db.Table",method="get_row",outcome="error"} 1"#,
+        r#"rpc_call_duration_seconds_bucket{class="db.Table",method="insert",le="+Inf"} 1"#,
+        "rpc_connections ",
+        "rpc_exports ",
+        "rpc_leases_given ",
+        "rpc_transfers_in ",
+        "rpc_bytes_received_total ",
+        "data_items ",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in:\n{text}");
+    }
+    let (_, text) = http_get(&ns_metrics, "/metrics");
+    assert!(text.contains("nameserver_entries "), "{text}");
+    assert!(text.contains(r#"class="nameserver.NameContext""#), "{text}");
+    let (status, _) = http_get(&db_metrics, "/other");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+}
