@@ -80,6 +80,15 @@ fn main() {
             args: vec![rpc_core::wire::Arg::Inline(Payload(cbor(&x)))],
         },
     });
+    // What every call sends since requests carry a trace context.
+    let traced = match &req {
+        Message::Request(r) => {
+            let mut r = r.clone();
+            r.rpc.trace = Some(rpc_core::wire::TraceContext::new_root());
+            Message::Request(r)
+        }
+        other => other.clone(),
+    };
     let resp = Message::Response(Response::new(
         ipc(MessageKind::Response, server, client),
         ResponseBody::Out(vec![rpc_core::wire::Arg::Inline(Payload(cbor(&(x + 1))))]),
@@ -100,6 +109,7 @@ fn main() {
         b
     };
     let (req_f, resp_f, compact_b) = (frame(&req), frame(&resp), cbor(&compact));
+    let traced_f = frame(&traced);
     let arg = cbor(&x);
 
     println!("wire_envelope: ns per operation (fastest of {ROUNDS} rounds of {ITERS})");
@@ -120,6 +130,22 @@ fn main() {
         req_f.len(),
         time(|| {
             black_box(wire::decode_frame(black_box(&req_f), usize::MAX).expect("decode"));
+        }),
+    );
+    row(
+        "encode_frame(request with a trace context)",
+        traced_f.len(),
+        time(|| {
+            let mut b = Vec::with_capacity(160);
+            wire::encode_frame(black_box(&traced), &mut b, usize::MAX).expect("encode");
+            black_box(b);
+        }),
+    );
+    row(
+        "decode_frame(request with a trace context)",
+        traced_f.len(),
+        time(|| {
+            black_box(wire::decode_frame(black_box(&traced_f), usize::MAX).expect("decode"));
         }),
     );
     row(
