@@ -71,6 +71,15 @@ pub fn describe_columns(columns: &[Column]) -> String {
         .join(",")
 }
 
+/// The type of the column called `name` (`any` when there is none: the
+/// server then names the missing column).
+pub fn column_type(columns: &[Column], name: &str) -> ValueType {
+    columns
+        .iter()
+        .find(|c| c.name == name)
+        .map_or(ValueType::Any, |c| c.ty)
+}
+
 /// The value a command-line argument means for a column of type `ty`.
 ///
 /// [`Value::parse_cli`] first (integers, floats, `null`, else text); then,

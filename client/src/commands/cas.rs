@@ -4,8 +4,7 @@ use crate::ClientError;
 use crate::cli::CasArgs;
 use crate::context::Context;
 use crate::output::Output;
-use crate::schema::cli_value;
-use dbserver::ValueType;
+use crate::schema::{cli_value, column_type};
 use dbserver::api::{Cell, Table};
 
 /// Sets the cell to NEW if it holds EXPECTED (both read for the column's type).
@@ -21,11 +20,7 @@ pub async fn run(args: CasArgs, ctx: &Context) -> Result<Output, ClientError> {
     } = args;
     let table = ctx.table(&at.table).await?;
     let info = table.info().await?;
-    let ty = info
-        .columns
-        .iter()
-        .find(|c| c.name == at.column)
-        .map_or(ValueType::Any, |c| c.ty);
+    let ty = column_type(&info.columns, &at.column);
     let (expected, new) = (cli_value(&expected, ty), cli_value(&new, ty));
     let cell = table.cell(at.row, at.column.clone()).await?;
     cell.compare_and_set(expected, new.clone()).await?;

@@ -4,8 +4,7 @@ use crate::ClientError;
 use crate::cli::SetArgs;
 use crate::context::Context;
 use crate::output::Output;
-use crate::schema::cli_value;
-use dbserver::ValueType;
+use crate::schema::{cli_value, column_type};
 use dbserver::api::{Cell, Table};
 
 /// Sets the cell, the argument read for the column's type.
@@ -16,11 +15,7 @@ pub async fn run(args: SetArgs, ctx: &Context) -> Result<Output, ClientError> {
     let SetArgs { cell: at, value } = args;
     let table = ctx.table(&at.table).await?;
     let info = table.info().await?;
-    let ty = info
-        .columns
-        .iter()
-        .find(|c| c.name == at.column)
-        .map_or(ValueType::Any, |c| c.ty);
+    let ty = column_type(&info.columns, &at.column);
     let value = cli_value(&value, ty);
     let cell = table.cell(at.row, at.column.clone()).await?;
     cell.set(value.clone()).await?;

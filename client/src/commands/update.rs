@@ -5,8 +5,7 @@ use crate::ClientError;
 use crate::cli::UpdateArgs;
 use crate::context::Context;
 use crate::output::Output;
-use crate::schema::cli_value;
-use dbserver::ValueType;
+use crate::schema::{cli_value, column_type};
 use dbserver::api::Table;
 
 /// Updates the row, each value read for its column's type.
@@ -22,11 +21,7 @@ pub async fn run(args: UpdateArgs, ctx: &Context) -> Result<Output, ClientError>
         let Some((column, value)) = arg.split_once('=') else {
             return Err(ClientError::Input(format!("`{arg}` is not COLUMN=VALUE")));
         };
-        let ty = info
-            .columns
-            .iter()
-            .find(|c| c.name == column)
-            .map_or(ValueType::Any, |c| c.ty);
+        let ty = column_type(&info.columns, column);
         changes.push((column.to_owned(), cli_value(value, ty)));
     }
     let values = table.update_cells(args.at.row, changes).await?;
