@@ -3,30 +3,61 @@
 //! deleted after `NAME_WITHIN` (on a paused clock), and the server refuses
 //! more than `MAX_DATABASES`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::*;
 use dbserver::api::{Database, DatabaseRef, DbError, Table};
 use dbserver::databases::{DBS_DIR, NAME_WITHIN};
+use dbserver::server::DbServer;
 use nameserver::client::NameClient;
 use nameserver::server::NameServer;
 use rpc_core::{Config, Node, RpcError};
 use std::time::Duration;
 
+/// A name server and a database server registered as `srv`, in this
+/// process, and a client's connection to the name server.
+struct Env {
+    _ns: (Node, NameServer),
+    dir: tempfile::TempDir,
+    server: DbServer,
+    _client: Node,
+    names: NameClient,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let ns_node = Node::new(Config::default());
+        let ns_addr = ns_node.listen("127.0.0.1:0").await.unwrap().to_string();
+        let ns = NameServer::install(&ns_node, nameserver::server::DEFAULT_LEASE).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let server = start_server(dir.path()).await;
+        let own = NameClient::connect_as(server.node(), &ns_addr, "srv")
+            .await
+            .unwrap();
+        server.register(own).await.unwrap();
+        let client = Node::new(Config::default());
+        let names = NameClient::connect(&client, &ns_addr).await.unwrap();
+        Env {
+            _ns: (ns_node, ns),
+            dir,
+            server,
+            _client: client,
+            names,
+        }
+    }
+}
+
 #[tokio::test]
 async fn unnamed_databases_are_deleted_and_named_ones_kept() {
-    let ns_node = Node::new(Config::default());
-    let ns_addr = ns_node.listen("127.0.0.1:0").await.unwrap().to_string();
-    let _ns = NameServer::install(&ns_node, nameserver::server::DEFAULT_LEASE).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_server(dir.path()).await;
-    let names = NameClient::connect_as(server.node(), &ns_addr, "srv")
-        .await
-        .unwrap();
-    server.register(names).await.unwrap();
-
-    let client = Node::new(Config::default());
-    let names = NameClient::connect(&client, &ns_addr).await.unwrap();
+    let Env {
+        _ns,
+        dir,
+        server,
+        _client,
+        names,
+    } = Env::start().await;
     let named: DatabaseRef = within(names.create()).await.unwrap();
     assert_eq!(named.bind_as("kept".into()).await.unwrap(), "srv/kept");
     let t = named
@@ -85,17 +116,13 @@ async fn unnamed_databases_are_deleted_and_named_ones_kept() {
 
 #[tokio::test]
 async fn a_server_makes_at_most_its_limit_of_databases() {
-    let ns_node = Node::new(Config::default());
-    let ns_addr = ns_node.listen("127.0.0.1:0").await.unwrap().to_string();
-    let _ns = NameServer::install(&ns_node, nameserver::server::DEFAULT_LEASE).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_server(dir.path()).await;
-    let names = NameClient::connect_as(server.node(), &ns_addr, "srv")
-        .await
-        .unwrap();
-    server.register(names).await.unwrap();
-    let client = Node::new(Config::default());
-    let names = NameClient::connect(&client, &ns_addr).await.unwrap();
+    let Env {
+        _ns,
+        dir: _dir,
+        server,
+        _client,
+        names,
+    } = Env::start().await;
     let mut made = Vec::new();
     for _ in 0..dbserver::databases::MAX_DATABASES {
         made.push(within(names.create::<DatabaseRef>()).await.unwrap());
