@@ -42,9 +42,14 @@ impl NodeInner {
             parent_span_id = %format_args!("{:016x}", incoming.parent_span),
             outcome = tracing::field::Empty,
         );
-        let labels = crate::telemetry::enabled()
-            .then(|| (class_name(req.rpc.target.class), req.args.method.clone()));
-        let started = std::time::Instant::now();
+        // Labels and the clock only when something collects metrics.
+        let labels = crate::telemetry::enabled().then(|| {
+            (
+                class_name(req.rpc.target.class),
+                req.args.method.clone(),
+                std::time::Instant::now(),
+            )
+        });
         let body = self
             .run_request(&conn, req, here)
             .instrument(span.clone())
@@ -55,7 +60,7 @@ impl NodeInner {
             ResponseBody::System(_) => "failed",
         };
         span.record("outcome", outcome);
-        if let Some((class, method)) = labels {
+        if let Some((class, method, started)) = labels {
             crate::telemetry::record_call(class, method, outcome, started.elapsed());
         }
         drop(span);
