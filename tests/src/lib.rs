@@ -47,6 +47,27 @@ pub fn sibling_bin(name: &str) -> Result<std::path::PathBuf, BoxErr> {
     }
 }
 
+/// A release `nameserver` and a `dbserver` registered with it over
+/// `data`, both on loopback port 0 and logging warnings only; each with the
+/// address it printed on its `listening` line.
+///
+/// # Errors
+/// A binary is missing or did not start.
+pub fn start_servers(data: &std::path::Path) -> Result<((Proc, String), (Proc, String)), BoxErr> {
+    let start = |cmd: &mut Command| -> Result<(Proc, String), BoxErr> {
+        let mut p = Proc::start(cmd.env("RUST_LOG", "warn").stdin(Stdio::null()))?;
+        let addr = p.listening()?;
+        Ok((p, addr))
+    };
+    let ns = start(Command::new(sibling_bin("nameserver")?).args(["--listen", "127.0.0.1:0"]))?;
+    let db = start(
+        Command::new(sibling_bin("dbserver")?)
+            .args(["--listen", "127.0.0.1:0", "--nameserver", &ns.1, "--data"])
+            .arg(data),
+    )?;
+    Ok((ns, db))
+}
+
 /// `size` bytes of xorshift64* output: real data, not zeros.
 pub fn make_data(size: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(size);

@@ -20,7 +20,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 use test_support::Proc;
 use test_support::procfs::status_kib;
-use tests::{BoxErr, sibling_bin};
+use tests::{BoxErr, sibling_bin, start_servers};
 
 /// Database server benchmark.
 #[derive(Parser, Debug)]
@@ -58,27 +58,7 @@ struct Servers {
 
 impl Servers {
     fn start(dir: &Path) -> Result<Servers, BoxErr> {
-        let mut ns = Proc::start(
-            Command::new(sibling_bin("nameserver")?)
-                .args(["--listen", "127.0.0.1:0"])
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null()),
-        )?;
-        let ns_addr = ns.listening()?;
-        let mut db = Proc::start(
-            Command::new(sibling_bin("dbserver")?)
-                .args([
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--nameserver",
-                    &ns_addr,
-                    "--data",
-                ])
-                .arg(dir.join("db"))
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null()),
-        )?;
-        db.listening()?;
+        let ((ns, ns_addr), (db, _)) = start_servers(&dir.join("db"))?;
         Ok(Servers {
             _ns: ns,
             ns_addr,

@@ -25,13 +25,13 @@ use rpc_core::wire::{self, Arg, Message, ResponseBody, TransferMeta};
 use rpc_core::{Blob, Capability, Config, DataId, Node, NodeId, RemoteRef, TransferId};
 use std::path::Path;
 use std::pin::Pin;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use test_support::Proc;
 use test_support::procfs::{fd_count, status_kib};
-use tests::{BoxErr, sibling_bin};
+use tests::{BoxErr, start_servers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -71,28 +71,8 @@ struct Servers {
 
 impl Servers {
     fn start() -> Result<Servers, BoxErr> {
-        let mut ns = Proc::start(
-            Command::new(sibling_bin("nameserver")?)
-                .args(["--listen", "127.0.0.1:0"])
-                .env("RUST_LOG", "warn")
-                .stdin(std::process::Stdio::null()),
-        )?;
-        let ns_addr = ns.listening()?;
         let data = tempfile::Builder::new().prefix("hostile-").tempdir()?;
-        let mut db = Proc::start(
-            Command::new(sibling_bin("dbserver")?)
-                .args([
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--nameserver",
-                    &ns_addr,
-                    "--data",
-                ])
-                .arg(data.path())
-                .env("RUST_LOG", "warn")
-                .stdin(std::process::Stdio::null()),
-        )?;
-        let db_addr = db.listening()?;
+        let ((ns, ns_addr), (db, db_addr)) = start_servers(data.path())?;
         Ok(Servers {
             ns,
             ns_addr,
