@@ -88,7 +88,10 @@ pub struct Config {
     pub tls: Option<Arc<TlsCredentials>>,
     /// Largest frame body accepted or sent, in bytes.
     pub max_frame_len: usize,
-    /// Deadline of a call that sets none.
+    /// Deadline of a call that sets none. It bounds the method, not the time
+    /// the call's large values take to move: while a transfer with the peer
+    /// keeps making progress, the call waits (see `transfer_timeout`). A
+    /// deadline set with `with_timeout` bounds everything.
     pub call_timeout: Duration,
     /// Requests one connection may have running here at once, counted by
     /// call (default 4096); more get `Overloaded`. Reusing the id of a call
@@ -110,7 +113,8 @@ pub struct Config {
     pub chunk_size: usize,
     /// Chunk requests a receiver keeps in flight per transfer.
     pub transfer_window: usize,
-    /// Time a transfer may go without progress before it is dropped.
+    /// Time a transfer may go without progress before it is dropped, and
+    /// what bounds a moving transfer under the default call deadline.
     pub transfer_timeout: Duration,
     /// Largest value this node pulls into memory.
     pub max_large_value: u64,

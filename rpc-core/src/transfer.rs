@@ -63,6 +63,10 @@ pub(crate) struct Transfers {
     outgoing: Mutex<HashMap<TransferId, Arc<table::Outgoing>>>,
     /// Values we are pulling, by transfer id, to route arriving chunks.
     incoming: Mutex<HashMap<TransferId, table::Incoming>>,
+    /// When a transfer with each peer last moved, either way (a chunk asked
+    /// for, a chunk received, a transfer ended): calls under the default
+    /// deadline wait while their values move.
+    moved_at: Mutex<HashMap<NodeId, tokio::time::Instant>>,
     /// Transfers open with each peer, both ways (each may hold memory or a
     /// file descriptor).
     open: Arc<Budget<NodeId>>,
@@ -90,6 +94,7 @@ impl Transfers {
             peers,
             outgoing: Mutex::new(HashMap::new()),
             incoming: Mutex::new(HashMap::new()),
+            moved_at: Mutex::new(HashMap::new()),
         }
     }
 

@@ -300,5 +300,201 @@ async fn a_call_that_was_never_sent_is_sent_again_when_the_peer_is_back() {
         matches!(err, CalcError::Rpc(RpcError::Unreachable { .. })),
         "{err:?}"
     );
-    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+/// A value whose every chunk takes `delay` to read: a slow disk on the
+/// sending side, so that a pull takes a known least time.
+struct SlowSource {
+    delay: Duration,
+}
+
+impl rpc_core::ReadAt for SlowSource {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        std::thread::sleep(self.delay);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (offset as usize + i) as u8;
+        }
+        Ok(())
+    }
+}
+
+/// A stream that waits `delay` before each read: a slow link into the
+/// reading node (at most one read buffer per `delay`).
+struct SlowReads<S> {
+    inner: S,
+    delay: Duration,
+    wait: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for SlowReads<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let delay = self.delay;
+        let wait = self
+            .wait
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+        std::task::ready!(wait.as_mut().poll(cx));
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if r.is_ready() {
+            self.wait = None;
+        }
+        r
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for SlowReads<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The default deadline of the pull tests: far shorter than their pulls.
+const SHORT_DEFAULT: Duration = Duration::from_millis(200);
+
+#[tokio::test]
+async fn a_large_argument_pulled_with_progress_outlives_the_default_deadline() {
+    let (_server, addr, _) = calc_server().await;
+    let client = Node::new(Config {
+        call_timeout: SHORT_DEFAULT,
+        ..Config::default()
+    });
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    // 16 chunks of 64 KiB at 40 ms each: about 640 ms of steady progress.
+    let size = 16 * 64 * 1024;
+    let slow = || {
+        rpc_core::Blob::from_reader(
+            Arc::new(SlowSource {
+                delay: Duration::from_millis(40),
+            }),
+            size,
+        )
+    };
+    let t0 = Instant::now();
+    let n = calc.blob_len(slow()).await.unwrap();
+    assert_eq!(n, size);
+    assert!(
+        t0.elapsed() > SHORT_DEFAULT,
+        "the pull took {:?}",
+        t0.elapsed()
+    );
+
+    // A deadline the caller chose still bounds the pull.
+    let t0 = Instant::now();
+    let err = calc
+        .with_timeout(SHORT_DEFAULT)
+        .blob_len(slow())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::DeadlineExceeded { .. }), "{err:?}");
+    assert!(
+        t0.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(client.stats().pending_calls == 0);
+}
+
+#[tokio::test]
+async fn a_large_result_pulled_with_progress_outlives_the_default_deadline() {
+    let server = Node::new(Config::default());
+    let (calc, _probe) = CalcImpl::new();
+    server.bind_bootstrap("calc", &CalcRef::new(calc)).unwrap();
+    let client = Node::new(Config {
+        call_timeout: SHORT_DEFAULT,
+        ..Config::default()
+    });
+    // The client reads at most one 64 KiB buffer every 20 ms: a 1 MiB
+    // result takes about 17 reads, some 350 ms.
+    let (x, y) = tokio::io::duplex(DUPLEX_BUFFER);
+    let x = SlowReads {
+        inner: x,
+        delay: Duration::from_millis(20),
+        wait: None,
+    };
+    let (a, b) = tokio::join!(client.connect_stream(x), server.accept_stream(y));
+    a.unwrap();
+    b.unwrap();
+    let calc: CalcRef = client.lookup_peer(server.id(), "calc").await.unwrap();
+    let size = 1 << 20;
+    let t0 = Instant::now();
+    let bytes = calc.make_bytes(size, 7).await.unwrap();
+    assert_eq!(bytes.len() as u64, size);
+    assert!(
+        t0.elapsed() > SHORT_DEFAULT,
+        "the pull took {:?}",
+        t0.elapsed()
+    );
+
+    let t0 = Instant::now();
+    let err = calc
+        .with_timeout(SHORT_DEFAULT)
+        .make_bytes(size, 7)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::DeadlineExceeded { .. }), "{err:?}");
+    assert!(
+        t0.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_pull_that_stops_moving_fails_after_the_transfer_timeout() {
+    let (_server, addr, _) = calc_server_with(Config {
+        transfer_timeout: Duration::from_millis(300),
+        ..Config::default()
+    })
+    .await;
+    let client = Node::new(Config {
+        call_timeout: SHORT_DEFAULT,
+        ..Config::default()
+    });
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    // The sender's disk hangs on the (only) chunk for far longer than the
+    // receiver's transfer timeout.
+    let stuck = rpc_core::Blob::from_reader(
+        Arc::new(SlowSource {
+            delay: Duration::from_millis(1500),
+        }),
+        64 * 1024,
+    );
+    let t0 = Instant::now();
+    let err = calc.blob_len(stuck).await.unwrap_err();
+    assert!(
+        matches!(err, RpcError::TransferFailed { .. }),
+        "{err:?} after {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        t0.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        t0.elapsed()
+    );
 }

@@ -73,6 +73,7 @@ fn main() {
             target: cap.clone(),
             method_id: 0,
             deadline_ms: Some(30_000),
+            deadline_explicit: false,
             trace: None,
         },
         args: ArgList {

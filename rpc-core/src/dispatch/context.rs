@@ -36,8 +36,10 @@ pub fn caller_identity() -> Option<Identity> {
     CALL.try_with(|c| Identity::clone(&c.peer)).ok()
 }
 
-/// When the caller of the request the current task is serving stops waiting.
-/// Calls made while serving it (nested calls, callbacks) get no later a deadline.
+/// When the caller of the request the current task is serving stops waiting,
+/// if the caller chose its deadline. Calls made while serving it (nested
+/// calls, callbacks) get no later a deadline. `None` under the caller's
+/// default deadline, which moves while the call's large values move.
 pub fn call_deadline() -> Option<tokio::time::Instant> {
     CALL.try_with(|c| c.deadline).ok().flatten()
 }

@@ -9,6 +9,7 @@ use super::core::Core;
 use crate::error::RpcError;
 use crate::ids::Capability;
 use crate::registry::classes::ClassInfo;
+use crate::transport::connection::Wait;
 use crate::wire::{ArgList, Payload, ResponseBody};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -166,7 +167,16 @@ impl RemoteHandle {
     /// # Cancel safety
     /// Dropping the future sends a cancel to the remote node.
     pub async fn call(&self, method: &str, args: Vec<Payload>) -> Result<Reply, RpcError> {
-        self.call_within(method, args, self.timeout()).await
+        self.call_within(method, args, self.timeout(), self.explicit_deadline())
+            .await
+    }
+
+    /// True when calls through this handle have a deadline someone chose:
+    /// set with [`RemoteHandle::with_timeout`], or inherited from the call
+    /// being served. Such a deadline also bounds pulling large values; the
+    /// node's default bounds the method only.
+    fn explicit_deadline(&self) -> bool {
+        self.timeout.is_some() || call_deadline().is_some()
     }
 
     /// Calls an idempotent method: after a transport failure (not sent, or
@@ -185,10 +195,11 @@ impl RemoteHandle {
         args: Vec<Payload>,
     ) -> Result<Reply, RpcError> {
         let deadline = tokio::time::Instant::now() + self.timeout();
+        let explicit = self.explicit_deadline();
         let mut backoff = RETRY_BACKOFF_MIN;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.call_within(method, args.clone(), left).await {
+            match self.call_within(method, args.clone(), left, explicit).await {
                 Err(e) if e.is_transport() => {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                     if left <= backoff {
@@ -208,6 +219,7 @@ impl RemoteHandle {
         method: &str,
         args: Vec<Payload>,
         timeout: Duration,
+        explicit: bool,
     ) -> Result<Reply, RpcError> {
         if timeout.is_zero() {
             // The request being served is already late: do not start more work.
@@ -229,6 +241,11 @@ impl RemoteHandle {
         let deadline = tokio::time::Instant::now() + timeout;
         let trace = Some(super::context::outgoing_trace());
         let mut args = ArgList::new(method, core.transfers.route_out(args, home.node)?);
+        let wait = |timeout| Wait {
+            timeout,
+            explicit,
+            transfers: Some(&core.transfers),
+        };
         let mut backoff = RETRY_BACKOFF_MIN;
         // A request that certainly never left (no connection could be made,
         // or the connection was closed before it was written) is sent again
@@ -237,7 +254,10 @@ impl RemoteHandle {
         let (conn, body) = loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let failed = match core.peers.conn_to(home).await {
-                Ok(conn) => match conn.call_or_return(target.clone(), args, left, trace).await {
+                Ok(conn) => match conn
+                    .call_or_return(target.clone(), args, wait(left), trace)
+                    .await
+                {
                     Ok(body) => break (conn, body),
                     Err((e, Some(back))) => {
                         args = back;
@@ -260,8 +280,7 @@ impl RemoteHandle {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
         };
-        // Large results are pulled within what is left of the deadline.
-        let pulled = tokio::time::timeout_at(deadline, async {
+        let pull = async {
             match body {
                 ResponseBody::Out(out) => Ok(Reply::Out(
                     core.transfers.materialize_all(&conn, out).await?,
@@ -271,14 +290,21 @@ impl RemoteHandle {
                 )),
                 ResponseBody::System(e) => Err(e),
             }
-        })
-        .await;
-        pulled.unwrap_or_else(|_| {
-            Err(RpcError::DeadlineExceeded {
-                method: method.to_owned(),
-                after_ms: timeout.as_millis() as u64,
+        };
+        if !explicit {
+            // Large results: a pull that keeps making progress is bounded
+            // by the transfer timeout (time without a chunk), not the deadline.
+            return pull.await;
+        }
+        // Within what is left of a deadline the caller chose.
+        tokio::time::timeout_at(deadline, pull)
+            .await
+            .unwrap_or_else(|_| {
+                Err(RpcError::DeadlineExceeded {
+                    method: method.to_owned(),
+                    after_ms: timeout.as_millis() as u64,
+                })
             })
-        })
     }
 }
 

@@ -8,7 +8,7 @@ use crate::dispatch::IncomingCall;
 use crate::dispatch::context::as_caller;
 use crate::error::RpcError;
 use crate::registry::classes::class_name;
-use crate::transport::connection::{Connection, Handler};
+use crate::transport::connection::{Connection, Handler, Wait};
 use crate::wire::{Request, ResponseBody, TraceContext, random_span_id};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -117,8 +117,12 @@ impl NodeInner {
             });
         }
         let method = req.args.method;
-        // Large arguments are pulled before the method runs, within its deadline.
-        let pulled = match req.rpc.deadline_ms {
+        let received = tokio::time::Instant::now();
+        // Large arguments are pulled before the method runs: within a
+        // deadline the caller chose; under the default one, for as long as
+        // the pull makes progress (each chunk within the transfer timeout),
+        // and the method's deadline starts once they are here.
+        let pulled = match req.rpc.deadline_ms.filter(|_| req.rpc.deadline_explicit) {
             Some(ms) => tokio::time::timeout(
                 Duration::from_millis(ms),
                 self.core.transfers.materialize_all(conn, req.args.args),
@@ -148,10 +152,21 @@ impl NodeInner {
             method: method.clone(),
             args,
         };
+        // An explicit deadline counts from the request's arrival, the
+        // default one from the end of the pull.
+        let start = if req.rpc.deadline_explicit {
+            received
+        } else {
+            tokio::time::Instant::now()
+        };
+        // Nested calls and callbacks inherit an explicit deadline; the
+        // default one moves while values move, so they get their own default
+        // (and are cancelled if this call's caller stops waiting).
         let deadline = req
             .rpc
             .deadline_ms
-            .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+            .filter(|_| req.rpc.deadline_explicit)
+            .map(|ms| start + Duration::from_millis(ms));
         let fut = as_caller(
             Arc::clone(&conn.identity),
             deadline,
@@ -159,15 +174,22 @@ impl NodeInner {
             Arc::clone(&export.server).dispatch(call),
         );
         drop(export);
-        match req.rpc.deadline_ms {
-            Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), fut).await {
-                Ok(body) => body,
-                Err(_) => ResponseBody::System(RpcError::DeadlineExceeded {
-                    method,
-                    after_ms: ms,
-                }),
-            },
-            None => fut.await,
+        let Some(ms) = req.rpc.deadline_ms else {
+            return fut.await;
+        };
+        // A method that pulls a blob from its caller (a `put`) is bounded,
+        // under the default deadline, by the pull's progress.
+        let wait = Wait {
+            timeout: Duration::from_millis(ms),
+            explicit: req.rpc.deadline_explicit,
+            transfers: Some(&self.core.transfers),
+        };
+        match wait.wait_for(conn.peer, start, fut).await {
+            Ok(body) => body,
+            Err(_) => ResponseBody::System(RpcError::DeadlineExceeded {
+                method,
+                after_ms: ms,
+            }),
         }
     }
 }

@@ -55,6 +55,9 @@ impl Outgoing {
     }
 }
 
+/// Shortest wait between two looks at a pull that keeps a call waiting.
+const PATIENCE_STEP: Duration = Duration::from_millis(10);
+
 /// What the reader hands an incoming transfer.
 pub(crate) enum ChunkEvent {
     /// Bytes at `offset`, with their CRC-32 as the sender computed it.
@@ -146,7 +149,9 @@ impl Transfers {
                 out.size
             )));
         }
-        *out.touched.lock() = Instant::now();
+        let now = Instant::now();
+        *out.touched.lock() = now;
+        self.moved(conn.peer, now);
         let mut q = out.serve_queue.lock();
         let req = (Arc::clone(conn), offset, len);
         // A server thread that went idle has dropped its receiver: start another.
@@ -171,6 +176,8 @@ impl Transfers {
             // The channel holds the whole window: a full channel means the
             // peer sent chunks nobody asked for; the pull then sees a gap.
             let _ = inc.tx.try_send(ev);
+            drop(m);
+            self.moved(conn.peer, Instant::now());
         }
     }
 
@@ -181,11 +188,44 @@ impl Transfers {
             && let Some(o) = m.remove(&id)
         {
             o.stop_serving();
+            drop(m);
+            self.moved(conn.peer, Instant::now());
         }
+    }
+
+    /// A transfer with `peer` moved at `at`.
+    fn moved(&self, peer: NodeId, at: Instant) {
+        self.moved_at.lock().insert(peer, at);
+    }
+
+    /// When a call with `peer` under the default deadline `timeout` (made
+    /// to it, or served for it), whose deadline just passed, may wait until:
+    /// the default deadline bounds the method, not the time its large values
+    /// take to move. While a transfer with the peer is open and moved within
+    /// the transfer timeout, the wait goes on; once the transfers ended, the
+    /// call gets `timeout` from the end. `None`: the deadline holds.
+    ///
+    /// Per peer, not per call (a blob is offered while its argument is
+    /// encoded, before the call exists, and pulled by the method it is
+    /// passed to): a call can be kept waiting by another call's transfer
+    /// with the same peer, never past that transfer's end plus `timeout`.
+    pub(crate) fn patience(&self, peer: NodeId, timeout: Duration) -> Option<Instant> {
+        let last = *self.moved_at.lock().get(&peer)?;
+        let now = Instant::now();
+        let moving = self.outgoing.lock().values().any(|o| o.receiver == peer)
+            || self.incoming.lock().values().any(|i| i.sender == peer);
+        let until = if moving {
+            // Look again within `timeout`: the pull may end meanwhile.
+            (last + self.config.transfer_timeout).min(now + timeout.max(PATIENCE_STEP))
+        } else {
+            last + timeout
+        };
+        (until > now).then_some(until)
     }
 
     /// `peer` is gone: drop what we keep for it and fail what we pull from it.
     pub(crate) fn peer_gone(&self, peer: NodeId, why: &RpcError) {
+        self.moved_at.lock().remove(&peer);
         self.outgoing.lock().retain(|_, o| {
             let keep = o.receiver != peer;
             if !keep {
@@ -229,11 +269,15 @@ impl Transfers {
     /// Starts routing chunks of `id` from `sender` to `tx`.
     pub(crate) fn expect(&self, id: TransferId, sender: NodeId, tx: mpsc::Sender<ChunkEvent>) {
         self.incoming.lock().insert(id, Incoming { sender, tx });
+        self.moved(sender, Instant::now());
     }
 
     /// Stops routing chunks of `id`.
     pub(crate) fn unexpect(&self, id: &TransferId) {
-        self.incoming.lock().remove(id);
+        let gone = self.incoming.lock().remove(id);
+        if let Some(inc) = gone {
+            self.moved(inc.sender, Instant::now());
+        }
     }
 
     /// (outgoing, incoming) transfers open now.

@@ -14,6 +14,7 @@
 use crate::budget::Grant;
 use crate::error::RpcError;
 use crate::ids::{CallId, Capability, Identity, NodeId};
+use crate::transfer::Transfers;
 use crate::transport::stream::{ReadHalf, WriteHalf};
 use crate::wire::{
     ArgList, Hello, IpcHeader, Message, MessageKind, Request, RequestHeader, Response, ResponseBody,
@@ -317,7 +318,12 @@ impl Connection {
         args: ArgList,
         timeout: Duration,
     ) -> CallResult {
-        self.call_or_return(target, args, timeout, None)
+        let wait = Wait {
+            timeout,
+            explicit: false,
+            transfers: None,
+        };
+        self.call_or_return(target, args, wait, None)
             .await
             .map_err(|(e, _)| e)
     }
@@ -332,9 +338,10 @@ impl Connection {
         self: &Arc<Self>,
         target: Capability,
         args: ArgList,
-        timeout: Duration,
+        wait: Wait<'_>,
         trace: Option<crate::wire::TraceContext>,
     ) -> Result<ResponseBody, (RpcError, Option<ArgList>)> {
+        let timeout = wait.timeout;
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().insert(id, tx);
@@ -349,6 +356,7 @@ impl Connection {
                 target,
                 method_id: 0,
                 deadline_ms: Some(timeout.as_millis().min(u64::MAX as u128) as u64),
+                deadline_explicit: wait.explicit,
                 trace,
             },
             args,
@@ -370,7 +378,10 @@ impl Connection {
                 None,
             ));
         };
-        let res = match tokio::time::timeout(timeout, rx).await {
+        let res = match wait
+            .wait_for(self.peer, tokio::time::Instant::now(), rx)
+            .await
+        {
             Ok(Ok(res)) => {
                 guard.armed = false;
                 res
@@ -445,6 +456,44 @@ impl Connection {
             t.abort();
         }
         self.stop.cancel();
+    }
+}
+
+/// How long a caller waits for its answer.
+pub(crate) struct Wait<'a> {
+    /// The call's deadline, from now.
+    pub(crate) timeout: Duration,
+    /// The caller set the deadline (not the node's default): it bounds
+    /// pulling the call's large values too.
+    pub(crate) explicit: bool,
+    /// The caller's transfers, asked whether the peer still pulls from it
+    /// when a default deadline passes.
+    pub(crate) transfers: Option<&'a Transfers>,
+}
+
+impl Wait<'_> {
+    /// Runs `fut` until the deadline, `timeout` from `start`; a default
+    /// deadline is pushed back while the call's large values move between
+    /// this node and `peer`.
+    pub(crate) async fn wait_for<F: std::future::Future>(
+        &self,
+        peer: NodeId,
+        start: tokio::time::Instant,
+        fut: F,
+    ) -> Result<F::Output, tokio::time::error::Elapsed> {
+        let mut until = start + self.timeout;
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            let r = tokio::time::timeout_at(until, fut.as_mut()).await;
+            let later = match (&r, self.explicit, self.transfers) {
+                (Err(_), false, Some(t)) => t.patience(peer, self.timeout),
+                _ => None,
+            };
+            match later {
+                Some(t) => until = t,
+                None => return r,
+            }
+        }
     }
 }
 

@@ -141,6 +141,7 @@ mod tests {
                 },
                 method_id: 0,
                 deadline_ms: Some(1000),
+                deadline_explicit: false,
                 trace: Some(TraceContext {
                     trace_id: 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c,
                     parent_span: 0xb7ad_6b71_6920_3331,

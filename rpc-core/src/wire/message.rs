@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// Version of this wire protocol; peers with another version are refused at handshake.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One encoded value (an argument, a result or an application error) as CBOR bytes.
 ///
@@ -230,6 +230,11 @@ pub struct RequestHeader {
     pub method_id: u32,
     /// Time the caller still waits for an answer, in milliseconds.
     pub deadline_ms: Option<u64>,
+    /// The caller set the deadline itself (or inherited it from a call it
+    /// serves): it then also bounds pulling the call's large arguments.
+    /// Otherwise it is the node's default, which bounds the method only: a
+    /// pull that keeps making progress is bounded by the transfer timeout.
+    pub deadline_explicit: bool,
     /// The trace the call belongs to and the caller's span in it.
     pub trace: Option<TraceContext>,
 }
@@ -424,6 +429,7 @@ positional_serde!(RequestHeader {
     target: Capability,
     method_id: u32,
     deadline_ms: Option<u64>,
+    deadline_explicit: bool,
     trace: Option<TraceContext>,
 });
 

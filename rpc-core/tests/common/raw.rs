@@ -142,6 +142,7 @@ pub fn request_message(
             target: target.clone(),
             method_id: 0,
             deadline_ms: Some(30_000),
+            deadline_explicit: false,
             trace: None,
         },
         args: ArgList {

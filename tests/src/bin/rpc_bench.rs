@@ -553,6 +553,7 @@ fn rpc_frames(client: &Node, ping: &PingRef, x: u64) -> Result<(Vec<u8>, Vec<u8>
             },
             method_id: 0,
             deadline_ms: Some(u64::try_from(h.timeout().as_millis()).unwrap_or(u64::MAX)),
+            deadline_explicit: false,
             trace: None,
         },
         args: ArgList {
