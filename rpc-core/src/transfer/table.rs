@@ -215,8 +215,11 @@ impl Transfers {
         let moving = self.outgoing.lock().values().any(|o| o.receiver == peer)
             || self.incoming.lock().values().any(|i| i.sender == peer);
         let until = if moving {
-            // Look again within `timeout`: the pull may end meanwhile.
-            (last + self.config.transfer_timeout).min(now + timeout.max(PATIENCE_STEP))
+            // A transfer that stalled for the transfer timeout is about to
+            // fail on its own: the call then gets `timeout` from there (its
+            // error has to reach the caller). Look again within `timeout`:
+            // the transfer may end meanwhile.
+            (last + self.config.transfer_timeout + timeout).min(now + timeout.max(PATIENCE_STEP))
         } else {
             last + timeout
         };
