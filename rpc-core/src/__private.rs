@@ -1,8 +1,8 @@
 //! Used by `#[remote]`-generated code; not public API.
 
 pub use crate::dispatch::{
-    BoxFuture, IncomingCall, RemoteHandle, RemoteRef, Reply, ServerProxy, deserialize_ref,
-    serialize_local, serialize_remote,
+    BoxFuture, ByteValue, IncomingCall, RemoteHandle, RemoteRef, Reply, ServerProxy,
+    deserialize_ref, serialize_local, serialize_remote,
 };
 pub use crate::error::RpcError;
 pub use crate::registry::classes::{ClassDoc, ClassEntry, ClassInfo, MethodDoc};

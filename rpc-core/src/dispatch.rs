@@ -10,12 +10,14 @@
 //!   [`call_deadline`]).
 //! - `core`: the node state all of it works on.
 
+pub(crate) mod bytes;
 pub(crate) mod codec;
 pub(crate) mod context;
 pub(crate) mod core;
 pub(crate) mod handle;
 pub(crate) mod skeleton;
 
+pub use bytes::ByteValue;
 pub use codec::{deserialize_ref, serialize_local, serialize_remote};
 pub use context::{call_deadline, caller, caller_identity};
 pub use handle::{RemoteHandle, RemoteRef, Reply};

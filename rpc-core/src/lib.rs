@@ -51,6 +51,21 @@
 //! assert_eq!(greeter.greet("ada".into()).await?, "hello, ada");
 //! # Ok(()) }
 //! ```
+//!
+//! # Bytes
+//! - A whole argument or result of type `Vec<u8>`, `Box<[u8]>` or
+//!   `bytes::Bytes` (written so in the signature) travels as one CBOR byte
+//!   string, built in the value's own buffer: no copy on either side beyond
+//!   the socket's. Above `Config::large_threshold` it goes through the large
+//!   message proxy like any large value.
+//! - Bytes inside your own types (a field, an `Option<Vec<u8>>`, a tuple):
+//!   mark the field `#[serde(with = "serde_bytes")]` or use
+//!   `serde_bytes::ByteBuf`. A plain `Vec<u8>` field is what serde makes of
+//!   it, an array of integers: up to twice the size and decoded byte by byte
+//!   (about 16 MB/s for a large value).
+//! - [`Blob`] for large values: sent from memory, a file or any reader, and
+//!   received into memory or straight into a file, with bounded memory on
+//!   both sides; small in-memory blobs go inline.
 
 // `#[remote]`-generated code names `::rpc_core`; the data manager's own
 // remote trait expands inside this crate.

@@ -76,6 +76,78 @@ async fn sizes_around_the_threshold_are_routed_exactly() {
     no_transfers_left(&[&refusing, &client, &normal, &client2]).await;
 }
 
+#[tokio::test]
+async fn byte_buffers_travel_as_byte_strings_inline_or_pulled() {
+    let (server, addr, _) = calc_server().await;
+    let (client, calc) = client_for(&addr).await;
+    let t = Config::default().large_threshold;
+    for n in [0, 1, 100, t - 9, t + 1, 300_000] {
+        let data = pattern(n, 9);
+        let mut rev = data.clone();
+        rev.reverse();
+        let sent = (client.stats().bytes_sent, client.stats().bytes_received);
+        assert_eq!(calc.rev_vec(data.clone()).await.unwrap(), rev, "Vec {n}");
+        // One byte string each way: the bytes plus a small envelope, not
+        // serde's array of integers (up to twice the size).
+        let up = client.stats().bytes_sent - sent.0;
+        let down = client.stats().bytes_received - sent.1;
+        assert!(
+            up < n as u64 + 2048 && down < n as u64 + 2048,
+            "Vec of {n} bytes: {up} bytes up, {down} down"
+        );
+        let boxed = calc.rev_boxed(data.clone().into_boxed_slice()).await;
+        assert_eq!(&*boxed.unwrap(), rev.as_slice(), "Box {n}");
+        let b = calc.rev_bytes(bytes::Bytes::from(data)).await.unwrap();
+        assert_eq!(b.as_ref(), rev.as_slice(), "Bytes {n}");
+    }
+    // A peer that wrote the bytes as serde would (an array of integers) is
+    // still understood.
+    let mut raw = Raw::connect(&addr).await;
+    let (_c, cap) = calc_capability(&addr).await;
+    raw.request(
+        7,
+        &cap,
+        "rev_vec",
+        vec![Arg::Inline(Payload(cbor(&vec![1u8, 2, 3])))],
+    )
+    .await;
+    match raw.recv().await {
+        Message::Response(r) => match r.body {
+            ResponseBody::Out(out) => match &out[..] {
+                [Arg::Inline(p)] => assert_eq!(p.0, vec![0x43, 3, 2, 1]),
+                other => panic!("unexpected {other:?}"),
+            },
+            other => panic!("unexpected {other:?}"),
+        },
+        other => panic!("unexpected {other:?}"),
+    }
+    no_transfers_left(&[&server, &client]).await;
+}
+
+#[tokio::test]
+async fn a_blob_under_the_threshold_goes_inline() {
+    // A server that may open no transfer at all still takes small blobs.
+    let (_server, addr, _) = calc_server_with(Config {
+        max_transfers_per_peer: 0,
+        ..Config::default()
+    })
+    .await;
+    let (_client, calc) = client_for(&addr).await;
+    // The bytes and their CBOR head fit under the threshold.
+    let t = Config::default().large_threshold - 9;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = std::sync::Arc::clone(&seen);
+    let blob =
+        Blob::from_bytes(pattern(t, 1)).with_progress(move |a, b| s.lock().unwrap().push((a, b)));
+    assert_eq!(calc.blob_len(blob).await.unwrap(), t as u64);
+    assert_eq!(*seen.lock().unwrap(), vec![(t as u64, t as u64)]);
+    let err = calc
+        .blob_len(Blob::from_bytes(pattern(t + 10, 1)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::Overloaded { .. }), "{err:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_mebibytes_both_ways() {
     let (server, addr, _) = calc_server().await;

@@ -31,6 +31,10 @@ mod validate;
 /// `Result<T, E>` where `E: From<rpc_core::RpcError> + serde`.
 /// `#[remote(name = "db.Cell")]` sets the wire name of the class (default: the trait name).
 ///
+/// An argument or result written `Vec<u8>`, `Box<[u8]>`, `bytes::Bytes` or
+/// `Bytes` travels as one CBOR byte string made in the value's own buffer,
+/// not as serde's array of integers (a type alias is not seen).
+///
 /// A method marked `#[idempotent]` is retried by the client proxy, within its
 /// deadline, when the request was not sent or the connection broke after
 /// sending; other methods are never retried behind the caller's back.

@@ -119,3 +119,73 @@ impl RemoteMethod<'_> {
         }
     }
 }
+
+/// True for the byte buffer types the runtime sends as one CBOR byte string
+/// (`rpc_core::__private::ByteValue`): `Vec<u8>`, `Box<[u8]>` and
+/// `bytes::Bytes` (also written `Bytes`). Matched on how the type is
+/// written, since the macro sees no more; an alias is not seen and travels
+/// as serde writes it.
+pub(crate) fn is_byte_buffer(ty: &Type) -> bool {
+    let Type::Path(tp) = ty else {
+        return false;
+    };
+    if tp.qself.is_some() {
+        return false;
+    }
+    let segs: Vec<_> = tp.path.segments.iter().collect();
+    let Some(last) = segs.last() else {
+        return false;
+    };
+    let only_arg = || match &last.arguments {
+        syn::PathArguments::AngleBracketed(a) if a.args.len() == 1 => match a.args.first() {
+            Some(syn::GenericArgument::Type(t)) => Some(t),
+            _ => None,
+        },
+        _ => None,
+    };
+    let is_u8 = |t: &Type| matches!(t, Type::Path(p) if p.qself.is_none() && p.path.is_ident("u8"));
+    match last.ident.to_string().as_str() {
+        "Vec" => only_arg().is_some_and(is_u8),
+        "Box" => only_arg().is_some_and(|t| matches!(t, Type::Slice(s) if is_u8(&s.elem))),
+        "Bytes" => {
+            last.arguments.is_empty()
+                && (segs.len() == 1 || (segs.len() == 2 && segs[0].ident == "bytes"))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_byte_buffer;
+
+    #[test]
+    fn byte_buffers_are_seen_as_written() {
+        let yes = [
+            "Vec<u8>",
+            "std::vec::Vec<u8>",
+            "Box<[u8]>",
+            "bytes::Bytes",
+            "Bytes",
+        ];
+        let no = [
+            "Vec<u16>",
+            "Vec<Vec<u8>>",
+            "Option<Vec<u8>>",
+            "Box<u8>",
+            "Box<[u16]>",
+            "serde_bytes::ByteBuf",
+            "my::Bytes",
+            "Bytes<u8>",
+            "[u8; 4]",
+        ];
+        for t in yes {
+            let ty: syn::Type = syn::parse_str(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert!(is_byte_buffer(&ty), "{t}");
+        }
+        for t in no {
+            let ty: syn::Type = syn::parse_str(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert!(!is_byte_buffer(&ty), "{t}");
+        }
+    }
+}

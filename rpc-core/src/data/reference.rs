@@ -3,7 +3,7 @@
 use crate::data::DataInfo;
 use crate::ids::{ComHandle, DataId};
 use crate::transfer::Blob;
-use crate::wire::TransferMeta;
+use crate::transfer::blob::WireBlob;
 use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -133,11 +133,11 @@ impl Serialize for DataRef {
 
 impl<'de> Deserialize<'de> for DataRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (info, owner, copy): (DataInfo, ComHandle, Option<TransferMeta>) =
+        let (info, owner, copy): (DataInfo, ComHandle, Option<WireBlob>) =
             Deserialize::deserialize(d)?;
         // A copy is meant for the node decoding the reply; elsewhere (a
         // reference read back from storage, say) it is ignored.
-        let copy = copy.and_then(Blob::announced_here);
+        let copy = copy.and_then(WireBlob::here);
         Ok(DataRef {
             info,
             owner,

@@ -127,6 +127,36 @@ impl RemoteHandle {
         encode_payload(&self.obj.core, Some(self.obj.cap.home.node), v, what)
     }
 
+    /// Encodes a byte buffer argument as one CBOR byte string, in its own buffer.
+    pub fn encode_bytes<T: super::bytes::ByteValue>(&self, v: T) -> Payload {
+        super::bytes::to_payload(v)
+    }
+
+    /// Decodes the single out argument of a successful call whose result is a
+    /// byte buffer, taking the bytes out of the payload in place.
+    ///
+    /// # Errors
+    /// [`RpcError::Decode`] when there is not exactly one or it is not bytes.
+    pub fn decode_out_bytes<T: super::bytes::ByteValue>(
+        &self,
+        out: Vec<Payload>,
+        method: &str,
+    ) -> Result<T, RpcError> {
+        match <[Payload; 1]>::try_from(out) {
+            Ok([p]) => match super::bytes::from_payload(p) {
+                Ok(v) => Ok(T::from_vec(v)),
+                // Not one byte string (an array of integers, say): the
+                // generic decoder takes what serde would.
+                Err(p) => self
+                    .decode_out::<serde_bytes::ByteBuf>(vec![p], method)
+                    .map(|b| T::from_vec(b.into_vec())),
+            },
+            Err(out) => self
+                .decode_out::<serde_bytes::ByteBuf>(out, method)
+                .map(|b| T::from_vec(b.into_vec())),
+        }
+    }
+
     /// Decodes a value that came back from the call (importing references it holds).
     ///
     /// # Errors

@@ -94,6 +94,51 @@ impl IncomingCall {
         })
     }
 
+    /// Takes argument `index`, a byte buffer, out of the call: the bytes stay
+    /// in the buffer they arrived in.
+    ///
+    /// # Errors
+    /// [`RpcError::BadArguments`] as [`IncomingCall::arg`].
+    pub fn arg_bytes<T: super::bytes::ByteValue>(
+        &mut self,
+        index: usize,
+        name: &str,
+    ) -> Result<T, RpcError> {
+        let Some(p) = self.args.get_mut(index) else {
+            return self
+                .arg::<serde_bytes::ByteBuf>(index, name)
+                .map(|b| T::from_vec(b.into_vec()));
+        };
+        match super::bytes::from_payload(std::mem::take(p)) {
+            Ok(v) => Ok(T::from_vec(v)),
+            Err(back) => {
+                // Not one byte string: the generic decoder takes what serde would.
+                *p = back;
+                self.arg::<serde_bytes::ByteBuf>(index, name)
+                    .map(|b| T::from_vec(b.into_vec()))
+            }
+        }
+    }
+
+    /// Encodes a method's byte-buffer result as one CBOR byte string, in its
+    /// own buffer; an error as [`IncomingCall::reply`] does.
+    pub fn reply_bytes<T: super::bytes::ByteValue, E: Serialize>(
+        &self,
+        result: Result<T, E>,
+    ) -> ResponseBody {
+        match result {
+            Ok(v) => match self
+                .core
+                .transfers
+                .route_one(super::bytes::to_payload(v), self.peer)
+            {
+                Ok(a) => ResponseBody::Out(vec![a]),
+                Err(e) => ResponseBody::System(e),
+            },
+            Err(e) => self.reply::<(), E>(Err(e)),
+        }
+    }
+
     /// The error for a method name the class does not have.
     pub fn no_such_method(&self) -> RpcError {
         RpcError::NoSuchMethod {

@@ -1,6 +1,7 @@
-//! [`Blob`]: a byte value that always travels through the large message
-//! proxy, backed by memory or a file on the sending side, pulled into memory
-//! or straight into a file on the receiving side.
+//! [`Blob`]: a byte value that travels through the large message proxy
+//! (in-memory bytes up to the threshold go inline), backed by memory or a
+//! file on the sending side, pulled into memory or straight into a file on
+//! the receiving side.
 
 use super::sink::{ChunkSink, ReadAt, Sink, WriterSink};
 use super::table::{Progress, Source};
@@ -13,12 +14,17 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Largest CBOR head of an inline blob's byte string.
+const INLINE_HEAD: usize = 9;
+
 /// Why a blob cannot be encoded or decoded outside a call.
 const NOT_IN_CALL: &str = "a Blob can only be encoded and decoded by the rpc runtime";
 
-/// A large byte value that crosses the wire through the large message proxy
-/// whatever its size: backed by memory or by a file on the sending side, and
-/// pulled on demand — into memory or straight into a file — on the receiving side.
+/// A large byte value that crosses the wire through the large message proxy:
+/// backed by memory or by a file on the sending side, and pulled on demand —
+/// into memory or straight into a file — on the receiving side. In-memory
+/// bytes that fit under `Config::large_threshold` travel inline instead (and
+/// arrive as a local blob).
 pub struct Blob {
     repr: BlobRepr,
     /// Told (bytes sent, total) as a receiver pulls this blob from here.
@@ -409,6 +415,14 @@ impl Serialize for Blob {
             ));
         };
         let offered = match &self.repr {
+            BlobRepr::Bytes(b) if b.len() + INLINE_HEAD <= hub.config.large_threshold => {
+                // Small enough to travel inline (head included, so that its
+                // argument stays inline too): no transfer, no round trips.
+                if let Some(p) = &self.progress {
+                    p(b.len() as u64, b.len() as u64);
+                }
+                return s.serialize_bytes(b);
+            }
             BlobRepr::Bytes(b) => hub.offer(
                 receiver,
                 Source::Memory(Arc::clone(b)),
@@ -446,9 +460,85 @@ impl Serialize for Blob {
     }
 }
 
+/// A blob as it travels: a transfer reference, or (up to the sender's
+/// threshold) its bytes inline.
+struct BlobVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BlobVisitor {
+    type Value = Result<TransferMeta, Vec<u8>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a transfer reference or a byte string")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        Ok(Err(v.to_vec()))
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+        Ok(Err(v))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // The decoder hands a byte string longer than its scratch buffer as
+        // a sequence of integers; a reference starts with its transfer id.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum First {
+            Id(crate::ids::TransferId),
+            Byte(u8),
+        }
+        let missing =
+            |what: &str| serde::de::Error::custom(format!("blob reference without {what}"));
+        match seq.next_element::<First>()? {
+            None => Ok(Err(Vec::new())),
+            Some(First::Byte(b)) => {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).saturating_add(1));
+                v.push(b);
+                while let Some(b) = seq.next_element::<u8>()? {
+                    v.push(b);
+                }
+                Ok(Err(v))
+            }
+            // The fields of `TransferMeta`, in its positional order.
+            Some(First::Id(id)) => Ok(Ok(TransferMeta {
+                id,
+                sender: seq.next_element()?.ok_or_else(|| missing("sender"))?,
+                receiver: seq.next_element()?.ok_or_else(|| missing("receiver"))?,
+                size: seq.next_element()?.ok_or_else(|| missing("size"))?,
+                checksum: seq.next_element()?.ok_or_else(|| missing("checksum"))?,
+            })),
+        }
+    }
+}
+
+/// A blob as it arrives, before it is tied to this node: what a value that
+/// embeds a blob of its own (a data reference's copy) decodes.
+pub(crate) struct WireBlob(Result<TransferMeta, Vec<u8>>);
+
+impl<'de> Deserialize<'de> for WireBlob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(BlobVisitor).map(WireBlob)
+    }
+}
+
+impl WireBlob {
+    /// The blob, if it is meant for the node decoding it now (inline bytes
+    /// always are).
+    pub(crate) fn here(self) -> Option<Blob> {
+        match self.0 {
+            Ok(meta) => Blob::announced_here(meta),
+            Err(bytes) => Some(Blob::from_bytes(bytes)),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Blob {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let meta = TransferMeta::deserialize(d)?;
+        let meta = match WireBlob::deserialize(d)?.0 {
+            Ok(meta) => meta,
+            Err(bytes) => return Ok(Blob::from_bytes(bytes)),
+        };
         let Some((hub, _)) = super::scope() else {
             return Err(serde::de::Error::custom(NOT_IN_CALL));
         };

@@ -5,6 +5,7 @@
 pub mod raw;
 pub mod raw_tls;
 
+use bytes::Bytes;
 use rpc_core::{Config, Node, RpcError, remote};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -37,6 +38,10 @@ pub trait Calc {
     async fn make_children(&self, n: u32) -> Result<Vec<CalcRef>, RpcError>;
     async fn echo_bytes(&self, b: serde_bytes::ByteBuf) -> Result<serde_bytes::ByteBuf, RpcError>;
     async fn make_bytes(&self, n: u64, seed: u8) -> Result<serde_bytes::ByteBuf, RpcError>;
+    /// The bytes reversed, each byte buffer type the runtime sends as one byte string.
+    async fn rev_vec(&self, b: Vec<u8>) -> Result<Vec<u8>, RpcError>;
+    async fn rev_boxed(&self, b: Box<[u8]>) -> Result<Box<[u8]>, RpcError>;
+    async fn rev_bytes(&self, b: bytes::Bytes) -> Result<Bytes, RpcError>;
     async fn blob_len(&self, b: rpc_core::Blob) -> Result<u64, RpcError>;
     async fn store_blob(&self, b: rpc_core::Blob, path: String) -> Result<u64, RpcError>;
     async fn file_blob(&self, path: String) -> Result<rpc_core::Blob, RpcError>;
@@ -154,6 +159,19 @@ impl Calc for CalcImpl {
     }
     async fn make_bytes(&self, n: u64, seed: u8) -> Result<serde_bytes::ByteBuf, RpcError> {
         Ok(serde_bytes::ByteBuf::from(pattern(n as usize, seed)))
+    }
+    async fn rev_vec(&self, mut b: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+        b.reverse();
+        Ok(b)
+    }
+    async fn rev_boxed(&self, mut b: Box<[u8]>) -> Result<Box<[u8]>, RpcError> {
+        b.reverse();
+        Ok(b)
+    }
+    async fn rev_bytes(&self, b: bytes::Bytes) -> Result<Bytes, RpcError> {
+        let mut v = b.to_vec();
+        v.reverse();
+        Ok(Bytes::from(v))
     }
     async fn blob_len(&self, b: rpc_core::Blob) -> Result<u64, RpcError> {
         Ok(b.into_bytes().await?.len() as u64)

@@ -1,6 +1,6 @@
 //! The server proxy (skeleton).
 
-use crate::model::RemoteTrait;
+use crate::model::{RemoteTrait, is_byte_buffer};
 use crate::naming;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -27,8 +27,13 @@ pub(crate) fn server_proxy(t: &RemoteTrait<'_>) -> TokenStream {
         let count = m.args.len();
         let decode = m.args.iter().enumerate().map(|(i, (n, ty))| {
             let n_str = n.to_string();
+            let arg = if is_byte_buffer(ty) {
+                quote! { arg_bytes }
+            } else {
+                quote! { arg }
+            };
             quote! {
-                let #n: #ty = match __call.arg::<#ty>(#i, #n_str) {
+                let #n: #ty = match __call.#arg::<#ty>(#i, #n_str) {
                     ::core::result::Result::Ok(__v) => __v,
                     ::core::result::Result::Err(__e) => {
                         return ::rpc_core::__private::ResponseBody::System(__e);
@@ -37,6 +42,11 @@ pub(crate) fn server_proxy(t: &RemoteTrait<'_>) -> TokenStream {
             }
         });
         let names = m.args.iter().map(|(n, _)| n);
+        let reply = if is_byte_buffer(m.ok) {
+            quote! { reply_bytes }
+        } else {
+            quote! { reply }
+        };
         quote! {
             #method_str => {
                 if let ::core::result::Result::Err(__e) = __call.expect_args(#count) {
@@ -44,7 +54,7 @@ pub(crate) fn server_proxy(t: &RemoteTrait<'_>) -> TokenStream {
                 }
                 #(#decode)*
                 let __r = #dyn_ident::#dyn_name(&*self.obj, #(#names),*).await;
-                __call.reply(__r)
+                __call.#reply(__r)
             }
         }
     });
@@ -77,6 +87,9 @@ pub(crate) fn server_proxy(t: &RemoteTrait<'_>) -> TokenStream {
                 __call: ::rpc_core::__private::IncomingCall,
             ) -> ::rpc_core::__private::BoxFuture<'static, ::rpc_core::__private::ResponseBody> {
                 ::std::boxed::Box::pin(async move {
+                    // Byte buffer arguments are taken out of the call.
+                    #[allow(unused_mut)]
+                    let mut __call = __call;
                     match __call.method() {
                         #(#arms)*
                         _ => ::rpc_core::__private::ResponseBody::System(__call.no_such_method()),

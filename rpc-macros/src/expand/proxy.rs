@@ -1,6 +1,6 @@
 //! The hidden object-safe twin of the trait and the client proxy (stub).
 
-use crate::model::RemoteTrait;
+use crate::model::{RemoteTrait, is_byte_buffer};
 use crate::naming;
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -67,10 +67,19 @@ pub(crate) fn client_proxy(t: &RemoteTrait<'_>) -> TokenStream {
         let ok = m.ok;
         let err = m.err;
         let method_str = name.to_string();
-        let encode = m.args.iter().map(|(n, _)| {
+        let encode = m.args.iter().map(|(n, ty)| {
             let what = format!("argument `{n}` of `{method_str}`");
-            quote! { __h.encode(&#n, #what)? }
+            if is_byte_buffer(ty) {
+                quote! { __h.encode_bytes(#n) }
+            } else {
+                quote! { __h.encode(&#n, #what)? }
+            }
         });
+        let decode_out = if is_byte_buffer(ok) {
+            quote! { decode_out_bytes }
+        } else {
+            quote! { decode_out }
+        };
         let err_what = format!("error of `{method_str}`");
         let call = if m.idempotent {
             quote! { call_idempotent }
@@ -93,7 +102,7 @@ pub(crate) fn client_proxy(t: &RemoteTrait<'_>) -> TokenStream {
                     let __args = ::std::vec![#(#encode),*];
                     ::core::result::Result::Ok(match __h.#call(#method_str, __args).await? {
                         ::rpc_core::__private::Reply::Out(__out) => {
-                            ::core::result::Result::Ok(__h.decode_out::<#ok>(__out, #method_str)?)
+                            ::core::result::Result::Ok(__h.#decode_out::<#ok>(__out, #method_str)?)
                         }
                         ::rpc_core::__private::Reply::Application(__p) => {
                             ::core::result::Result::Err(__h.decode::<#err>(&__p, #err_what)?)
