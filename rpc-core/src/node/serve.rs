@@ -194,6 +194,17 @@ impl NodeInner {
     }
 }
 
+/// Drops the future in its slot if the thread unwinds while this is alive.
+struct DropOnUnwind<'a, F>(&'a mut Option<F>);
+
+impl<F> Drop for DropOnUnwind<'_, F> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.take();
+        }
+    }
+}
+
 /// Answers a call whose method panicked, so that the caller does not wait for
 /// its deadline. A cancelled call (task aborted) is not answered: its caller
 /// is gone.
@@ -237,12 +248,40 @@ impl Handler for NodeInner {
         }
         let node = Arc::clone(&self);
         let c = Arc::clone(conn);
-        let task = self.tasks.spawn(async move {
+        let serve = Box::pin(async move {
             let c2 = Arc::clone(&c);
             node.serve(c, req).await;
             c2.untrack_inflight(call_id);
         });
-        conn.set_inflight_handle(call_id, task.abort_handle());
+        // Run it here, on the reader, as far as it goes without waiting: a
+        // method that answers at once (most do) then costs no task, no
+        // wake-up of another worker, and its answer leaves with the others
+        // of this read. One that waits moves to a task of its own, which
+        // polls it again at once (so no wake-up lost to the no-op waker).
+        // A method that computes for long without awaiting holds up this
+        // connection's reading meanwhile, as it would hold up its worker.
+        let mut slot = Some(serve);
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            // Dropped while unwinding, as tokio drops a panicking task's
+            // future: `AnswerOnPanic` in it then answers the caller.
+            let guard = DropOnUnwind(&mut slot);
+            match guard.0 {
+                Some(f) => f.as_mut().poll(&mut cx),
+                None => std::task::Poll::Ready(()),
+            }
+        }));
+        match (polled, slot) {
+            (Ok(std::task::Poll::Pending), Some(serve)) => {
+                let task = self.tasks.spawn(serve);
+                conn.set_inflight_handle(call_id, task.abort_handle());
+            }
+            (Ok(_), _) => {}
+            (Err(_), _) => {
+                // The method panicked (the panic hook reported it).
+                conn.untrack_inflight(call_id);
+            }
+        }
     }
 
     fn on_lease(&self, conn: &Arc<Connection>, msg: crate::wire::Message) {

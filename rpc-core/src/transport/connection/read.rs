@@ -55,12 +55,19 @@ impl Connection {
         let mut buf = BytesMut::with_capacity(crate::config::READ_BUFFER);
         let mut since_yield = 0;
         loop {
-            // Decode every whole frame in the buffer.
+            // Decode every whole frame in the buffer. Requests run inline
+            // as far as they can without waiting; their answers are corked
+            // and leave together when the batch ends (before any await).
+            self.cork();
             loop {
                 // A peer that does not read what we send gets no more of its
                 // frames taken until the backlog drains.
-                if self.backlog() > self.max_queued && self.wait_for_drain().await {
-                    return self.closed.lock().clone().unwrap_or(RpcError::Shutdown);
+                if self.backlog() > self.max_queued {
+                    self.uncork();
+                    if self.wait_for_drain().await {
+                        return self.closed.lock().clone().unwrap_or(RpcError::Shutdown);
+                    }
+                    self.cork();
                 }
                 match wire::decode_frame(&buf, self.max_frame) {
                     Ok(Some((msg, used))) => {
@@ -70,6 +77,7 @@ impl Connection {
                             since_yield += 1;
                         }
                         if let Err(e) = self.on_message(msg, handler) {
+                            self.uncork();
                             if from_peer {
                                 // The peer is closing: nothing to tell it
                                 // (a reply would only hit its closed socket).
@@ -84,11 +92,14 @@ impl Connection {
                             // their replies) before taking more: the backlog
                             // check above then sees what they produce.
                             since_yield = 0;
+                            self.uncork();
                             tokio::task::yield_now().await;
+                            self.cork();
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
+                        self.uncork();
                         let err = RpcError::protocol(e.to_string());
                         tracing::warn!(peer = ?self.peer, error = %err, "closing connection");
                         self.fail(&err);
@@ -96,6 +107,7 @@ impl Connection {
                     }
                 }
             }
+            self.uncork();
             if let Ok(Some(len)) = wire::codec::peek_len(&buf, self.max_frame) {
                 buf.reserve(len + wire::codec::LEN_PREFIX - buf.len());
             } else if buf.capacity() - buf.len() < 4096 {

@@ -27,6 +27,10 @@ pub(super) struct WriteState {
     in_writer: usize,
     /// Someone (a caller or the writer task) is writing; others only queue.
     writing: bool,
+    /// The reader is running a batch of the peer's requests: their answers
+    /// (and anything else sent meanwhile) queue without waking the writer,
+    /// and the reader writes them all in one go when the batch ends.
+    corked: bool,
     /// The stream holds written bytes it has not pushed out yet (TLS):
     /// the writer task must flush it before giving up the write slot.
     unflushed: bool,
@@ -79,12 +83,12 @@ impl Connection {
     /// frame was the throughput limit with many callers.
     pub(super) fn send_frame(&self, frame: Vec<u8>) -> Result<(), RpcError> {
         let defer = self.busy();
-        let mut out = {
+        let out = {
             let mut st = self.writer.state.lock();
             if st.closed || st.closing.is_some() {
                 return Err(self.closed_error(false));
             }
-            if st.writing {
+            if st.writing || st.corked {
                 st.queue.extend_from_slice(&frame);
                 return Ok(());
             }
@@ -97,11 +101,41 @@ impl Connection {
             }
             frame
         };
+        self.write_owned(out, true)
+    }
+
+    /// Holds back frames sent from now on until [`Connection::uncork`]:
+    /// the reader does this around a batch of requests it runs inline.
+    pub(super) fn cork(&self) {
+        self.writer.state.lock().corked = true;
+    }
+
+    /// Writes what queued while corked, in one write if the socket takes
+    /// it (the rest goes to the writer task). Never waits.
+    pub(super) fn uncork(&self) {
+        let out = {
+            let mut st = self.writer.state.lock();
+            st.corked = false;
+            if st.writing || st.queue.is_empty() || st.closed {
+                return;
+            }
+            st.writing = true;
+            std::mem::take(&mut st.queue)
+        };
+        let _ = self.write_owned(out, false);
+    }
+
+    /// Writes `out` with the write slot held (`writing` set by the caller),
+    /// then whatever others queued meanwhile; hands the rest to the writer
+    /// task when the socket would block. `own`: `out` starts with the
+    /// caller's own frame, which is reported unsent if the socket fails
+    /// before its first byte.
+    fn write_owned(&self, mut out: Vec<u8>, own: bool) -> Result<(), RpcError> {
         // We own the write slot: write until drained, taking up what others queue.
         let mut off = 0;
         // Until a byte of it is written, our own frame has not left: a
         // failing socket then means the request was never sent.
-        let mut own_unsent = true;
+        let mut own_unsent = own;
         loop {
             while off < out.len() {
                 match self.writer.sock.try_write(&out[off..]) {
@@ -266,7 +300,10 @@ impl Connection {
             }
             st.bulk.clear();
             st.bulk_bytes = 0;
-            if st.writing {
+            if st.writing || !st.queue.is_empty() {
+                // Frames queued (or corked) go first; the writer task
+                // writes them, the close frame last, then closes.
+                st.writing = true;
                 st.queue.extend_from_slice(&frame);
                 st.closing = Some(err.clone());
                 false
