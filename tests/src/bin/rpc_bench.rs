@@ -130,6 +130,9 @@ struct Args {
     /// Also measure rpc over mutual TLS (a throwaway CA), next to plaintext.
     #[arg(long)]
     tls: bool,
+    /// Only the rpc throughput run, for a profiler attached to either side.
+    #[arg(long, hide = true)]
+    rpc_only: bool,
     /// Internal: serve (in a child process) instead of measuring.
     #[arg(long, value_enum, hide = true)]
     serve: Option<ServeKind>,
@@ -533,7 +536,9 @@ async fn echo_writer_task(
         tasks.push(tokio::spawn(async move {
             for _ in 0..n {
                 let (done, wait) = oneshot::channel();
-                tx.send((f.clone(), done)).await.map_err(|_| "writer gone")?;
+                tx.send((f.clone(), done))
+                    .await
+                    .map_err(|_| "writer gone")?;
                 wait.await?;
             }
             Ok::<(), BoxErr>(())
@@ -695,6 +700,7 @@ struct Plan {
     warmup: usize,
     conc: usize,
     tput_calls: usize,
+    rpc_only: bool,
 }
 
 /// CPU time per call of the client (this process) and the server, in µs.
@@ -739,6 +745,11 @@ async fn measure(srv: Servers, plan: Plan) -> Result<Figures, BoxErr> {
     let (echo_addr, rpc_addr) = (&srv.echo_addr, &srv.rpc_addr);
     let client = Node::new(Config::default());
     let ping: PingRef = client.lookup(rpc_addr, PING_NAME).await?;
+    if plan.rpc_only {
+        let rate = rpc_throughput(&ping, plan.conc, plan.tput_calls).await?;
+        eprintln!("rpc only: {rate:.0} calls/s");
+        std::process::exit(0);
+    }
     let (req, resp) = rpc_frames(&client, &ping, 1_000)?;
     let tput_warm = (plan.tput_calls / 10).max(plan.conc);
     let tls = match &srv.tls {
@@ -765,12 +776,8 @@ async fn measure(srv: Servers, plan: Plan) -> Result<Figures, BoxErr> {
     let (conc, n) = (plan.conc, plan.tput_calls);
     let (pf, co) = (Writes::PerFrame, Writes::Coalesced);
     echo_writer_task(echo_addr, &req, conc, tput_warm).await?;
-    let (echo_tput, echo_cpu) = with_cpu(
-        srv.echo_pid,
-        n,
-        echo_writer_task(echo_addr, &req, conc, n),
-    )
-    .await?;
+    let (echo_tput, echo_cpu) =
+        with_cpu(srv.echo_pid, n, echo_writer_task(echo_addr, &req, conc, n)).await?;
     rpc_throughput(&ping, conc, tput_warm).await?;
     let (rpc_tput, rpc_cpu) = with_cpu(srv.rpc_pid, n, rpc_throughput(&ping, conc, n)).await?;
     let tls = match (tls, tls_lat) {
@@ -858,6 +865,7 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
         warmup: args.warmup,
         conc: args.concurrency,
         tput_calls: args.tput_calls,
+        rpc_only: args.rpc_only,
     };
     let spinner = if args.awake {
         let s = Spinner::start(SPIN_LIMIT_SECS)?;
@@ -944,10 +952,7 @@ fn print_table(flavour: Flavour, state: &str, conc: usize, f: &Figures) {
     let other = |name: &str, t: f64| {
         println!("{name:<54}{t:>13.0}  {:>8}", x(f.rpc_tput, t));
     };
-    other(
-        "  one task pipelining, a write per frame",
-        f.pipeline_tput,
-    );
+    other("  one task pipelining, a write per frame", f.pipeline_tput);
     other(
         "  both sides one write per read (coalesced)",
         f.coalesced_tput,

@@ -927,7 +927,10 @@ fn print_report(fig: &Figures, rss: &[(Variant, Rss)], size: usize, variants: &[
     // The aims of issue 14, each a ratio within this run.
     let floor = plain.median.min(disk.median);
     let blob = vstats.first().map_or(0.0, |m| m.median);
-    let blob_rss = rss.iter().find(|(v, _)| *v == Variant::Mem).map(|(_, r)| *r);
+    let blob_rss = rss
+        .iter()
+        .find(|(v, _)| *v == Variant::Mem)
+        .map(|(_, r)| *r);
     for (v, s) in variants.iter().zip(&vstats) {
         match v {
             Variant::Mem => println!(
