@@ -14,6 +14,9 @@ use tokio::io::AsyncReadExt;
 /// Requests decoded from one read before the reader lets them run.
 const REQUESTS_PER_YIELD: u32 = 16;
 
+/// Frames above this size flush the answers corked before them.
+const CORK_FRAME_LIMIT: usize = 16 * 1024;
+
 impl Connection {
     /// Waits until the bytes waiting for the peer fall to half the limit;
     /// true if the connection closed meanwhile.
@@ -67,6 +70,14 @@ impl Connection {
                     if self.wait_for_drain().await {
                         return self.closed.lock().clone().unwrap_or(RpcError::Shutdown);
                     }
+                    self.cork();
+                }
+                if let Ok(Some(len)) = wire::codec::peek_len(&buf, self.max_frame)
+                    && len > CORK_FRAME_LIMIT
+                {
+                    // A big frame (a transfer chunk) takes a while to decode
+                    // and hand on: what answers are queued leave first.
+                    self.uncork();
                     self.cork();
                 }
                 match wire::decode_frame(&buf, self.max_frame) {
