@@ -289,6 +289,7 @@ impl Peers {
     ) -> Result<Arc<Connection>, RpcError> {
         let permit = Some(admission);
         let within = self.config.handshake_timeout;
+        stream::tune_tcp(&tcp);
         match self.tls()? {
             None => {
                 let mut tcp = tcp;
@@ -486,6 +487,7 @@ impl Peers {
         let timeout = self.config.handshake_timeout;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => {
+                stream::tune_tcp(&s);
                 if let Ok(local) = s.local_addr() {
                     self.advertised.observe(local);
                 }

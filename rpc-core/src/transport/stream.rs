@@ -42,10 +42,25 @@ pub(crate) trait WriteHalf: Send + Sync + 'static {
     fn try_flush(&self) -> io::Result<bool>;
 }
 
-/// Splits a TCP stream natively and sets `TCP_NODELAY`: frames are whole
-/// when written, so Nagle's delay would only add latency.
-pub(crate) fn split_tcp(stream: TcpStream) -> (ReadHalf, Box<dyn WriteHalf>) {
+/// Unsent bytes a socket holds before it refuses more (`TCP_NOTSENT_LOWAT`).
+///
+/// Without a bound the kernel takes megabytes of transfer chunks, and a
+/// small frame written after them waits for all of them to leave: the
+/// connection's own queue puts small frames first, but only for what the
+/// kernel has not taken yet. Two chunks' worth keeps the link busy.
+pub(crate) const SOCKET_UNSENT_LIMIT: u32 = 128 * 1024;
+
+/// Sets what every connection's TCP socket needs, plaintext or under TLS:
+/// `TCP_NODELAY` (frames are whole when written, so Nagle's delay would only
+/// add latency) and [`SOCKET_UNSENT_LIMIT`]. Best effort: a socket that
+/// refuses an option still works, only slower or with more queueing.
+pub(crate) fn tune_tcp(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
+    let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(SOCKET_UNSENT_LIMIT);
+}
+
+/// Splits a TCP stream natively (tuned by [`tune_tcp`] when it was made).
+pub(crate) fn split_tcp(stream: TcpStream) -> (ReadHalf, Box<dyn WriteHalf>) {
     let (rd, wr) = stream.into_split();
     (Box::new(rd), Box::new(TcpWriter(wr)))
 }
