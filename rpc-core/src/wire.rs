@@ -3,6 +3,7 @@
 //! This module is public for tests and tools; its layout is not a stable API.
 
 pub mod codec;
+mod fast;
 pub mod message;
 
 pub use codec::{FrameError, decode_frame, encode_frame};

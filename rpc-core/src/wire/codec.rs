@@ -90,6 +90,10 @@ pub fn decode_frame(buf: &[u8], max: usize) -> Result<Option<(Message, usize)>, 
 /// # Errors
 /// [`FrameError::Malformed`] when the body is not exactly one message.
 pub fn decode_body(body: &[u8]) -> Result<Message, FrameError> {
+    // The frames of a call with inline values, read directly.
+    if let Some(msg) = super::fast::decode(body) {
+        return Ok(msg);
+    }
     let mut rest = body;
     // ciborium's default reader zeroes a 4 KiB scratch buffer per call; strings
     // and byte strings longer than this one are read in pieces.
