@@ -9,7 +9,7 @@ use crate::dispatch::context::as_caller;
 use crate::error::RpcError;
 use crate::registry::classes::class_name;
 use crate::transport::connection::{Connection, Handler, Wait};
-use crate::wire::{Request, ResponseBody, TraceContext, random_span_id};
+use crate::wire::{Arg, Request, ResponseBody, TraceContext, random_span_id};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -118,27 +118,35 @@ impl NodeInner {
         }
         let method = req.args.method;
         let received = tokio::time::Instant::now();
-        // Large arguments are pulled before the method runs: within a
-        // deadline the caller chose; under the default one, for as long as
-        // the pull makes progress (each chunk within the transfer timeout),
-        // and the method's deadline starts once they are here.
-        let pulled = match req.rpc.deadline_ms.filter(|_| req.rpc.deadline_explicit) {
-            Some(ms) => tokio::time::timeout(
-                Duration::from_millis(ms),
-                self.core.transfers.materialize_all(conn, req.args.args),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(RpcError::DeadlineExceeded {
-                    method: method.clone(),
-                    after_ms: ms,
+        let all_inline = req.args.args.iter().all(|a| matches!(a, Arg::Inline(_)));
+        let pulled = if all_inline {
+            // Nothing to pull (most calls): no pull future in this one's state.
+            Ok(req
+                .args
+                .args
+                .into_iter()
+                .filter_map(|a| match a {
+                    Arg::Inline(p) => Some(p),
+                    Arg::Transfer(_) => None,
                 })
-            }),
-            None => {
-                self.core
-                    .transfers
-                    .materialize_all(conn, req.args.args)
+                .collect())
+        } else {
+            // Large arguments are pulled before the method runs: within a
+            // deadline the caller chose; under the default one, for as long
+            // as the pull makes progress (each chunk within the transfer
+            // timeout), and the method's deadline starts once they are here.
+            // Boxed: a pull's state is large, and most calls have none.
+            let pull = Box::pin(self.core.transfers.materialize_all(conn, req.args.args));
+            match req.rpc.deadline_ms.filter(|_| req.rpc.deadline_explicit) {
+                Some(ms) => tokio::time::timeout(Duration::from_millis(ms), pull)
                     .await
+                    .unwrap_or_else(|_| {
+                        Err(RpcError::DeadlineExceeded {
+                            method: method.clone(),
+                            after_ms: ms,
+                        })
+                    }),
+                None => pull.await,
             }
         };
         let args = match pulled {
@@ -154,7 +162,7 @@ impl NodeInner {
         };
         // An explicit deadline counts from the request's arrival, the
         // default one from the end of the pull.
-        let start = if req.rpc.deadline_explicit {
+        let start = if req.rpc.deadline_explicit || all_inline {
             received
         } else {
             tokio::time::Instant::now()
