@@ -92,7 +92,8 @@ pub(crate) fn encode_payload<T: Serialize + ?Sized>(
     v: &T,
     what: &str,
 ) -> Result<Payload, RpcError> {
-    let mut buf = Vec::new();
+    // Room for a small value without regrowing (a u64 is up to 9 bytes).
+    let mut buf = Vec::with_capacity(32);
     take_ref_error();
     let r = with_core(core, peer, || ciborium::into_writer(v, &mut buf));
     match r {
