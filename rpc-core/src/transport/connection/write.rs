@@ -345,8 +345,15 @@ impl Connection {
     }
 
     pub(super) fn encode(&self, msg: &Message) -> Result<Vec<u8>, RpcError> {
-        // A null call's request is about 140 bytes: one allocation, no regrowth.
-        let mut frame = Vec::with_capacity(256);
+        // One allocation, no regrowth: a null call's request is about 140
+        // bytes; a chunk is its data and a small header. (A 64 KiB chunk
+        // grown by doubling ends in a 128 KiB buffer, which malloc maps
+        // fresh from the kernel, zeroed page by page, for every chunk.)
+        let cap = match msg {
+            Message::Chunk { data, .. } => data.0.len() + 128,
+            _ => 256,
+        };
+        let mut frame = Vec::with_capacity(cap);
         wire::encode_frame(msg, &mut frame, self.max_send).map_err(|e| match e {
             FrameError::TooLarge { len, max } => RpcError::Encode {
                 what: "message".into(),
