@@ -6,18 +6,13 @@ use super::failed;
 use super::table::{Outgoing, Source};
 use crate::ids::TransferId;
 use crate::transport::connection::Connection;
-use crate::wire::{Message, Payload};
+use crate::wire::Message;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn send_chunk(conn: &Connection, id: TransferId, offset: u64, data: Vec<u8>) {
-    let crc = crc32fast::hash(&data);
-    let sent = conn.send_bulk(&Message::Chunk {
-        id,
-        offset,
-        data: Payload(data),
-        crc,
-    });
+fn send_chunk(conn: &Connection, id: TransferId, offset: u64, data: &[u8]) {
+    let crc = crc32fast::hash(data);
+    let sent = conn.send_chunk(id, offset, data, crc);
     if let Err(e @ crate::error::RpcError::Encode { .. }) = sent {
         // Never leave a request unanswered: the receiver would wait for it.
         let _ = conn.send(&Message::ChunkError {
@@ -58,11 +53,13 @@ pub(crate) fn spawn_chunk_server(
                 }
             };
             let end = offset + u64::from(len);
+            let mut buf = Vec::new();
             let data = match &out.source {
-                Source::Memory(bytes) => Ok(bytes[offset as usize..end as usize].to_vec()),
+                // Framed straight from the value: one copy.
+                Source::Memory(bytes) => Ok(&bytes[offset as usize..end as usize]),
                 Source::Reader(r) => {
-                    let mut buf = vec![0u8; len as usize];
-                    r.read_exact_at(&mut buf, offset).map(|()| buf)
+                    buf.resize(len as usize, 0);
+                    r.read_exact_at(&mut buf, offset).map(|()| &buf[..])
                 }
             };
             match data {

@@ -1,15 +1,18 @@
-//! A direct decoder for the two frames every call exchanges: a request with
-//! inline arguments and a successful response with inline results. It reads
-//! exactly the CBOR that serde writes for them (see `codec`'s golden-byte
-//! tests) and gives up, returning `None`, on anything else: the serde
-//! decoder then decides, errors included. serde's generic path cost about a
-//! fifth of each side's CPU per null call (rpc-bench, multi-thread runtime).
+//! A direct decoder for the two frames every call exchanges, a request with
+//! inline arguments and a successful response with inline results, and for
+//! transfer chunks (whose bytes serde copies out in pieces through a scratch
+//! buffer it zeroes first); and a direct encoder for chunks, from the bytes
+//! where they lie. It reads exactly the CBOR that serde writes for them (see
+//! `codec`'s golden-byte tests) and gives up, returning `None`, on anything
+//! else: the serde decoder then decides, errors included. serde's generic
+//! path cost about a fifth of each side's CPU per null call (rpc-bench,
+//! multi-thread runtime).
 
 use super::message::{
     Arg, ArgList, IpcHeader, Message, MessageKind, Payload, Request, RequestHeader, Response,
     ResponseBody, ResponseHeader, ResponseType, TraceContext,
 };
-use crate::ids::{Capability, ClassId, ClassVersion, ComHandle, NodeId, ObjectId};
+use crate::ids::{Capability, ClassId, ClassVersion, ComHandle, NodeId, ObjectId, TransferId};
 use uuid::Uuid;
 
 /// CBOR major types used here.
@@ -210,6 +213,32 @@ impl<'a> Cur<'a> {
         })
     }
 
+    /// A transfer chunk's fields, in the order serde writes them.
+    fn chunk(&mut self) -> Option<Message> {
+        if self.head(MAP)? != 4 || self.text()? != "id" {
+            return None;
+        }
+        let id = TransferId(self.uuid()?);
+        if self.text()? != "offset" {
+            return None;
+        }
+        let offset = self.uint()?;
+        if self.text()? != "data" {
+            return None;
+        }
+        let data = Payload(self.bytes()?.to_vec());
+        if self.text()? != "crc" {
+            return None;
+        }
+        let crc = u32::try_from(self.uint()?).ok()?;
+        Some(Message::Chunk {
+            id,
+            offset,
+            data,
+            crc,
+        })
+    }
+
     fn response(&mut self) -> Option<Response> {
         self.array(3)?;
         let ipc = self.ipc(MessageKind::Response)?;
@@ -232,6 +261,51 @@ impl<'a> Cur<'a> {
     }
 }
 
+/// Appends a CBOR head of `major` with argument `val`, shortest form.
+fn put_head(out: &mut Vec<u8>, major: u8, val: u64) {
+    let m = major << 5;
+    match val {
+        0..=23 => out.push(m | val as u8),
+        24..=0xff => out.extend([m | 24, val as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend((val as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(m | 26);
+            out.extend((val as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 27);
+            out.extend(val.to_be_bytes());
+        }
+    }
+}
+
+fn put_text(out: &mut Vec<u8>, s: &str) {
+    put_head(out, TEXT, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// The body of `Message::Chunk { id, offset, data, crc }` exactly as serde
+/// writes it, appended to `out` with one copy of `data`.
+pub(crate) fn encode_chunk(out: &mut Vec<u8>, id: TransferId, offset: u64, data: &[u8], crc: u32) {
+    out.reserve(data.len() + 64);
+    put_head(out, MAP, 1);
+    put_text(out, "chunk");
+    put_head(out, MAP, 4);
+    put_text(out, "id");
+    put_head(out, BYTES, 16);
+    out.extend_from_slice(id.0.as_bytes());
+    put_text(out, "offset");
+    put_head(out, UINT, offset);
+    put_text(out, "data");
+    put_head(out, BYTES, data.len() as u64);
+    out.extend_from_slice(data);
+    put_text(out, "crc");
+    put_head(out, UINT, u64::from(crc));
+}
+
 /// The request or successful response in `body`, if it is one of the
 /// shapes this decoder knows; `None` leaves it to serde.
 pub(crate) fn decode(body: &[u8]) -> Option<Message> {
@@ -242,6 +316,7 @@ pub(crate) fn decode(body: &[u8]) -> Option<Message> {
     let msg = match c.text()? {
         "req" => Message::Request(c.request()?),
         "resp" => Message::Response(c.response()?),
+        "chunk" => c.chunk()?,
         _ => return None,
     };
     c.b.is_empty().then_some(msg)
@@ -345,6 +420,31 @@ mod tests {
             let mut longer = b.clone();
             longer.push(0);
             assert_eq!(decode(&longer), None);
+        }
+    }
+
+    #[test]
+    fn chunks_encode_and_decode_as_serde_does() {
+        for (offset, len, crc) in [
+            (0u64, 0usize, 0u32),
+            (1, 1, 1),
+            (65_536, 65_536, u32::MAX),
+            (u64::MAX, 300, 77),
+        ] {
+            let id = TransferId::random();
+            let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let m = Message::Chunk {
+                id,
+                offset,
+                data: Payload(data.clone()),
+                crc,
+            };
+            let want = serde_bytes_of(&m);
+            let mut got = Vec::new();
+            encode_chunk(&mut got, id, offset, &data, crc);
+            assert_eq!(got, want, "chunk at {offset} of {len}");
+            assert_eq!(decode(&want).as_ref(), Some(&m));
+            assert_eq!(decode(&want[..want.len() - 1]), None);
         }
     }
 

@@ -327,9 +327,38 @@ impl Connection {
         self.writer.state.lock().closing.is_some()
     }
 
-    /// Queues one bulk message (a transfer chunk) behind every small frame.
-    pub(crate) fn send_bulk(&self, msg: &Message) -> Result<(), RpcError> {
-        let frame = self.encode(msg)?;
+    /// Queues a transfer chunk of `data` behind every small frame, framed
+    /// straight from where the bytes lie (one copy).
+    ///
+    /// # Errors
+    /// [`RpcError::Encode`] when the frame exceeds the peer's limit; the
+    /// connection's error when it is closed.
+    pub(crate) fn send_chunk(
+        &self,
+        id: crate::ids::TransferId,
+        offset: u64,
+        data: &[u8],
+        crc: u32,
+    ) -> Result<(), RpcError> {
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&[0; wire::codec::LEN_PREFIX]);
+        wire::encode_chunk(&mut frame, id, offset, data, crc);
+        let len = frame.len() - wire::codec::LEN_PREFIX;
+        if len > self.max_send || len > u32::MAX as usize {
+            return Err(RpcError::Encode {
+                what: "message".into(),
+                reason: format!(
+                    "frame of {len} bytes exceeds the limit of {} bytes",
+                    self.max_send
+                ),
+            });
+        }
+        frame[..wire::codec::LEN_PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
+        self.queue_bulk(frame)
+    }
+
+    /// Queues a framed bulk message behind every small frame.
+    fn queue_bulk(&self, frame: Vec<u8>) -> Result<(), RpcError> {
         let mut st = self.writer.state.lock();
         if st.closed || st.closing.is_some() {
             return Err(self.closed_error(false));
@@ -345,15 +374,9 @@ impl Connection {
     }
 
     pub(super) fn encode(&self, msg: &Message) -> Result<Vec<u8>, RpcError> {
-        // One allocation, no regrowth: a null call's request is about 140
-        // bytes; a chunk is its data and a small header. (A 64 KiB chunk
-        // grown by doubling ends in a 128 KiB buffer, which malloc maps
-        // fresh from the kernel, zeroed page by page, for every chunk.)
-        let cap = match msg {
-            Message::Chunk { data, .. } => data.0.len() + 128,
-            _ => 256,
-        };
-        let mut frame = Vec::with_capacity(cap);
+        // A null call's request is about 140 bytes: one allocation, no
+        // regrowth. (Chunks are framed by `send_chunk`, at their size.)
+        let mut frame = Vec::with_capacity(256);
         wire::encode_frame(msg, &mut frame, self.max_send).map_err(|e| match e {
             FrameError::TooLarge { len, max } => RpcError::Encode {
                 what: "message".into(),
