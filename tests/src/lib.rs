@@ -83,20 +83,42 @@ pub fn make_data(size: usize) -> Vec<u8> {
     v
 }
 
-/// Reads a u64 length, then that many bytes in reads of up to 64 KiB, and
-/// acknowledges the last one with one byte.
+/// Set in the plain copy's length header: the server keeps the bytes in one
+/// buffer of their size, as an in-memory rpc receiver does, instead of
+/// reading them through one 64 KiB buffer.
+const KEEP: u64 = 1 << 63;
+
+/// Reads a u64 length, then that many bytes, and acknowledges the last one
+/// with one byte. Without [`KEEP`] in the header the bytes go through one
+/// 64 KiB buffer; with it, into a buffer of their size, freed after the
+/// acknowledgement off the timed path.
 ///
 /// # Errors
 /// I/O errors of the connection.
 pub async fn sink_conn(mut s: TcpStream) -> std::io::Result<()> {
     s.set_nodelay(true)?;
-    let len = s.read_u64().await?;
+    let head = s.read_u64().await?;
+    let len = head & !KEEP;
+    let eof = || std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+    if head & KEEP != 0 {
+        let len = usize::try_from(len).map_err(|_| std::io::ErrorKind::InvalidData)?;
+        let mut v: Vec<u8> = Vec::with_capacity(len);
+        while v.len() < len {
+            // Reads into the spare capacity: no zeroing, no regrowth.
+            if s.read_buf(&mut v).await? == 0 {
+                return Err(eof());
+            }
+        }
+        s.write_u8(1).await?;
+        tokio::task::spawn_blocking(move || drop(v));
+        return Ok(());
+    }
     let mut buf = vec![0u8; TCP_IO];
     let mut got = 0u64;
     while got < len {
         let n = s.read(&mut buf).await?;
         if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+            return Err(eof());
         }
         got += n as u64;
     }
@@ -104,15 +126,18 @@ pub async fn sink_conn(mut s: TcpStream) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The plain TCP copy: 64 KiB writes of `data`, timed until the server's one-byte ack.
+/// The plain TCP copy: 64 KiB writes of `data`, timed until the server's
+/// one-byte ack. With `keep` the server holds all of it in memory at once
+/// (see [`sink_conn`]).
 ///
 /// # Errors
 /// I/O errors, or a server that answers something else.
-pub async fn plain_copy(addr: &str, data: &[u8]) -> Result<Duration, BoxErr> {
+pub async fn plain_copy(addr: &str, data: &[u8], keep: bool) -> Result<Duration, BoxErr> {
     let mut s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
     let t = Instant::now();
-    s.write_u64(data.len() as u64).await?;
+    let keep = if keep { KEEP } else { 0 };
+    s.write_u64(data.len() as u64 | keep).await?;
     for c in data.chunks(TCP_IO) {
         s.write_all(c).await?;
     }

@@ -318,7 +318,10 @@ async fn bench(args: &Args) -> Result<(), BoxErr> {
             there.0.peak_kib()?.saturating_sub(to_idle),
         ));
         moves.push(mbps(size as u64, took));
-        copies.push(mbps(size as u64, plain_copy(&tcp.addr, &data).await?));
+        copies.push(mbps(
+            size as u64,
+            plain_copy(&tcp.addr, &data, false).await?,
+        ));
         let disk_file = dir.path().join("disk.bin");
         disk.push(mbps(size as u64, write_synced(&disk_file, &data)?));
         std::fs::remove_file(&disk_file)?;
