@@ -3,7 +3,7 @@
 //! file on the sending side, pulled into memory or straight into a file on
 //! the receiving side.
 
-use super::sink::{ChunkSink, ReadAt, Sink, WriterSink};
+use super::sink::{ChunkSink, ReadAt, WriterSink};
 use super::table::{Progress, Source};
 use super::{Transfers, failed, whole_checksum};
 use crate::error::RpcError;
@@ -163,13 +163,11 @@ impl Blob {
                 let room = hub.memory_for(meta.sender, meta.size)?;
                 let conn = hub.conn_for(meta)?;
                 *pulled = true;
-                let mut sink = Sink::Memory(Vec::with_capacity(meta.size as usize));
+                let mut sink = WriterSink::memory(meta.size, hub.config.transfer_window)?;
                 super::pull::pull(hub, &conn, meta, &mut sink, |_, _| {}).await?;
                 drop(room);
-                match sink {
-                    Sink::Memory(v) => Ok(v),
-                    Sink::Writer(_) => Err(failed("memory sink became a writer")),
-                }
+                sink.into_inner()
+                    .ok_or_else(|| failed("the memory sink was lost"))
             }
         }
     }
@@ -205,7 +203,7 @@ impl Blob {
                 let room = hub.disk_for(meta.sender, meta.size, &path)?;
                 let conn = hub.conn_for(meta)?;
                 let depth = hub.config.transfer_window;
-                let mut sink = Sink::Writer(WriterSink::file(path.clone(), depth).map_err(io)?);
+                let mut sink = WriterSink::file(path.clone(), depth).map_err(io)?;
                 *pulled = true;
                 super::pull::pull(hub, &conn, meta, &mut sink, progress).await?;
                 drop(room);
@@ -230,7 +228,7 @@ impl Blob {
             BlobRepr::Remote { meta, hub, pulled } => {
                 let conn = hub.conn_for(meta)?;
                 let depth = hub.config.transfer_window;
-                let mut writer = Sink::Writer(WriterSink::new(sink, depth));
+                let mut writer = WriterSink::new(sink, depth);
                 *pulled = true;
                 super::pull::pull(hub, &conn, meta, &mut writer, |_, _| {}).await?;
                 return Ok(meta.size);
@@ -296,7 +294,7 @@ impl Blob {
                 let room = hub.disk_for(meta.sender, meta.size, path)?;
                 let conn = hub.conn_for(meta)?;
                 let depth = hub.config.transfer_window;
-                let mut sink = Sink::Writer(WriterSink::file(path.to_owned(), depth).map_err(io)?);
+                let mut sink = WriterSink::file(path.to_owned(), depth).map_err(io)?;
                 *pulled = true;
                 let crc = super::pull::pull(hub, &conn, meta, &mut sink, |_, _| {}).await?;
                 drop(room);

@@ -2,7 +2,7 @@
 //! in flight, and the routing of call values both ways (inline below the
 //! threshold, kept as a transfer above it; pulled back into bytes on arrival).
 
-use super::sink::Sink;
+use super::sink::{ChunkSink, WriterSink};
 use super::table::{ChunkEvent, Source};
 use super::{CHUNK_FRAME_OVERHEAD, Transfers, failed, whole_checksum};
 use crate::error::RpcError;
@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 /// `window` chunk requests in flight, checking every chunk and the total.
 /// Returns the CRC-32 of all bytes, so that a caller who knows the value's
 /// checksum from elsewhere (the data manager) can check it without a second pass.
-pub(crate) async fn pull(
+pub(crate) async fn pull<S: ChunkSink>(
     transfers: &Transfers,
     conn: &Arc<Connection>,
     meta: &TransferMeta,
-    sink: &mut Sink,
+    sink: &mut WriterSink<S>,
     mut progress: impl FnMut(u64, u64) + Send,
 ) -> Result<u32, RpcError> {
     let cfg = &transfers.config;
@@ -31,9 +31,7 @@ pub(crate) async fn pull(
                 id: meta.id,
                 ok: false,
             });
-            if let Sink::Writer(f) = sink {
-                f.abort().await;
-            }
+            sink.abort().await;
             return Err(e);
         }
     };
@@ -126,14 +124,12 @@ pub(crate) async fn pull(
         ok: result.is_ok(),
     });
     // A file is complete only once its writer has written and synced it.
-    let result = match (result, &mut *sink) {
-        (Ok(crc), Sink::Writer(f)) => f.finish().await.map(|()| crc),
-        (r, _) => r,
+    let result = match result {
+        Ok(crc) => sink.finish().await.map(|()| crc),
+        r => r,
     };
-    if result.is_err()
-        && let Sink::Writer(f) = sink
-    {
-        f.abort().await;
+    if result.is_err() {
+        sink.abort().await;
     }
     drop(slot);
     result
@@ -239,13 +235,13 @@ impl Transfers {
                         return Err(e);
                     }
                 };
-                let mut sink = Sink::Memory(Vec::with_capacity(meta.size as usize));
+                let mut sink = WriterSink::memory(meta.size, self.config.transfer_window)?;
                 pull(self, conn, &meta, &mut sink, |_, _| {}).await?;
                 drop(room);
-                match sink {
-                    Sink::Memory(v) => Ok(Payload(v)),
-                    Sink::Writer(_) => Err(failed("memory sink became a writer")),
-                }
+                let v = sink
+                    .into_inner()
+                    .ok_or_else(|| failed("the memory sink was lost"))?;
+                Ok(Payload(v))
             }
         }
     }

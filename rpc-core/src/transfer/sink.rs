@@ -1,4 +1,4 @@
-//! Where a pull puts the bytes: memory, or a [`ChunkSink`] (a file, or
+//! Where a pull puts the bytes: a [`ChunkSink`] (memory, a file, or
 //! anything else that takes bytes in order) fed by a writer thread and told
 //! nothing more when the pull fails; a file is then removed. And what a blob
 //! can be served from besides memory: a [`ReadAt`].
@@ -42,6 +42,29 @@ impl ReadAt for std::fs::File {
     }
 }
 
+/// A boxed sink, as [`crate::Blob::save_into`] and files are kept.
+impl<T: ChunkSink + ?Sized> ChunkSink for Box<T> {
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        (**self).write(chunk)
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        (**self).finish()
+    }
+}
+
+/// Memory as a [`ChunkSink`]: the bytes appended in order.
+impl ChunkSink for Vec<u8> {
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A file as a [`ChunkSink`]: synced at the end.
 struct FileWriter(std::fs::File);
 
@@ -55,14 +78,6 @@ impl ChunkSink for FileWriter {
     }
 }
 
-/// Where a pull puts the bytes.
-pub(crate) enum Sink {
-    /// Into memory.
-    Memory(Vec<u8>),
-    /// Into a [`ChunkSink`], by a writer thread.
-    Writer(WriterSink),
-}
-
 /// What the writer thread is sent.
 enum Step {
     /// The next bytes.
@@ -71,15 +86,21 @@ enum Step {
     Done,
 }
 
-/// A [`ChunkSink`] fed in order by one blocking thread through a bounded
-/// channel (a few chunks of write-behind). A file sink removes its file
-/// unless the value was completed.
-pub(crate) struct WriterSink {
+/// Where a pull puts the bytes: a [`ChunkSink`] fed in order by one
+/// blocking thread through a bounded channel (a few chunks of write-behind).
+/// Memory sinks go through it too: copying a large value into fresh pages
+/// (first touches cost about as much as the copy) would otherwise hold a
+/// runtime worker for the whole transfer, and with it the small calls
+/// queued behind it. A file sink removes its file unless the value was
+/// completed.
+pub(crate) struct WriterSink<S: ChunkSink = Box<dyn ChunkSink>> {
     /// Steps for the writer thread; dropped to end it.
     tx: Option<mpsc::Sender<Step>>,
-    /// The writer thread: its result says whether every byte was taken and,
-    /// once `Done` was sent, finished.
-    writer: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The writer thread: it hands back the sink once it took every byte
+    /// and finished, nothing when it was abandoned.
+    writer: Option<tokio::task::JoinHandle<std::io::Result<Option<S>>>>,
+    /// The sink, once finished.
+    done: Option<S>,
     /// The file written, if it is one: named in errors, removed unless kept.
     path: Option<PathBuf>,
     /// Set once the value is complete.
@@ -90,27 +111,41 @@ impl WriterSink {
     /// Creates (truncates) the file at `path` and starts its writer.
     pub(crate) fn file(path: PathBuf, depth: usize) -> std::io::Result<WriterSink> {
         let file = std::fs::File::create(&path)?;
-        let mut sink = WriterSink::new(Box::new(FileWriter(file)), depth);
+        let mut sink = WriterSink::new(Box::new(FileWriter(file)) as Box<dyn ChunkSink>, depth);
         sink.path = Some(path);
         Ok(sink)
     }
+}
 
+impl WriterSink<Vec<u8>> {
+    /// A sink that collects `size` bytes in memory, allocated at once.
+    pub(crate) fn memory(size: u64, depth: usize) -> Result<WriterSink<Vec<u8>>, RpcError> {
+        let size = usize::try_from(size).map_err(|_| failed("value too large for memory"))?;
+        Ok(WriterSink::new(Vec::with_capacity(size), depth))
+    }
+}
+
+impl<S: ChunkSink> WriterSink<S> {
     /// Starts a writer thread for `sink`.
-    pub(crate) fn new(mut sink: Box<dyn ChunkSink>, depth: usize) -> WriterSink {
+    pub(crate) fn new(mut sink: S, depth: usize) -> WriterSink<S> {
         let (tx, mut rx) = mpsc::channel::<Step>(depth.max(1));
         let writer = tokio::task::spawn_blocking(move || {
             while let Some(step) = rx.blocking_recv() {
                 match step {
                     Step::Chunk(c) => sink.write(&c)?,
-                    Step::Done => return sink.finish(),
+                    Step::Done => {
+                        sink.finish()?;
+                        return Ok(Some(sink));
+                    }
                 }
             }
             // Abandoned: the sink is dropped unfinished.
-            Ok(())
+            Ok(None)
         });
         WriterSink {
             tx: Some(tx),
             writer: Some(writer),
+            done: None,
             path: None,
             kept: false,
         }
@@ -123,6 +158,7 @@ impl WriterSink {
         }
     }
 
+    /// Hands the next bytes to the writer thread.
     pub(crate) async fn write(&mut self, data: Vec<u8>) -> Result<(), RpcError> {
         let sent = match &self.tx {
             Some(tx) => tx.send(Step::Chunk(data)).await.is_ok(),
@@ -144,9 +180,17 @@ impl WriterSink {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(Step::Done).await;
         }
-        self.join().await?;
+        self.done = self.join().await?;
+        if self.done.is_none() {
+            return Err(failed("the writer stopped before the end"));
+        }
         self.kept = true;
         Ok(())
+    }
+
+    /// The finished sink (after [`WriterSink::finish`]).
+    pub(crate) fn into_inner(mut self) -> Option<S> {
+        self.done.take()
     }
 
     /// The pull failed: ends the writer without finishing the sink and
@@ -159,20 +203,20 @@ impl WriterSink {
         }
     }
 
-    async fn join(&mut self) -> Result<(), RpcError> {
+    async fn join(&mut self) -> Result<Option<S>, RpcError> {
         drop(self.tx.take());
         let Some(w) = self.writer.take() else {
-            return Ok(());
+            return Ok(None);
         };
         match w.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(done)) => Ok(done),
             Ok(Err(e)) => Err(failed(format!("could not write {}: {e}", self.what()))),
             Err(e) => Err(failed(format!("the writer failed: {e}"))),
         }
     }
 }
 
-impl Drop for WriterSink {
+impl<S: ChunkSink> Drop for WriterSink<S> {
     fn drop(&mut self) {
         if !self.kept
             && let Some(p) = &self.path
@@ -180,18 +224,6 @@ impl Drop for WriterSink {
             // The writer thread may still hold the file: unlinking it now
             // frees its blocks as soon as the thread lets go.
             let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-impl Sink {
-    pub(crate) async fn write(&mut self, data: Vec<u8>) -> Result<(), RpcError> {
-        match self {
-            Sink::Memory(v) => {
-                v.extend_from_slice(&data);
-                Ok(())
-            }
-            Sink::Writer(f) => f.write(data).await,
         }
     }
 }
