@@ -89,7 +89,7 @@ pub fn make_data(size: usize) -> Vec<u8> {
 const KEEP: u64 = 1 << 63;
 
 /// Reads a u64 length, then that many bytes, and acknowledges the last one
-/// with one byte. Without [`KEEP`] in the header the bytes go through one
+/// with one byte. Without `KEEP` in the header the bytes go through one
 /// 64 KiB buffer; with it, into a buffer of their size, freed after the
 /// acknowledgement off the timed path.
 ///
