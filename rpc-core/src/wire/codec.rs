@@ -38,7 +38,9 @@ pub enum FrameError {
 pub fn encode_frame(msg: &Message, out: &mut Vec<u8>, max: usize) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0; LEN_PREFIX]);
-    if let Err(e) = ciborium::into_writer(msg, &mut *out) {
+    if !super::fast::encode(msg, out)
+        && let Err(e) = ciborium::into_writer(msg, &mut *out)
+    {
         out.truncate(start);
         return Err(FrameError::Malformed(e.to_string()));
     }

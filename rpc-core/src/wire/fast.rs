@@ -1,12 +1,12 @@
-//! A direct decoder for the two frames every call exchanges, a request with
-//! inline arguments and a successful response with inline results, and for
-//! transfer chunks (whose bytes serde copies out in pieces through a scratch
-//! buffer it zeroes first); and a direct encoder for chunks, from the bytes
-//! where they lie. It reads exactly the CBOR that serde writes for them (see
-//! `codec`'s golden-byte tests) and gives up, returning `None`, on anything
-//! else: the serde decoder then decides, errors included. serde's generic
-//! path cost about a fifth of each side's CPU per null call (rpc-bench,
-//! multi-thread runtime).
+//! A direct decoder and encoder for the two frames every call exchanges, a
+//! request with inline arguments and a successful response with inline
+//! results, and for transfer chunks (whose bytes serde copies out in pieces
+//! through a scratch buffer it zeroes first; chunks are also framed from the
+//! bytes where they lie). Both read and write exactly the CBOR that serde
+//! writes for them (see `codec`'s golden-byte tests and the tests below)
+//! and give up on anything else, leaving it to serde, errors included.
+//! serde's generic path cost about a fifth of each side's CPU per null call
+//! (rpc-bench, multi-thread runtime).
 
 use super::message::{
     Arg, ArgList, IpcHeader, Message, MessageKind, Payload, Request, RequestHeader, Response,
@@ -306,6 +306,138 @@ pub(crate) fn encode_chunk(out: &mut Vec<u8>, id: TransferId, offset: u64, data:
     put_head(out, UINT, u64::from(crc));
 }
 
+fn put_uuid(out: &mut Vec<u8>, id: &Uuid) {
+    put_head(out, BYTES, 16);
+    out.extend_from_slice(id.as_bytes());
+}
+
+fn put_null(out: &mut Vec<u8>) {
+    put_head(out, SIMPLE, NULL);
+}
+
+/// A `u128` as serde writes it: a plain integer when it fits in 64 bits,
+/// else a positive bignum without leading zero bytes.
+fn put_u128(out: &mut Vec<u8>, v: u128) {
+    if let Ok(x) = u64::try_from(v) {
+        put_head(out, UINT, x);
+        return;
+    }
+    let bytes = v.to_be_bytes();
+    let lead = bytes.iter().take_while(|&&b| b == 0).count();
+    put_head(out, TAG, BIGNUM);
+    put_head(out, BYTES, (bytes.len() - lead) as u64);
+    out.extend_from_slice(&bytes[lead..]);
+}
+
+fn put_ipc(out: &mut Vec<u8>, ipc: &IpcHeader, kind: &str) {
+    put_head(out, ARRAY, 4);
+    put_text(out, kind);
+    put_head(out, UINT, ipc.call_id);
+    put_uuid(out, &ipc.sender.0);
+    put_uuid(out, &ipc.receiver.0);
+}
+
+/// The bytes of every argument if all are inline; `None` if one is a transfer.
+fn inline_payloads(args: &[Arg]) -> Option<Vec<&[u8]>> {
+    args.iter()
+        .map(|a| match a {
+            Arg::Inline(p) => Some(&p.0[..]),
+            Arg::Transfer(_) => None,
+        })
+        .collect()
+}
+
+fn put_request(out: &mut Vec<u8>, r: &Request, args: &[&[u8]]) {
+    put_head(out, MAP, 1);
+    put_text(out, "req");
+    put_head(out, ARRAY, 3);
+    put_ipc(out, &r.ipc, "q");
+    let h = &r.rpc;
+    put_head(out, ARRAY, 5);
+    put_head(out, ARRAY, 4);
+    put_uuid(out, &h.target.object.0);
+    put_head(out, UINT, h.target.class.0);
+    put_head(out, UINT, h.target.version.0);
+    put_head(out, ARRAY, 2);
+    put_uuid(out, &h.target.home.node.0);
+    match &h.target.home.addr {
+        Some(a) => put_text(out, a),
+        None => put_null(out),
+    }
+    put_head(out, UINT, u64::from(h.method_id));
+    match h.deadline_ms {
+        Some(d) => put_head(out, UINT, d),
+        None => put_null(out),
+    }
+    put_head(out, SIMPLE, if h.deadline_explicit { TRUE } else { FALSE });
+    match &h.trace {
+        Some(t) => {
+            put_head(out, ARRAY, 2);
+            put_u128(out, t.trace_id);
+            put_head(out, UINT, t.parent_span);
+        }
+        None => put_null(out),
+    }
+    let n = args.len() as u64;
+    put_head(out, ARRAY, n + 2);
+    put_text(out, &r.args.method);
+    put_head(out, UINT, n);
+    for a in args {
+        put_head(out, BYTES, a.len() as u64);
+        out.extend_from_slice(a);
+    }
+}
+
+fn put_ok_response(out: &mut Vec<u8>, ipc: &IpcHeader, args: &[&[u8]]) {
+    put_head(out, MAP, 1);
+    put_text(out, "resp");
+    put_head(out, ARRAY, 3);
+    put_ipc(out, ipc, "r");
+    put_head(out, ARRAY, 1);
+    put_text(out, "ok");
+    put_head(out, MAP, 1);
+    put_text(out, "out");
+    put_head(out, ARRAY, args.len() as u64);
+    for a in args {
+        put_head(out, BYTES, a.len() as u64);
+        out.extend_from_slice(a);
+    }
+}
+
+/// Appends `msg` exactly as serde would write it, if it is a request with
+/// inline arguments, a successful response with inline results or a chunk;
+/// false, with nothing written, for anything else (serde writes those).
+pub(crate) fn encode(msg: &Message, out: &mut Vec<u8>) -> bool {
+    match msg {
+        Message::Request(r) if r.ipc.kind == MessageKind::Request => {
+            let Some(args) = inline_payloads(&r.args.args) else {
+                return false;
+            };
+            put_request(out, r, &args);
+        }
+        Message::Response(Response {
+            ipc,
+            rpc: ResponseHeader {
+                response_type: ResponseType::Valid,
+            },
+            body: ResponseBody::Out(out_args),
+        }) if ipc.kind == MessageKind::Response => {
+            let Some(args) = inline_payloads(out_args) else {
+                return false;
+            };
+            put_ok_response(out, ipc, &args);
+        }
+        Message::Chunk {
+            id,
+            offset,
+            data,
+            crc,
+        } => encode_chunk(out, *id, *offset, &data.0, *crc),
+        _ => return false,
+    }
+    true
+}
+
 /// The request or successful response in `body`, if it is one of the
 /// shapes this decoder knows; `None` leaves it to serde.
 pub(crate) fn decode(body: &[u8]) -> Option<Message> {
@@ -414,6 +546,9 @@ mod tests {
         }
         for m in cases {
             let b = serde_bytes_of(&m);
+            let mut encoded = Vec::new();
+            assert!(encode(&m, &mut encoded), "{m:?}");
+            assert_eq!(encoded, b, "{m:?}");
             assert_eq!(decode(&b).as_ref(), Some(&m), "{m:?}");
             // Cut short or with a byte more, it is not taken.
             assert_eq!(decode(&b[..b.len() - 1]), None);
@@ -443,6 +578,9 @@ mod tests {
             let mut got = Vec::new();
             encode_chunk(&mut got, id, offset, &data, crc);
             assert_eq!(got, want, "chunk at {offset} of {len}");
+            let mut framed = Vec::new();
+            assert!(encode(&m, &mut framed));
+            assert_eq!(framed, want);
             assert_eq!(decode(&want).as_ref(), Some(&m));
             assert_eq!(decode(&want[..want.len() - 1]), None);
         }
@@ -476,6 +614,9 @@ mod tests {
         ];
         for m in others {
             assert_eq!(decode(&serde_bytes_of(&m)), None, "{m:?}");
+            let mut out = Vec::new();
+            assert!(!encode(&m, &mut out), "{m:?}");
+            assert!(out.is_empty());
         }
         // A request whose argument count disagrees with its arguments.
         let m = request(1, None, None, None, vec![inline(1)]);
