@@ -88,12 +88,14 @@ enum Step {
 
 /// Where a pull puts the bytes: a [`ChunkSink`] fed in order by one
 /// blocking thread through a bounded channel (a few chunks of write-behind).
-/// Memory sinks go through it too: copying a large value into fresh pages
-/// (first touches cost about as much as the copy) would otherwise hold a
-/// runtime worker for the whole transfer, and with it the small calls
-/// queued behind it. A file sink removes its file unless the value was
+/// Memory sinks over [`INLINE_MEMORY`] go through it too: copying a large
+/// value into fresh pages (first touches cost about as much as the copy)
+/// would otherwise hold a runtime worker for the whole transfer, and with
+/// it the small calls queued behind it. A file sink removes its file unless the value was
 /// completed.
 pub(crate) struct WriterSink<S: ChunkSink = Box<dyn ChunkSink>> {
+    /// A sink small enough to be written in place, without a thread.
+    inline: Option<S>,
     /// Steps for the writer thread; dropped to end it.
     tx: Option<mpsc::Sender<Step>>,
     /// The writer thread: it hands back the sink once it took every byte
@@ -117,11 +119,27 @@ impl WriterSink {
     }
 }
 
+/// Values up to this size are copied into memory in place: faulting in
+/// their pages takes well under a millisecond, and a thread per small pull
+/// would crowd the blocking pool (a node may have a thousand transfers open).
+const INLINE_MEMORY: u64 = 1 << 20;
+
 impl WriterSink<Vec<u8>> {
     /// A sink that collects `size` bytes in memory, allocated at once.
     pub(crate) fn memory(size: u64, depth: usize) -> Result<WriterSink<Vec<u8>>, RpcError> {
-        let size = usize::try_from(size).map_err(|_| failed("value too large for memory"))?;
-        Ok(WriterSink::new(Vec::with_capacity(size), depth))
+        let n = usize::try_from(size).map_err(|_| failed("value too large for memory"))?;
+        let v = Vec::with_capacity(n);
+        if size > INLINE_MEMORY {
+            return Ok(WriterSink::new(v, depth));
+        }
+        Ok(WriterSink {
+            inline: Some(v),
+            tx: None,
+            writer: None,
+            done: None,
+            path: None,
+            kept: false,
+        })
     }
 }
 
@@ -143,6 +161,7 @@ impl<S: ChunkSink> WriterSink<S> {
             Ok(None)
         });
         WriterSink {
+            inline: None,
             tx: Some(tx),
             writer: Some(writer),
             done: None,
@@ -160,6 +179,11 @@ impl<S: ChunkSink> WriterSink<S> {
 
     /// Hands the next bytes to the writer thread.
     pub(crate) async fn write(&mut self, data: Vec<u8>) -> Result<(), RpcError> {
+        if let Some(s) = &mut self.inline {
+            return s
+                .write(&data)
+                .map_err(|e| failed(format!("could not write {}: {e}", self.what())));
+        }
         let sent = match &self.tx {
             Some(tx) => tx.send(Step::Chunk(data)).await.is_ok(),
             None => false,
@@ -177,6 +201,13 @@ impl<S: ChunkSink> WriterSink<S> {
 
     /// The value is complete: waits until the sink took and finished it.
     pub(crate) async fn finish(&mut self) -> Result<(), RpcError> {
+        if let Some(mut s) = self.inline.take() {
+            s.finish()
+                .map_err(|e| failed(format!("could not write {}: {e}", self.what())))?;
+            self.done = Some(s);
+            self.kept = true;
+            return Ok(());
+        }
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(Step::Done).await;
         }
@@ -196,6 +227,7 @@ impl<S: ChunkSink> WriterSink<S> {
     /// The pull failed: ends the writer without finishing the sink and
     /// removes a file.
     pub(crate) async fn abort(&mut self) {
+        self.inline = None;
         drop(self.tx.take());
         let _ = self.join().await;
         if let Some(p) = &self.path {
@@ -224,6 +256,43 @@ impl<S: ChunkSink> Drop for WriterSink<S> {
             // The writer thread may still hold the file: unlinking it now
             // frees its blocks as soon as the thread lets go.
             let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both kinds of memory sink: in place up to `INLINE_MEMORY`, on a
+    /// writer thread above it.
+    #[tokio::test]
+    async fn memory_sinks_collect_in_order_in_place_or_on_their_thread() {
+        for size in [
+            0u64,
+            1000,
+            INLINE_MEMORY,
+            INLINE_MEMORY + 1,
+            3 * INLINE_MEMORY,
+        ] {
+            let want: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let mut sink = WriterSink::memory(size, 2).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(sink.inline.is_some(), size <= INLINE_MEMORY);
+            for c in want.chunks(64 << 10) {
+                sink.write(c.to_vec())
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            sink.finish().await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(sink.into_inner().as_deref(), Some(&want[..]), "size {size}");
+
+            let mut dropped = WriterSink::memory(size, 2).unwrap_or_else(|e| panic!("{e}"));
+            dropped
+                .write(vec![1; 10])
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            dropped.abort().await;
+            assert!(dropped.into_inner().is_none());
         }
     }
 }
