@@ -91,8 +91,8 @@ enum Step {
 /// Memory sinks over [`INLINE_MEMORY`] go through it too: copying a large
 /// value into fresh pages (first touches cost about as much as the copy)
 /// would otherwise hold a runtime worker for the whole transfer, and with
-/// it the small calls queued behind it. A file sink removes its file unless the value was
-/// completed.
+/// it the small calls queued behind it. A file sink removes its file
+/// unless the value was completed.
 pub(crate) struct WriterSink<S: ChunkSink = Box<dyn ChunkSink>> {
     /// A sink small enough to be written in place, without a thread.
     inline: Option<S>,
@@ -292,6 +292,8 @@ mod tests {
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             dropped.abort().await;
+            // Aborted, it cannot be completed any more, nor give anything back.
+            assert!(dropped.finish().await.is_err(), "size {size}");
             assert!(dropped.into_inner().is_none());
         }
     }

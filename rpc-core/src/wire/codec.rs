@@ -36,13 +36,26 @@ pub enum FrameError {
 /// Fails if the message cannot be encoded or its body exceeds `max` bytes; on
 /// error `out` is left as it was.
 pub fn encode_frame(msg: &Message, out: &mut Vec<u8>, max: usize) -> Result<(), FrameError> {
+    frame_with(out, max, |out| {
+        if super::fast::encode(msg, out) {
+            return Ok(());
+        }
+        ciborium::into_writer(msg, out).map_err(|e| FrameError::Malformed(e.to_string()))
+    })
+}
+
+/// Appends one frame whose body `body` writes, checking its length against
+/// `max`; on error `out` is left as it was.
+pub(crate) fn frame_with(
+    out: &mut Vec<u8>,
+    max: usize,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<(), FrameError>,
+) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0; LEN_PREFIX]);
-    if !super::fast::encode(msg, out)
-        && let Err(e) = ciborium::into_writer(msg, &mut *out)
-    {
+    if let Err(e) = body(out) {
         out.truncate(start);
-        return Err(FrameError::Malformed(e.to_string()));
+        return Err(e);
     }
     let len = out.len() - start - LEN_PREFIX;
     if len > max || len > u32::MAX as usize {

@@ -337,17 +337,21 @@ fn put_ipc(out: &mut Vec<u8>, ipc: &IpcHeader, kind: &str) {
     put_uuid(out, &ipc.receiver.0);
 }
 
-/// The bytes of every argument if all are inline; `None` if one is a transfer.
-fn inline_payloads(args: &[Arg]) -> Option<Vec<&[u8]>> {
-    args.iter()
-        .map(|a| match a {
-            Arg::Inline(p) => Some(&p.0[..]),
-            Arg::Transfer(_) => None,
-        })
-        .collect()
+fn all_inline(args: &[Arg]) -> bool {
+    args.iter().all(|a| matches!(a, Arg::Inline(_)))
 }
 
-fn put_request(out: &mut Vec<u8>, r: &Request, args: &[&[u8]]) {
+/// Inline arguments as byte strings (the caller checked [`all_inline`]).
+fn put_inline_args(out: &mut Vec<u8>, args: &[Arg]) {
+    for a in args {
+        if let Arg::Inline(p) = a {
+            put_head(out, BYTES, p.0.len() as u64);
+            out.extend_from_slice(&p.0);
+        }
+    }
+}
+
+fn put_request(out: &mut Vec<u8>, r: &Request) {
     put_head(out, MAP, 1);
     put_text(out, "req");
     put_head(out, ARRAY, 3);
@@ -378,17 +382,14 @@ fn put_request(out: &mut Vec<u8>, r: &Request, args: &[&[u8]]) {
         }
         None => put_null(out),
     }
-    let n = args.len() as u64;
+    let n = r.args.args.len() as u64;
     put_head(out, ARRAY, n + 2);
     put_text(out, &r.args.method);
     put_head(out, UINT, n);
-    for a in args {
-        put_head(out, BYTES, a.len() as u64);
-        out.extend_from_slice(a);
-    }
+    put_inline_args(out, &r.args.args);
 }
 
-fn put_ok_response(out: &mut Vec<u8>, ipc: &IpcHeader, args: &[&[u8]]) {
+fn put_ok_response(out: &mut Vec<u8>, ipc: &IpcHeader, args: &[Arg]) {
     put_head(out, MAP, 1);
     put_text(out, "resp");
     put_head(out, ARRAY, 3);
@@ -398,10 +399,7 @@ fn put_ok_response(out: &mut Vec<u8>, ipc: &IpcHeader, args: &[&[u8]]) {
     put_head(out, MAP, 1);
     put_text(out, "out");
     put_head(out, ARRAY, args.len() as u64);
-    for a in args {
-        put_head(out, BYTES, a.len() as u64);
-        out.extend_from_slice(a);
-    }
+    put_inline_args(out, args);
 }
 
 /// Appends `msg` exactly as serde would write it, if it is a request with
@@ -409,11 +407,8 @@ fn put_ok_response(out: &mut Vec<u8>, ipc: &IpcHeader, args: &[&[u8]]) {
 /// false, with nothing written, for anything else (serde writes those).
 pub(crate) fn encode(msg: &Message, out: &mut Vec<u8>) -> bool {
     match msg {
-        Message::Request(r) if r.ipc.kind == MessageKind::Request => {
-            let Some(args) = inline_payloads(&r.args.args) else {
-                return false;
-            };
-            put_request(out, r, &args);
+        Message::Request(r) if r.ipc.kind == MessageKind::Request && all_inline(&r.args.args) => {
+            put_request(out, r);
         }
         Message::Response(Response {
             ipc,
@@ -421,11 +416,8 @@ pub(crate) fn encode(msg: &Message, out: &mut Vec<u8>) -> bool {
                 response_type: ResponseType::Valid,
             },
             body: ResponseBody::Out(out_args),
-        }) if ipc.kind == MessageKind::Response => {
-            let Some(args) = inline_payloads(out_args) else {
-                return false;
-            };
-            put_ok_response(out, ipc, &args);
+        }) if ipc.kind == MessageKind::Response && all_inline(out_args) => {
+            put_ok_response(out, ipc, out_args);
         }
         Message::Chunk {
             id,

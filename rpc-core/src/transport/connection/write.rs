@@ -340,25 +340,14 @@ impl Connection {
         data: &[u8],
         crc: u32,
     ) -> Result<(), RpcError> {
-        let mut frame = Vec::new();
-        frame.extend_from_slice(&[0; wire::codec::LEN_PREFIX]);
-        wire::encode_chunk(&mut frame, id, offset, data, crc);
-        let len = frame.len() - wire::codec::LEN_PREFIX;
-        if len > self.max_send || len > u32::MAX as usize {
-            return Err(RpcError::Encode {
-                what: "message".into(),
-                reason: format!(
-                    "frame of {len} bytes exceeds the limit of {} bytes",
-                    self.max_send
-                ),
-            });
-        }
-        frame[..wire::codec::LEN_PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
-        self.queue_bulk(frame)
-    }
-
-    /// Queues a framed bulk message behind every small frame.
-    fn queue_bulk(&self, frame: Vec<u8>) -> Result<(), RpcError> {
+        // Sized once: a 64 KiB chunk grown by doubling would end in a
+        // 128 KiB buffer, which malloc maps fresh (zeroed) for every chunk.
+        let mut frame = Vec::with_capacity(data.len() + 128);
+        wire::codec::frame_with(&mut frame, self.max_send, |out| {
+            wire::encode_chunk(out, id, offset, data, crc);
+            Ok(())
+        })
+        .map_err(encode_error)?;
         let mut st = self.writer.state.lock();
         if st.closed || st.closing.is_some() {
             return Err(self.closed_error(false));
@@ -377,16 +366,7 @@ impl Connection {
         // A null call's request is about 140 bytes: one allocation, no
         // regrowth. (Chunks are framed by `send_chunk`, at their size.)
         let mut frame = Vec::with_capacity(256);
-        wire::encode_frame(msg, &mut frame, self.max_send).map_err(|e| match e {
-            FrameError::TooLarge { len, max } => RpcError::Encode {
-                what: "message".into(),
-                reason: format!("frame of {len} bytes exceeds the limit of {max} bytes"),
-            },
-            FrameError::Malformed(r) => RpcError::Encode {
-                what: "message".into(),
-                reason: r,
-            },
-        })?;
+        wire::encode_frame(msg, &mut frame, self.max_send).map_err(encode_error)?;
         Ok(frame)
     }
 
@@ -394,5 +374,18 @@ impl Connection {
     pub(crate) fn send(&self, msg: &Message) -> Result<(), RpcError> {
         let frame = self.encode(msg)?;
         self.send_frame(frame)
+    }
+}
+
+/// What a frame that cannot be encoded is to the caller.
+fn encode_error(e: FrameError) -> RpcError {
+    RpcError::Encode {
+        what: "message".into(),
+        reason: match e {
+            FrameError::TooLarge { len, max } => {
+                format!("frame of {len} bytes exceeds the limit of {max} bytes")
+            }
+            FrameError::Malformed(r) => r,
+        },
     }
 }
