@@ -11,14 +11,17 @@
 //!
 //! - `table`: the transfers of one node, both directions (offer, chunk
 //!   requests, ends, a peer gone, idle sweep).
-//! - `serve`: the sender's chunk server threads.
-//! - `sink`: where a pull puts the bytes (memory, or a file by a writer thread).
+//! - `serial`: in-order work on the blocking pool that holds a thread only
+//!   while it has work (chunk servers and writers).
+//! - `serve`: the sender's chunk servers.
+//! - `sink`: where a pull puts the bytes (memory, or a file by a writer).
 //! - `pull`: the receiver's windowed pull, and the routing of call values
 //!   (inline, or a transfer) both ways.
 //! - `blob`: [`Blob`], the byte value that always travels as a transfer.
 
 pub(crate) mod blob;
 pub(crate) mod pull;
+pub(crate) mod serial;
 pub(crate) mod serve;
 pub(crate) mod sink;
 pub(crate) mod table;

@@ -620,3 +620,70 @@ async fn blobs_from_readers_and_into_sinks() {
     assert_eq!(local.save_into(sink).await.unwrap(), 3 << 20);
     no_transfers_left(&[&server, &client]).await;
 }
+
+/// Transfers whose sender stalls hold no thread while they wait: with a
+/// blocking pool of 4 threads and 16 pulls stuck after their first chunk,
+/// another client's large argument still crosses. (A writer thread per
+/// pull left it queued behind them until the transfer timeout.)
+#[test]
+fn stalled_transfers_do_not_starve_the_blocking_pool() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (server, addr, _) = calc_server().await;
+        let (_client, cap) = calc_capability(&addr).await;
+        let mut staller = Raw::connect(&addr).await;
+        let value = cbor(&ByteBuf::from(pattern(2 << 20, 9)));
+        for call in 1..=16 {
+            let meta = TransferMeta {
+                id: TransferId::random(),
+                sender: staller.me,
+                receiver: staller.server,
+                size: value.len() as u64,
+                checksum: None,
+            };
+            staller
+                .request(call, &cap, "echo_bytes", vec![Arg::Transfer(meta)])
+                .await;
+        }
+        // Answers only the first chunk of each transfer, then stalls.
+        let stall = tokio::spawn(async move {
+            let t0 = Instant::now();
+            while t0.elapsed() < BOUND {
+                let m = common::raw::recv_within(&mut staller.stream, Duration::from_millis(100));
+                if let Some(Message::ChunkRequest { id, offset: 0, len }) = m.await {
+                    let data = value[..len as usize].to_vec();
+                    let crc = crc32fast::hash(&data);
+                    staller
+                        .send(&Message::Chunk {
+                            id,
+                            offset: 0,
+                            data: Payload(data),
+                            crc,
+                        })
+                        .await;
+                }
+            }
+        });
+        let t0 = Instant::now();
+        while server.stats().transfers_in < 16 {
+            assert!(t0.elapsed() < BOUND, "the server never pulled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (_c, calc) = client_for(&addr).await;
+        let data = pattern(3 << 20, 1);
+        let back = tokio::time::timeout(
+            Duration::from_secs(20),
+            calc.echo_bytes(ByteBuf::from(data.clone())),
+        )
+        .await
+        .expect("a stalled transfer held the blocking pool")
+        .unwrap();
+        assert!(back.as_slice() == data.as_slice());
+        stall.abort();
+    });
+}

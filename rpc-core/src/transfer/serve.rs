@@ -1,14 +1,14 @@
-//! The sender's side of a pull: one blocking thread per transfer serves its
-//! chunk requests in order, reading memory or the file, checksumming and
-//! framing off the connection's reader and off the runtime's workers.
+//! The sender's side of a pull: each transfer's chunk requests are served
+//! in order on the blocking pool, reading memory or the file, checksumming
+//! and framing off the connection's reader and off the runtime's workers.
 
 use super::failed;
-use super::table::{Outgoing, Source};
+use super::serial::Job;
+use super::table::{Progress, Source};
 use crate::ids::TransferId;
 use crate::transport::connection::Connection;
 use crate::wire::Message;
 use std::sync::Arc;
-use std::time::Duration;
 
 fn send_chunk(conn: &Connection, id: TransferId, offset: u64, data: &[u8]) {
     let crc = crc32fast::hash(data);
@@ -22,61 +22,49 @@ fn send_chunk(conn: &Connection, id: TransferId, offset: u64, data: &[u8]) {
     }
 }
 
-/// How long a transfer's chunk server waits for the next request before its
-/// thread goes back to the pool (the next request starts another).
-const CHUNK_SERVER_IDLE: Duration = Duration::from_secs(2);
+/// A chunk request: on which connection, at which offset, how many bytes.
+pub(crate) type ChunkRequest = (Arc<Connection>, u64, u32);
 
-/// Serves the chunk requests of one transfer in order on a blocking thread:
-/// copying, reading from disk, checksumming and framing never run on the
-/// connection's reader or on a runtime worker, and cost no task hop per chunk.
-pub(crate) fn spawn_chunk_server(
-    id: TransferId,
-    out: Arc<Outgoing>,
-) -> std::sync::mpsc::Sender<(Arc<Connection>, u64, u32)> {
-    let (tx, rx) = std::sync::mpsc::channel::<(Arc<Connection>, u64, u32)>();
-    tokio::task::spawn_blocking(move || {
-        loop {
-            let (conn, offset, len) = match rx.recv_timeout(CHUNK_SERVER_IDLE) {
-                Ok(req) => req,
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    // Leave only under the queue's lock, after a last look, so
-                    // that no request is queued to a thread that is gone.
-                    let mut q = out.serve_queue.lock();
-                    match rx.try_recv() {
-                        Ok(req) => req,
-                        Err(_) => {
-                            *q = None;
-                            return;
-                        }
-                    }
-                }
-            };
-            let end = offset + u64::from(len);
-            let mut buf = Vec::new();
-            let data = match &out.source {
-                // Framed straight from the value: one copy.
-                Source::Memory(bytes) => Ok(&bytes[offset as usize..end as usize]),
-                Source::Reader(r) => {
-                    buf.resize(len as usize, 0);
-                    r.read_exact_at(&mut buf, offset).map(|()| &buf[..])
-                }
-            };
-            match data {
-                Ok(data) => {
-                    send_chunk(&conn, id, offset, data);
-                    if let Some(p) = &out.progress {
-                        p(end, out.size);
-                    }
-                }
-                Err(e) => {
-                    let _ = conn.send(&Message::ChunkError {
-                        id,
-                        error: failed(format!("sender could not read the value: {e}")),
-                    });
+/// Serves the chunk requests of one transfer in order on the blocking pool
+/// (see [`super::serial::Serial`]): copying, reading from disk,
+/// checksumming and framing never run on the connection's reader or on a
+/// runtime worker; a request hops to the pool only when it finds the queue
+/// idle.
+pub(crate) struct ChunkServer {
+    pub(crate) id: TransferId,
+    pub(crate) source: Source,
+    pub(crate) size: u64,
+    pub(crate) progress: Option<Progress>,
+}
+
+impl Job<ChunkRequest> for ChunkServer {
+    fn run(&mut self, req: ChunkRequest) -> std::io::Result<()> {
+        let (conn, offset, len) = req;
+        let id = self.id;
+        let end = offset + u64::from(len);
+        let mut buf = Vec::new();
+        let data = match &self.source {
+            // Framed straight from the value: one copy.
+            Source::Memory(bytes) => Ok(&bytes[offset as usize..end as usize]),
+            Source::Reader(r) => {
+                buf.resize(len as usize, 0);
+                r.read_exact_at(&mut buf, offset).map(|()| &buf[..])
+            }
+        };
+        match data {
+            Ok(data) => {
+                send_chunk(&conn, id, offset, data);
+                if let Some(p) = &self.progress {
+                    p(end, self.size);
                 }
             }
+            Err(e) => {
+                let _ = conn.send(&Message::ChunkError {
+                    id,
+                    error: failed(format!("sender could not read the value: {e}")),
+                });
+            }
         }
-    });
-    tx
+        Ok(())
+    }
 }

@@ -1,13 +1,13 @@
 //! Where a pull puts the bytes: a [`ChunkSink`] (memory, a file, or
-//! anything else that takes bytes in order) fed by a writer thread and told
+//! anything else that takes bytes in order) fed on the blocking pool and told
 //! nothing more when the pull fails; a file is then removed. And what a blob
 //! can be served from besides memory: a [`ReadAt`].
 
 use super::failed;
+use super::serial::{Job, Serial};
 use crate::error::RpcError;
 use std::io::Write as _;
 use std::path::PathBuf;
-use tokio::sync::mpsc;
 
 /// Takes a blob's bytes in order, on a blocking thread (see
 /// [`crate::Blob::save_into`]): a file, a database's chunk table, a hasher.
@@ -78,7 +78,7 @@ impl ChunkSink for FileWriter {
     }
 }
 
-/// What the writer thread is sent.
+/// What the writer is given.
 enum Step {
     /// The next bytes.
     Chunk(Vec<u8>),
@@ -86,21 +86,31 @@ enum Step {
     Done,
 }
 
-/// Where a pull puts the bytes: a [`ChunkSink`] fed in order by one
-/// blocking thread through a bounded channel (a few chunks of write-behind).
-/// Memory sinks over [`INLINE_MEMORY`] go through it too: copying a large
-/// value into fresh pages (first touches cost about as much as the copy)
-/// would otherwise hold a runtime worker for the whole transfer, and with
-/// it the small calls queued behind it. A file sink removes its file
-/// unless the value was completed.
+/// A sink as the job of a [`Serial`] queue.
+struct Feed<S>(S);
+
+impl<S: ChunkSink> Job<Step> for Feed<S> {
+    fn run(&mut self, step: Step) -> std::io::Result<()> {
+        match step {
+            Step::Chunk(c) => self.0.write(&c)?,
+            Step::Done => self.0.finish()?,
+        }
+        Ok(())
+    }
+}
+
+/// Where a pull puts the bytes: a [`ChunkSink`] fed in order on the
+/// blocking pool, a few chunks of write-behind, holding a thread only while
+/// chunks wait (see [`Serial`]). Memory sinks over [`INLINE_MEMORY`] go
+/// through it too: copying a large value into fresh pages (first touches
+/// cost about as much as the copy) would otherwise hold a runtime worker
+/// for the whole transfer, and with it the small calls queued behind it.
+/// A file sink removes its file unless the value was completed.
 pub(crate) struct WriterSink<S: ChunkSink = Box<dyn ChunkSink>> {
-    /// A sink small enough to be written in place, without a thread.
+    /// A sink small enough to be written in place, on the caller's task.
     inline: Option<S>,
-    /// Steps for the writer thread; dropped to end it.
-    tx: Option<mpsc::Sender<Step>>,
-    /// The writer thread: it hands back the sink once it took every byte
-    /// and finished, nothing when it was abandoned.
-    writer: Option<tokio::task::JoinHandle<std::io::Result<Option<S>>>>,
+    /// The sink's queue; gone once finished or aborted.
+    queue: Option<Serial<Feed<S>, Step>>,
     /// The sink, once finished.
     done: Option<S>,
     /// The file written, if it is one: named in errors, removed unless kept.
@@ -119,9 +129,9 @@ impl WriterSink {
     }
 }
 
-/// Values up to this size are copied into memory in place: faulting in
-/// their pages takes well under a millisecond, and a thread per small pull
-/// would crowd the blocking pool (a node may have a thousand transfers open).
+/// Values up to this size are copied into memory in place: the whole copy,
+/// first touches included, holds the reader well under a millisecond, not
+/// worth a hop to the blocking pool for each chunk.
 const INLINE_MEMORY: u64 = 1 << 20;
 
 impl WriterSink<Vec<u8>> {
@@ -134,8 +144,7 @@ impl WriterSink<Vec<u8>> {
         }
         Ok(WriterSink {
             inline: Some(v),
-            tx: None,
-            writer: None,
+            queue: None,
             done: None,
             path: None,
             kept: false,
@@ -144,26 +153,12 @@ impl WriterSink<Vec<u8>> {
 }
 
 impl<S: ChunkSink> WriterSink<S> {
-    /// Starts a writer thread for `sink`.
-    pub(crate) fn new(mut sink: S, depth: usize) -> WriterSink<S> {
-        let (tx, mut rx) = mpsc::channel::<Step>(depth.max(1));
-        let writer = tokio::task::spawn_blocking(move || {
-            while let Some(step) = rx.blocking_recv() {
-                match step {
-                    Step::Chunk(c) => sink.write(&c)?,
-                    Step::Done => {
-                        sink.finish()?;
-                        return Ok(Some(sink));
-                    }
-                }
-            }
-            // Abandoned: the sink is dropped unfinished.
-            Ok(None)
-        });
+    /// A writer for `sink` with `depth` chunks of write-behind. Must be
+    /// called within a tokio runtime.
+    pub(crate) fn new(sink: S, depth: usize) -> WriterSink<S> {
         WriterSink {
             inline: None,
-            tx: Some(tx),
-            writer: Some(writer),
+            queue: Some(Serial::new(Feed(sink), depth)),
             done: None,
             path: None,
             kept: false,
@@ -177,26 +172,32 @@ impl<S: ChunkSink> WriterSink<S> {
         }
     }
 
-    /// Hands the next bytes to the writer thread.
+    /// Hands the next bytes to the writer, waiting while it is `depth`
+    /// chunks behind.
     pub(crate) async fn write(&mut self, data: Vec<u8>) -> Result<(), RpcError> {
         if let Some(s) = &mut self.inline {
             return s
                 .write(&data)
                 .map_err(|e| failed(format!("could not write {}: {e}", self.what())));
         }
-        let sent = match &self.tx {
-            Some(tx) => tx.send(Step::Chunk(data)).await.is_ok(),
-            None => false,
+        self.put(Step::Chunk(data)).await
+    }
+
+    /// Queues `step`; the writer's error if it stopped.
+    async fn put(&mut self, step: Step) -> Result<(), RpcError> {
+        let Some(q) = &self.queue else {
+            return Err(failed("the writer stopped"));
         };
-        if sent {
+        q.room().await;
+        if q.push(step).is_ok() {
             return Ok(());
         }
-        // The writer stopped: its result says why.
-        Err(self
-            .join()
-            .await
-            .err()
-            .unwrap_or_else(|| failed("the writer stopped")))
+        // Stopped: its error says why.
+        let stopped = q.idle().await;
+        Err(match stopped {
+            Err(e) => failed(format!("could not write {}: {e}", self.what())),
+            Ok(()) => failed("the writer stopped"),
+        })
     }
 
     /// The value is complete: waits until the sink took and finished it.
@@ -208,13 +209,17 @@ impl<S: ChunkSink> WriterSink<S> {
             self.kept = true;
             return Ok(());
         }
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Step::Done).await;
+        self.put(Step::Done).await?;
+        let Some(q) = self.queue.take() else {
+            return Err(failed("the writer stopped"));
+        };
+        if let Err(e) = q.idle().await {
+            return Err(failed(format!("could not write {}: {e}", self.what())));
         }
-        self.done = self.join().await?;
-        if self.done.is_none() {
+        let Some(Feed(s)) = q.take_job() else {
             return Err(failed("the writer stopped before the end"));
-        }
+        };
+        self.done = Some(s);
         self.kept = true;
         Ok(())
     }
@@ -228,22 +233,16 @@ impl<S: ChunkSink> WriterSink<S> {
     /// removes a file.
     pub(crate) async fn abort(&mut self) {
         self.inline = None;
-        drop(self.tx.take());
-        let _ = self.join().await;
+        if let Some(q) = self.queue.take() {
+            q.stop();
+            let _ = q.idle().await;
+            // Off the runtime: freeing a large value unmaps its pages.
+            if let Some(job) = q.take_job() {
+                drop(tokio::task::spawn_blocking(move || drop(job)));
+            }
+        }
         if let Some(p) = &self.path {
             let _ = tokio::fs::remove_file(p).await;
-        }
-    }
-
-    async fn join(&mut self) -> Result<Option<S>, RpcError> {
-        drop(self.tx.take());
-        let Some(w) = self.writer.take() else {
-            return Ok(None);
-        };
-        match w.await {
-            Ok(Ok(done)) => Ok(done),
-            Ok(Err(e)) => Err(failed(format!("could not write {}: {e}", self.what()))),
-            Err(e) => Err(failed(format!("the writer failed: {e}"))),
         }
     }
 }
@@ -253,8 +252,8 @@ impl<S: ChunkSink> Drop for WriterSink<S> {
         if !self.kept
             && let Some(p) = &self.path
         {
-            // The writer thread may still hold the file: unlinking it now
-            // frees its blocks as soon as the thread lets go.
+            // A writer may still hold the file: unlinking it now frees its
+            // blocks as soon as the writer lets go.
             let _ = std::fs::remove_file(p);
         }
     }
@@ -264,10 +263,10 @@ impl<S: ChunkSink> Drop for WriterSink<S> {
 mod tests {
     use super::*;
 
-    /// Both kinds of memory sink: in place up to `INLINE_MEMORY`, on a
-    /// writer thread above it.
+    /// Both kinds of memory sink: in place up to `INLINE_MEMORY`, on the
+    /// blocking pool above it.
     #[tokio::test]
-    async fn memory_sinks_collect_in_order_in_place_or_on_their_thread() {
+    async fn memory_sinks_collect_in_order_in_place_or_on_the_pool() {
         for size in [
             0u64,
             1000,

@@ -3,7 +3,9 @@
 //! the bookkeeping of chunk requests, ends, peers that go away and idle
 //! transfers.
 
-use super::{Transfers, failed, serve};
+use super::serial::Serial;
+use super::serve::{ChunkRequest, ChunkServer};
+use super::{Transfers, failed};
 use crate::budget::Grant;
 use crate::error::RpcError;
 use crate::ids::{NodeId, TransferId};
@@ -37,21 +39,21 @@ pub(crate) struct Outgoing {
     pub(crate) progress: Option<Progress>,
     /// Last time the receiver asked for something; idle transfers are dropped.
     touched: Mutex<Instant>,
-    /// Chunk requests, served in order off the connection's reader by one
-    /// blocking thread per transfer (started on demand, gone when idle).
-    pub(crate) serve_queue: Mutex<Option<std::sync::mpsc::Sender<(Arc<Connection>, u64, u32)>>>,
+    /// Chunk requests, served in order off the connection's reader on the
+    /// blocking pool; made at the first request (offers may be made off
+    /// the runtime).
+    serve: std::sync::OnceLock<Serial<ChunkServer, ChunkRequest>>,
     /// The transfer's slot and, for memory, its bytes in the receiver's
     /// budgets: given back when the last holder drops this.
     _held: (Grant<NodeId>, Option<Grant<NodeId>>),
 }
 
 impl Outgoing {
-    /// The transfer is over: drops the chunk server's queue, so that its
-    /// thread ends at once instead of waiting out its idle time (which held
-    /// a process that had finished up to `CHUNK_SERVER_IDLE` at exit, since
-    /// the runtime waits for its blocking threads).
+    /// The transfer is over: drops its queued chunk requests.
     fn stop_serving(&self) {
-        drop(self.serve_queue.lock().take());
+        if let Some(s) = self.serve.get() {
+            s.stop();
+        }
     }
 }
 
@@ -110,7 +112,7 @@ impl Transfers {
                 source,
                 progress,
                 touched: Mutex::new(Instant::now()),
-                serve_queue: Mutex::new(None),
+                serve: std::sync::OnceLock::new(),
                 _held: (slot, bytes),
             }),
         );
@@ -152,19 +154,21 @@ impl Transfers {
         let now = Instant::now();
         *out.touched.lock() = now;
         self.moved(conn.peer, now);
-        let mut q = out.serve_queue.lock();
-        let req = (Arc::clone(conn), offset, len);
-        // A server thread that went idle has dropped its receiver: start another.
-        let req = match q.as_ref() {
-            Some(tx) => match tx.send(req) {
-                Ok(()) => return,
-                Err(std::sync::mpsc::SendError(req)) => req,
-            },
-            None => req,
-        };
-        let tx = serve::spawn_chunk_server(id, Arc::clone(&out));
-        let _ = tx.send(req);
-        *q = Some(tx);
+        let serve = out.serve.get_or_init(|| {
+            Serial::new(
+                ChunkServer {
+                    id,
+                    source: out.source.clone(),
+                    size: out.size,
+                    progress: out.progress.clone(),
+                },
+                usize::MAX,
+            )
+        });
+        if serve.push((Arc::clone(conn), offset, len)).is_err() {
+            // Ended meanwhile: as for an unknown transfer.
+            refuse(failed(format!("no transfer {id:?} here")));
+        }
     }
 
     /// Routes a chunk (or a refusal) from the peer of `conn` to its pull.
