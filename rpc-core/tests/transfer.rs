@@ -621,6 +621,93 @@ async fn blobs_from_readers_and_into_sinks() {
     no_transfers_left(&[&server, &client]).await;
 }
 
+/// A receiver that asks for the same chunk thousands of times and never
+/// reads what it is sent: the server queues no more for it than its
+/// `max_queued_bytes` (plus a chunk or two in flight), refuses requests
+/// past a bounded queue, and keeps serving others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_flooding_chunk_requests_without_reading_is_bounded() {
+    const LIMIT: usize = 1 << 20;
+    let (server, addr, _) = calc_server_with(Config {
+        max_queued_bytes: LIMIT,
+        ..Config::default()
+    })
+    .await;
+    let (_client, cap) = calc_capability(&addr).await;
+    let mut owner = Raw::connect(&addr).await;
+    owner
+        .request(
+            1,
+            &cap,
+            "make_bytes",
+            vec![
+                Arg::Inline(Payload(cbor(&(1u64 << 20)))),
+                Arg::Inline(Payload(cbor(&0u8))),
+            ],
+        )
+        .await;
+    let meta = match owner.recv().await {
+        Message::Response(r) => match r.body {
+            ResponseBody::Out(mut out) => match out.pop() {
+                Some(Arg::Transfer(m)) => m,
+                other => panic!("expected a transfer, got {other:?}"),
+            },
+            other => panic!("unexpected {other:?}"),
+        },
+        other => panic!("unexpected {other:?}"),
+    };
+    // 20,000 requests for the same 64 KiB: 1.25 GiB if all were served.
+    let mut flood = Vec::new();
+    let req = Message::ChunkRequest {
+        id: meta.id,
+        offset: 0,
+        len: 64 << 10,
+    };
+    for _ in 0..20_000 {
+        rpc_core::wire::encode_frame(&req, &mut flood, 1 << 20).unwrap();
+    }
+    // Written from a task: the server may stop reading (as it should).
+    let (mut rd, mut wr) = owner.stream.into_split();
+    let writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = wr.write_all(&flood).await;
+        wr
+    });
+    let mut most = 0;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        most = most.max(server.stats().queued_bytes);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        most <= (LIMIT + (256 << 10)) as u64,
+        "{most} bytes queued for a peer that does not read (limit {LIMIT})"
+    );
+    // Others are still served.
+    let (_c, calc) = client_for(&addr).await;
+    assert_eq!(calc.add(2, 3).await.unwrap(), 5);
+    // Reading again, the flooder gets its chunks, and refusals once its
+    // requests overflow the transfer's queue.
+    let t0 = Instant::now();
+    let (mut chunks, mut refused) = (0, 0);
+    while refused == 0 && t0.elapsed() < BOUND {
+        match common::raw::recv_within(&mut rd, Duration::from_secs(10)).await {
+            Some(Message::Chunk { .. }) => chunks += 1,
+            Some(Message::ChunkError {
+                error: RpcError::TransferFailed { reason },
+                ..
+            }) => {
+                assert!(reason.contains("outstanding"), "{reason}");
+                refused += 1;
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert!(refused > 0, "no refusal after {chunks} chunks");
+    writer.abort();
+}
+
 /// Transfers whose sender stalls hold no thread while they wait: with a
 /// blocking pool of 4 threads and 16 pulls stuck after their first chunk,
 /// another client's large argument still crosses. (A writer thread per

@@ -12,6 +12,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+/// What a waiting item waits for.
+pub(crate) type Ready = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// What a [`Serial`] runs its items with, one at a time and in order.
 /// (No bounds on the structs that hold one: a `Box<dyn ChunkSink>` job
 /// would then have to prove itself `'static` inside async fns, which the
@@ -19,7 +22,16 @@ use tokio::sync::Notify;
 pub(crate) trait Job<I> {
     /// Handles `item` on a blocking thread. An error stops the queue: the
     /// items after it are dropped and the error is kept for the owner.
-    fn run(&mut self, item: I) -> std::io::Result<()>;
+    fn run(&mut self, item: I) -> std::io::Result<Ran<I>>;
+}
+
+/// How a [`Job::run`] went.
+pub(crate) enum Ran<I> {
+    /// Done; on to the next item.
+    Done,
+    /// Not now: `I` goes back to the front of the queue and the job gives
+    /// its thread back until the future completes.
+    Later(I, Ready),
 }
 
 /// Why [`Serial::push`] refused an item.
@@ -36,6 +48,8 @@ struct State<J, I> {
     job: Option<J>,
     /// A thread is running the queue.
     running: bool,
+    /// Waiting for a [`Ran::Later`] future; pushes do not start a thread.
+    parked: bool,
     /// No more items: the job failed, or its owner stopped it.
     stopped: bool,
     /// The error that stopped the job.
@@ -70,6 +84,7 @@ impl<J: Job<I> + Send + 'static, I: Send + 'static> Serial<J, I> {
                     queue: VecDeque::new(),
                     job: Some(job),
                     running: false,
+                    parked: false,
                     stopped: false,
                     failure: None,
                 }),
@@ -161,9 +176,10 @@ impl<J, I> Shared<J, I> {
 }
 
 impl<J: Job<I> + Send + 'static, I: Send + 'static> Shared<J, I> {
-    /// Starts a thread for the queue unless one runs it or it is empty (called with the state locked).
+    /// Starts a thread for the queue unless one runs it, it waits, or it
+    /// is empty (called with the state locked).
     fn start(this: &Arc<Self>, st: &mut State<J, I>) {
-        if st.running || st.stopped || st.queue.is_empty() {
+        if st.running || st.parked || st.stopped || st.queue.is_empty() {
             return;
         }
         let Some(job) = st.job.take() else {
@@ -175,8 +191,8 @@ impl<J: Job<I> + Send + 'static, I: Send + 'static> Shared<J, I> {
         drop(this.rt.spawn_blocking(move || shared.drain(job)));
     }
 
-    /// The thread's body: runs items until the queue is empty, or the job
-    /// fails or is stopped.
+    /// The thread's body: runs items until the queue is empty, the job
+    /// fails or is stopped, or an item has to wait.
     fn drain(self: Arc<Self>, mut job: J) {
         loop {
             let item = {
@@ -195,7 +211,29 @@ impl<J: Job<I> + Send + 'static, I: Send + 'static> Shared<J, I> {
             };
             self.changed.notify_waiters();
             match job.run(item) {
-                Ok(()) => {}
+                Ok(Ran::Done) => {}
+                Ok(Ran::Later(item, ready)) => {
+                    let mut st = self.state.lock();
+                    st.queue.push_front(item);
+                    st.job = Some(job);
+                    st.running = false;
+                    st.parked = true;
+                    drop(st);
+                    let shared = Arc::clone(&self);
+                    drop(self.rt.spawn(async move {
+                        // A stopped queue needs no more waiting (and lets
+                        // go of the job, and what it holds, at once).
+                        tokio::select! {
+                            () = ready => {}
+                            () = shared.wait_until(|st, _| st.stopped) => {}
+                        }
+                        let mut st = shared.state.lock();
+                        st.parked = false;
+                        Shared::start(&shared, &mut st);
+                    }));
+                    self.changed.notify_waiters();
+                    return;
+                }
                 Err(e) => {
                     let mut st = self.state.lock();
                     st.failure = Some(e);
@@ -221,12 +259,12 @@ mod tests {
     struct Collect(Arc<Mutex<Vec<u32>>>);
 
     impl Job<u32> for Collect {
-        fn run(&mut self, item: u32) -> std::io::Result<()> {
+        fn run(&mut self, item: u32) -> std::io::Result<Ran<u32>> {
             if item == 0 {
                 return Err(std::io::Error::other("zero"));
             }
             self.0.lock().push(item);
-            Ok(())
+            Ok(Ran::Done)
         }
     }
 
@@ -271,13 +309,13 @@ mod tests {
     struct Gated(std::sync::mpsc::Receiver<()>, Arc<Mutex<Vec<u32>>>);
 
     impl Job<u32> for Gated {
-        fn run(&mut self, item: u32) -> std::io::Result<()> {
+        fn run(&mut self, item: u32) -> std::io::Result<Ran<u32>> {
             let _ = self.0.recv();
             if item == 0 {
                 return Err(std::io::Error::other("zero"));
             }
             self.1.lock().push(item);
-            Ok(())
+            Ok(Ran::Done)
         }
     }
 
@@ -314,5 +352,60 @@ mod tests {
         assert!(matches!(q.push(4), Err(Refused::Stopped(4))));
         assert_eq!(*out.lock(), vec![1]);
         assert!(q.idle().await.is_ok(), "reported once");
+    }
+
+    /// Waits once, on its first item, for the test to say go.
+    struct Parks(
+        Option<tokio::sync::oneshot::Receiver<()>>,
+        Arc<Mutex<Vec<u32>>>,
+    );
+
+    impl Job<u32> for Parks {
+        fn run(&mut self, item: u32) -> std::io::Result<Ran<u32>> {
+            if let Some(rx) = self.0.take() {
+                return Ok(Ran::Later(
+                    item,
+                    Box::pin(async move {
+                        let _ = rx.await;
+                    }),
+                ));
+            }
+            self.1.lock().push(item);
+            Ok(Ran::Done)
+        }
+    }
+
+    /// An item that has to wait goes back to the front; nothing runs,
+    /// pushes included, until its future completes; then all run in order.
+    #[tokio::test]
+    async fn a_waiting_item_holds_the_queue_until_ready() {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let (go, rx) = tokio::sync::oneshot::channel();
+        let q = Serial::new(Parks(Some(rx), Arc::clone(&out)), 8);
+        assert!(q.push(1).is_ok());
+        for _ in 0..2000 {
+            if q.shared.state.lock().parked {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(q.shared.state.lock().parked, "the job never parked");
+        assert!(q.push(2).is_ok());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(out.lock().is_empty());
+        go.send(())
+            .unwrap_or_else(|()| panic!("the job dropped its wait"));
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                q.idle().await.unwrap_or_else(|e| panic!("{e}"));
+                if q.shared.state.lock().queue.is_empty() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the queue never ran again"));
+        assert_eq!(*out.lock(), vec![1, 2]);
     }
 }

@@ -1,9 +1,11 @@
 //! The sender's side of a pull: each transfer's chunk requests are served
 //! in order on the blocking pool, reading memory or the file, checksumming
-//! and framing off the connection's reader and off the runtime's workers.
+//! and framing off the connection's reader and off the runtime's workers;
+//! a peer that does not read what it asked for is served no more until it
+//! does.
 
 use super::failed;
-use super::serial::Job;
+use super::serial::{Job, Ran};
 use super::table::{Progress, Source};
 use crate::ids::TransferId;
 use crate::transport::connection::Connection;
@@ -25,6 +27,11 @@ fn send_chunk(conn: &Connection, id: TransferId, offset: u64, data: &[u8]) {
 /// A chunk request: on which connection, at which offset, how many bytes.
 pub(crate) type ChunkRequest = (Arc<Connection>, u64, u32);
 
+/// Chunk requests one transfer queues at most; more are refused. A puller
+/// keeps its window in flight (8 by default), so only a peer that asks
+/// without reading what it is sent comes near it.
+pub(crate) const MAX_QUEUED_REQUESTS: usize = 1024;
+
 /// Serves the chunk requests of one transfer in order on the blocking pool
 /// (see [`super::serial::Serial`]): copying, reading from disk,
 /// checksumming and framing never run on the connection's reader or on a
@@ -38,8 +45,21 @@ pub(crate) struct ChunkServer {
 }
 
 impl Job<ChunkRequest> for ChunkServer {
-    fn run(&mut self, req: ChunkRequest) -> std::io::Result<()> {
+    fn run(&mut self, req: ChunkRequest) -> std::io::Result<Ran<ChunkRequest>> {
         let (conn, offset, len) = req;
+        if conn.backlog() > conn.max_queued() && !conn.is_closed() {
+            // The peer does not read what it asked for: serve it no more
+            // until what it was sent drains (as its requests are no longer
+            // read either), so that it cannot make this node hold its
+            // whole value in the send queue.
+            let waits = Arc::clone(&conn);
+            return Ok(Ran::Later(
+                (conn, offset, len),
+                Box::pin(async move {
+                    waits.wait_for_drain().await;
+                }),
+            ));
+        }
         let id = self.id;
         let end = offset + u64::from(len);
         let mut buf = Vec::new();
@@ -65,6 +85,6 @@ impl Job<ChunkRequest> for ChunkServer {
                 });
             }
         }
-        Ok(())
+        Ok(Ran::Done)
     }
 }

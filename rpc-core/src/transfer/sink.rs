@@ -4,7 +4,7 @@
 //! can be served from besides memory: a [`ReadAt`].
 
 use super::failed;
-use super::serial::{Job, Serial};
+use super::serial::{Job, Ran, Serial};
 use crate::error::RpcError;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -90,12 +90,12 @@ enum Step {
 struct Feed<S>(S);
 
 impl<S: ChunkSink> Job<Step> for Feed<S> {
-    fn run(&mut self, step: Step) -> std::io::Result<()> {
+    fn run(&mut self, step: Step) -> std::io::Result<Ran<Step>> {
         match step {
             Step::Chunk(c) => self.0.write(&c)?,
             Step::Done => self.0.finish()?,
         }
-        Ok(())
+        Ok(Ran::Done)
     }
 }
 

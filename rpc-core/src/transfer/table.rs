@@ -3,8 +3,8 @@
 //! the bookkeeping of chunk requests, ends, peers that go away and idle
 //! transfers.
 
-use super::serial::Serial;
-use super::serve::{ChunkRequest, ChunkServer};
+use super::serial::{Refused, Serial};
+use super::serve::{ChunkRequest, ChunkServer, MAX_QUEUED_REQUESTS};
 use super::{Transfers, failed};
 use crate::budget::Grant;
 use crate::error::RpcError;
@@ -162,12 +162,16 @@ impl Transfers {
                     size: out.size,
                     progress: out.progress.clone(),
                 },
-                usize::MAX,
+                MAX_QUEUED_REQUESTS,
             )
         });
-        if serve.push((Arc::clone(conn), offset, len)).is_err() {
+        match serve.push((Arc::clone(conn), offset, len)) {
+            Ok(()) => {}
+            Err(Refused::Full(_)) => refuse(failed(format!(
+                "more than {MAX_QUEUED_REQUESTS} chunk requests of transfer {id:?} outstanding"
+            ))),
             // Ended meanwhile: as for an unknown transfer.
-            refuse(failed(format!("no transfer {id:?} here")));
+            Err(Refused::Stopped(_)) => refuse(failed(format!("no transfer {id:?} here"))),
         }
     }
 

@@ -218,6 +218,11 @@ impl Connection {
         self.max_send
     }
 
+    /// Bytes that may wait for the peer before it is served no more.
+    pub(crate) fn max_queued(&self) -> usize {
+        self.max_queued
+    }
+
     /// Completes once the connection is closed, with why.
     ///
     /// # Cancel safety

@@ -52,7 +52,10 @@ pub async fn send_on(stream: &mut TcpStream, m: &Message) {
 }
 
 /// The next message, or `None` at the end of the stream or after `wait`.
-pub async fn recv_within(stream: &mut TcpStream, wait: Duration) -> Option<Message> {
+pub async fn recv_within<S: AsyncReadExt + Unpin>(
+    stream: &mut S,
+    wait: Duration,
+) -> Option<Message> {
     tokio::time::timeout(wait, async {
         let mut prefix = [0u8; 4];
         stream.read_exact(&mut prefix).await.ok()?;

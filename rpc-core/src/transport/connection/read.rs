@@ -20,8 +20,8 @@ const CORK_FRAME_LIMIT: usize = 16 * 1024;
 impl Connection {
     /// Waits until the bytes waiting for the peer fall to half the limit;
     /// true if the connection closed meanwhile.
-    async fn wait_for_drain(&self) -> bool {
-        tracing::debug!(peer = ?self.peer, backlog = self.backlog(), "peer does not read; pausing its requests");
+    pub(crate) async fn wait_for_drain(&self) -> bool {
+        tracing::debug!(peer = ?self.peer, backlog = self.backlog(), "peer does not read; pausing");
         loop {
             let drained = self.writer.drained.notified();
             tokio::pin!(drained);
