@@ -6,8 +6,10 @@
 //! served meanwhile.
 //!
 //! ```text
-//! cargo build --release --bins && cargo run --release -p tests --bin hostile-bench
+//! cargo build --release --bins && cargo run --release -p tests --bin hostile-bench [NAME]
 //! ```
+//!
+//! With `NAME`, only the attacks whose name contains it run.
 //!
 //! The servers are the release binaries next to this one. Attackers connect
 //! from 127.0.0.2, the well-behaved client from 127.0.0.1, so per-address
@@ -647,6 +649,64 @@ fn attack_unpulled_gets(s: Servers) -> AttackFut {
     })
 }
 
+fn attack_chunk_flood(s: Servers) -> AttackFut {
+    Box::pin(async move {
+        let (_n, dm, cap) = data_cap(&s.ns_addr).await?;
+        let item: DataId = dm
+            .put(Blob::from_bytes(vec![7; 4 << 20]), Persistence::Persistent)
+            .await?
+            .id();
+        let mut p = Peer::connect(&s.db_addr).await?;
+        p.call(1, &cap, "get", vec![raw::arg(&item)]).await;
+        let meta = loop {
+            match recv(&mut p.s, Duration::from_secs(10)).await {
+                Some(Message::Response(r)) => match r.body {
+                    // The answer (DataInfo, Blob) is one inline value, the
+                    // Blob in it a transfer reference.
+                    ResponseBody::Out(out) => match out.into_iter().find_map(|a| match a {
+                        Arg::Transfer(m) => Some(m),
+                        Arg::Inline(p) => {
+                            ciborium::from_reader::<(ciborium::Value, TransferMeta), _>(&p.0[..])
+                                .ok()
+                                .map(|(_, m)| m)
+                        }
+                    }) {
+                        Some(m) => break m,
+                        None => return Err("the get's answer offered no transfer".into()),
+                    },
+                    other => return Err(format!("get failed: {other:?}").into()),
+                },
+                Some(_) => {}
+                None => return Err("no answer to the get".into()),
+            }
+        };
+        // 100,000 requests for its first 64 KiB, 6.1 GiB if all were
+        // served; the attacker never reads again.
+        let req = Message::ChunkRequest {
+            id: meta.id,
+            offset: 0,
+            len: 64 << 10,
+        };
+        let mut flood = Vec::new();
+        for _ in 0..100_000 {
+            wire::encode_frame(&req, &mut flood, MAX)?;
+        }
+        let written = tokio::time::timeout(Duration::from_secs(5), p.s.write_all(&flood)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let during = read(&s.db, s.data.path());
+        let how = match written {
+            Ok(Ok(())) => "all written".to_owned(),
+            Ok(Err(e)) => format!("writing failed: {e}"),
+            Err(_) => "the server stopped reading them".to_owned(),
+        };
+        Ok((
+            s,
+            format!("100,000 requests for one 64 KiB chunk of a get's answer, never read ({how})"),
+            during,
+        ))
+    })
+}
+
 async fn measure(attack: &'static str, target: Target, f: Attack) -> Result<Row, BoxErr> {
     let s = Servers::start()?;
     let (ns_addr, data) = (s.ns_addr.clone(), s.data.path().to_path_buf());
@@ -674,7 +734,9 @@ async fn measure(attack: &'static str, target: Target, f: Attack) -> Result<Row,
 }
 
 async fn run() -> Result<(), BoxErr> {
-    let attacks: [(&'static str, Target, Attack); 10] = [
+    // An argument picks the attacks whose name contains it.
+    let only = std::env::args().nth(1).unwrap_or_default();
+    let attacks: [(&'static str, Target, Attack); 11] = [
         (
             "96 hellos of 16 MiB, all but the end",
             Target::Ns,
@@ -717,9 +779,14 @@ async fn run() -> Result<(), BoxErr> {
             Target::Db,
             attack_unpulled_gets,
         ),
+        (
+            "chunk requests flooded, answers never read",
+            Target::Db,
+            attack_chunk_flood,
+        ),
     ];
     let mut rows = Vec::new();
-    for (name, target, f) in attacks {
+    for (name, target, f) in attacks.into_iter().filter(|a| a.0.contains(&only)) {
         eprintln!("attack: {name} ...");
         let row = measure(name, target, f).await?;
         eprintln!("  {}", row.outcome);
