@@ -774,3 +774,30 @@ fn stalled_transfers_do_not_starve_the_blocking_pool() {
         stall.abort();
     });
 }
+
+/// Two nodes pulling from each other at once, with a queue limit of one
+/// chunk: their chunk servers stop at the limit and go on when it drains,
+/// over and over, and every value arrives intact (none waits for a drain
+/// nobody reports).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_both_ways_over_the_queue_limit_keep_moving() {
+    let config = || Config {
+        max_queued_bytes: 64 << 10,
+        ..Config::default()
+    };
+    let (server, addr, _) = calc_server_with(config()).await;
+    let client = Node::new(config());
+    let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
+    let calls = (0..32u8).map(|k| {
+        let calc = calc.clone();
+        async move {
+            let data = pattern(4 << 20, k);
+            let back = calc.echo_bytes(ByteBuf::from(data.clone())).await.unwrap();
+            assert!(back.as_slice() == data.as_slice(), "value {k}");
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(30), futures::future::join_all(calls))
+        .await
+        .expect("transfers both ways stalled");
+    no_transfers_left(&[&server, &client]).await;
+}
