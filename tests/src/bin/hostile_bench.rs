@@ -1,8 +1,8 @@
 //! `hostile-bench`: the attacks of issue 13, each run against a fresh real
 //! `nameserver` or `dbserver` process by a peer that speaks the protocol by
 //! hand, with what the server ends holding: resident memory (peak during
-//! the attack and after it, above the server's idle figure), descriptors
-//! and disk; and whether a well-behaved client on another address was
+//! the attack and after it, above the server's idle figure), descriptors,
+//! threads and disk; and whether a well-behaved client on another address was
 //! served meanwhile.
 //!
 //! ```text
@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use test_support::Proc;
-use test_support::procfs::{fd_count, status_kib};
+use test_support::procfs::{fd_count, status_kib, thread_count};
 use tests::{BoxErr, start_servers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -100,11 +100,12 @@ enum Target {
     Db,
 }
 
-/// A server's resident memory, descriptors and disk at one moment.
+/// A server's resident memory, descriptors, threads and disk at one moment.
 #[derive(Debug, Clone, Copy)]
 struct Reading {
     rss_kib: u64,
     fds: usize,
+    threads: usize,
     disk: u64,
 }
 
@@ -113,6 +114,7 @@ fn read(p: &Proc, data: &Path) -> Reading {
     Reading {
         rss_kib: status_kib(&pid, "VmRSS:").unwrap_or(0),
         fds: fd_count(&pid),
+        threads: thread_count(&pid),
         disk: du(data),
     }
 }
@@ -793,13 +795,13 @@ async fn run() -> Result<(), BoxErr> {
         rows.push(row);
     }
     println!(
-        "| attack | server | what it does now | bystander (fresh connect + list every 100 ms) | RSS idle -> peak / after (MiB) | descriptors idle / during / after | disk after |"
+        "| attack | server | what it does now | bystander (fresh connect + list every 100 ms) | RSS idle -> peak / after (MiB) | descriptors idle / during / after | threads idle / during / after | disk after |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let mib = |k: u64| k as f64 / 1024.0;
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {:.0} -> {:.0} / {:.0} | {} / {} / {} | {} B |",
+            "| {} | {} | {} | {} | {:.0} -> {:.0} / {:.0} | {} / {} / {} | {} / {} / {} | {} B |",
             r.attack,
             match r.target {
                 Target::Ns => "nameserver",
@@ -813,6 +815,9 @@ async fn run() -> Result<(), BoxErr> {
             r.idle.fds,
             r.during.fds,
             r.after.fds,
+            r.idle.threads,
+            r.during.threads,
+            r.after.threads,
             r.after.disk.saturating_sub(r.idle.disk),
         );
     }

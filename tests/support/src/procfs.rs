@@ -19,6 +19,11 @@ pub fn fd_count(pid: &str) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
 }
 
+/// Threads of `pid` (0 when they cannot be read).
+pub fn thread_count(pid: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count)
+}
+
 /// CPU time used so far by all live threads of `pid`, in ns, from
 /// `/proc/PID/task/*/schedstat`; `None` where that is not readable.
 pub fn cpu_ns(pid: &str) -> Option<u64> {
