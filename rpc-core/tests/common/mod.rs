@@ -2,6 +2,7 @@
 #![allow(dead_code, missing_docs, unreachable_pub)] // each test file uses a different subset
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+pub mod pulls;
 pub mod raw;
 pub mod raw_tls;
 
