@@ -11,9 +11,35 @@ use common::pulls::*;
 use common::raw::{Raw, cbor};
 use common::*;
 use rpc_core::wire::{Arg, Message, Payload, ResponseBody, TransferMeta};
-use rpc_core::{Config, Node, RpcError, TransferId};
+use rpc_core::{Capability, Config, Node, RpcError, TransferId};
 use serde_bytes::ByteBuf;
 use std::time::{Duration, Instant};
+
+/// Calls `make_bytes(n)` as `owner` and returns the transfer the server
+/// offers for the answer.
+async fn offered(owner: &mut Raw, cap: &Capability, n: u64) -> TransferMeta {
+    owner
+        .request(
+            1,
+            cap,
+            "make_bytes",
+            vec![
+                Arg::Inline(Payload(cbor(&n))),
+                Arg::Inline(Payload(cbor(&0u8))),
+            ],
+        )
+        .await;
+    match owner.recv().await {
+        Message::Response(r) => match r.body {
+            ResponseBody::Out(mut out) => match out.pop() {
+                Some(Arg::Transfer(m)) => m,
+                other => panic!("expected a transfer, got {other:?}"),
+            },
+            other => panic!("unexpected {other:?}"),
+        },
+        other => panic!("unexpected {other:?}"),
+    }
+}
 
 /// Offers `bytes` to the server as the argument of `echo_bytes`, answering
 /// its chunk requests with `corrupt` applied, and returns the call's answer.
@@ -90,27 +116,7 @@ async fn bad_chunk_requests_are_refused() {
     let (server, addr, _) = calc_server().await;
     let (_client, cap) = calc_capability(&addr).await;
     let mut owner = Raw::connect(&addr).await;
-    owner
-        .request(
-            1,
-            &cap,
-            "make_bytes",
-            vec![
-                Arg::Inline(Payload(cbor(&200_000u64))),
-                Arg::Inline(Payload(cbor(&0u8))),
-            ],
-        )
-        .await;
-    let meta = match owner.recv().await {
-        Message::Response(r) => match r.body {
-            ResponseBody::Out(mut out) => match out.pop() {
-                Some(Arg::Transfer(m)) => m,
-                other => panic!("expected a transfer, got {other:?}"),
-            },
-            other => panic!("unexpected {other:?}"),
-        },
-        other => panic!("unexpected {other:?}"),
-    };
+    let meta = offered(&mut owner, &cap, 200_000).await;
     assert_eq!(meta.receiver, owner.me);
     assert_eq!(server.stats().transfers_out, 1);
     let refused = |m: Message| match m {
@@ -178,17 +184,7 @@ async fn a_receiver_that_vanishes_is_dropped_after_the_timeout() {
     .await;
     let (_client, cap) = calc_capability(&addr).await;
     let mut raw = Raw::connect(&addr).await;
-    raw.request(
-        1,
-        &cap,
-        "make_bytes",
-        vec![
-            Arg::Inline(Payload(cbor(&200_000u64))),
-            Arg::Inline(Payload(cbor(&0u8))),
-        ],
-    )
-    .await;
-    assert!(matches!(raw.recv().await, Message::Response(_)));
+    offered(&mut raw, &cap, 200_000).await;
     assert_eq!(server.stats().transfers_out, 1);
     // Never pulls, never ends, keeps the connection open.
     no_transfers_left(&[&server]).await;
@@ -228,27 +224,7 @@ async fn a_receiver_flooding_chunk_requests_without_reading_is_bounded() {
     .await;
     let (_client, cap) = calc_capability(&addr).await;
     let mut owner = Raw::connect(&addr).await;
-    owner
-        .request(
-            1,
-            &cap,
-            "make_bytes",
-            vec![
-                Arg::Inline(Payload(cbor(&(1u64 << 20)))),
-                Arg::Inline(Payload(cbor(&0u8))),
-            ],
-        )
-        .await;
-    let meta = match owner.recv().await {
-        Message::Response(r) => match r.body {
-            ResponseBody::Out(mut out) => match out.pop() {
-                Some(Arg::Transfer(m)) => m,
-                other => panic!("expected a transfer, got {other:?}"),
-            },
-            other => panic!("unexpected {other:?}"),
-        },
-        other => panic!("unexpected {other:?}"),
-    };
+    let meta = offered(&mut owner, &cap, 1 << 20).await;
     // 20,000 requests for the same 64 KiB: 1.25 GiB if all were served.
     let mut flood = Vec::new();
     let req = Message::ChunkRequest {
