@@ -192,61 +192,56 @@ impl<J: Job<I> + Send + 'static, I: Send + 'static> Shared<J, I> {
     }
 
     /// The thread's body: runs items until the queue is empty, the job
-    /// fails or is stopped, or an item has to wait.
+    /// fails or is stopped, or an item has to wait; then gives the job
+    /// back, under the same lock that saw why it ends (a push in between
+    /// would otherwise find the queue running and start no thread).
     fn drain(self: Arc<Self>, mut job: J) {
-        loop {
-            let item = {
-                let mut st = self.state.lock();
-                match st.queue.pop_front() {
-                    Some(item) if !st.stopped => item,
-                    _ => {
-                        st.queue.clear();
-                        st.job = Some(job);
-                        st.running = false;
-                        drop(st);
-                        self.changed.notify_waiters();
-                        return;
-                    }
+        let (mut st, wait) = loop {
+            let mut st = self.state.lock();
+            let item = match st.queue.pop_front() {
+                Some(item) if !st.stopped => item,
+                _ => {
+                    st.queue.clear();
+                    break (st, None);
                 }
             };
+            drop(st);
             self.changed.notify_waiters();
             match job.run(item) {
                 Ok(Ran::Done) => {}
                 Ok(Ran::Later(item, ready)) => {
                     let mut st = self.state.lock();
                     st.queue.push_front(item);
-                    st.job = Some(job);
-                    st.running = false;
-                    st.parked = true;
-                    drop(st);
-                    let shared = Arc::clone(&self);
-                    drop(self.rt.spawn(async move {
-                        // A stopped queue needs no more waiting (and lets
-                        // go of the job, and what it holds, at once).
-                        tokio::select! {
-                            () = ready => {}
-                            () = shared.wait_until(|st, _| st.stopped) => {}
-                        }
-                        let mut st = shared.state.lock();
-                        st.parked = false;
-                        Shared::start(&shared, &mut st);
-                    }));
-                    self.changed.notify_waiters();
-                    return;
+                    break (st, Some(ready));
                 }
                 Err(e) => {
                     let mut st = self.state.lock();
                     st.failure = Some(e);
                     st.stopped = true;
                     st.queue.clear();
-                    st.job = Some(job);
-                    st.running = false;
-                    drop(st);
-                    self.changed.notify_waiters();
-                    return;
+                    break (st, None);
                 }
             }
+        };
+        st.job = Some(job);
+        st.running = false;
+        st.parked = wait.is_some();
+        drop(st);
+        if let Some(ready) = wait {
+            let shared = Arc::clone(&self);
+            drop(self.rt.spawn(async move {
+                // A stopped queue needs no more waiting (and lets go of the
+                // job, and what it holds, at once).
+                tokio::select! {
+                    () = ready => {}
+                    () = shared.wait_until(|st, _| st.stopped) => {}
+                }
+                let mut st = shared.state.lock();
+                st.parked = false;
+                Shared::start(&shared, &mut st);
+            }));
         }
+        self.changed.notify_waiters();
     }
 }
 
