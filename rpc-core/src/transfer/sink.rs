@@ -165,20 +165,20 @@ impl<S: ChunkSink> WriterSink<S> {
         }
     }
 
-    fn what(&self) -> String {
-        match &self.path {
+    /// The sink's error `e`, naming the file if it is one.
+    fn write_error(&self, e: &std::io::Error) -> RpcError {
+        let what = match &self.path {
             Some(p) => p.display().to_string(),
             None => "the receiving sink".to_owned(),
-        }
+        };
+        failed(format!("could not write {what}: {e}"))
     }
 
     /// Hands the next bytes to the writer, waiting while it is `depth`
     /// chunks behind.
     pub(crate) async fn write(&mut self, data: Vec<u8>) -> Result<(), RpcError> {
         if let Some(s) = &mut self.inline {
-            return s
-                .write(&data)
-                .map_err(|e| failed(format!("could not write {}: {e}", self.what())));
+            return s.write(&data).map_err(|e| self.write_error(&e));
         }
         self.put(Step::Chunk(data)).await
     }
@@ -195,7 +195,7 @@ impl<S: ChunkSink> WriterSink<S> {
         // Stopped: its error says why.
         let stopped = q.idle().await;
         Err(match stopped {
-            Err(e) => failed(format!("could not write {}: {e}", self.what())),
+            Err(e) => self.write_error(&e),
             Ok(()) => failed("the writer stopped"),
         })
     }
@@ -203,8 +203,7 @@ impl<S: ChunkSink> WriterSink<S> {
     /// The value is complete: waits until the sink took and finished it.
     pub(crate) async fn finish(&mut self) -> Result<(), RpcError> {
         if let Some(mut s) = self.inline.take() {
-            s.finish()
-                .map_err(|e| failed(format!("could not write {}: {e}", self.what())))?;
+            s.finish().map_err(|e| self.write_error(&e))?;
             self.done = Some(s);
             self.kept = true;
             return Ok(());
@@ -214,7 +213,7 @@ impl<S: ChunkSink> WriterSink<S> {
             return Err(failed("the writer stopped"));
         };
         if let Err(e) = q.idle().await {
-            return Err(failed(format!("could not write {}: {e}", self.what())));
+            return Err(self.write_error(&e));
         }
         let Some(Feed(s)) = q.take_job() else {
             return Err(failed("the writer stopped before the end"));
