@@ -231,12 +231,14 @@ impl Variant {
     /// The byte buffer variants, next to `Mem` with `--bytes`.
     const BYTES: [Variant; 3] = [Variant::Vec, Variant::Boxed, Variant::Bytes];
 
-    /// The variants of a run.
-    fn chosen(bytes: bool) -> Vec<Variant> {
+    /// The variants of a run: the blobs (and the byte buffers with
+    /// `--bytes`), cut down to the names in `--only` when it is given.
+    fn chosen(args: &Args) -> Vec<Variant> {
         let mut v = Variant::BLOBS.to_vec();
-        if bytes {
+        if args.bytes {
             v.extend(Variant::BYTES);
         }
+        v.retain(|v| args.only.is_empty() || args.only.iter().any(|o| o == v.name()));
         v
     }
 
@@ -306,6 +308,10 @@ struct Args {
     /// the same size, next to the in-memory blob.
     #[arg(long)]
     bytes: bool,
+    /// Only these variants (comma-separated: mem, up, down, vec, boxed,
+    /// bytes), for profiling one of them.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Internal: the served rpc node's TLS credential directory.
     #[arg(long, hide = true)]
     tls_dir: Option<PathBuf>,
@@ -820,7 +826,7 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
                 .map(|(p, c)| (p.addr.clone(), p.proc.pid(), c.clone())),
             std::sync::Arc::clone(&data),
             files.clone(),
-            (args.repeat, args.pings, knobs, Variant::chosen(args.bytes)),
+            (args.repeat, args.pings, knobs, Variant::chosen(args)),
         ));
         let fig = rt.block_on(task)??;
         rt.shutdown_timeout(Duration::from_secs(1));
@@ -829,7 +835,7 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
     drop(data);
 
     let mut rss = Vec::new();
-    let variants = Variant::chosen(args.bytes);
+    let variants = Variant::chosen(args);
     for &v in &variants {
         let r = measure_rss(v, args.runtime, &files, knobs)?;
         eprintln!(
