@@ -13,7 +13,10 @@
 //!
 //! Without `--runtime`, both runtime flavours are measured, one after the
 //! other. With `--awake`, a `nice -n 19` busy loop (bounded by `timeout`)
-//! keeps a vCPU from halting during the run; see `/work/shared/PERF-NOTES.md`.
+//! keeps a vCPU from halting during the latency figures; see
+//! `/work/shared/PERF-NOTES.md`. It is stopped while throughput is measured:
+//! on 2 vCPUs the scheduler otherwise keeps the client and the server on one
+//! vCPU, and the figure measures them taking turns on it.
 //!
 //! With `--tls`, a third server (rpc over mutual TLS, credentials from a
 //! throwaway CA) is measured in the same run, next to the plaintext one.
@@ -51,7 +54,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use test_support::Proc;
-use test_support::bench::{Flavour, Lat, Spinner, elapsed_ns, summarize};
+use test_support::bench::{Flavour, Lat, SpinHandle, Spinner, cpus, elapsed_ns, pin, summarize};
 use test_support::procfs::cpu_ns;
 use tests::pki::{BenchPki, with_tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -124,9 +127,15 @@ struct Args {
     /// Runtime flavour of both sides; both flavours, one after the other, when absent.
     #[arg(long, value_enum)]
     runtime: Option<Flavour>,
-    /// Keep a vCPU awake with a low-priority busy loop during the measurements.
+    /// Keep a vCPU awake with a low-priority busy loop during the latency
+    /// measurements (paused for throughput).
     #[arg(long)]
     awake: bool,
+    /// Leave the current-thread client and servers where the scheduler puts
+    /// them while throughput is measured (by default: client on CPU 0,
+    /// servers on CPU 1, as on two hosts).
+    #[arg(long)]
+    no_pin: bool,
     /// Also measure rpc over mutual TLS (a throwaway CA), next to plaintext.
     #[arg(long)]
     tls: bool,
@@ -701,6 +710,51 @@ struct Plan {
     conc: usize,
     tput_calls: usize,
     rpc_only: bool,
+    /// The `--awake` loop, paused while throughput is measured.
+    spin: Option<SpinHandle>,
+    /// Pin the client and the servers to CPUs of their own for throughput.
+    pin: bool,
+}
+
+/// The client's runtime thread on CPU 0 and the servers on CPU 1 until
+/// dropped.
+///
+/// Why: on 2 vCPUs the scheduler sometimes keeps a current-thread client and
+/// its server on one vCPU for a whole run (`ps -L -o psr`), and they then
+/// take turns on it. The echo server does almost nothing per frame, so the
+/// echo gains from sharing (1.9M calls/s once against 0.6-0.7M apart) while
+/// rpc, with work on both sides, loses (0.31M against 0.4-0.6M): the ratio
+/// swung from 0.16x to 0.8x between runs. Pinned, every run measures two
+/// processes on CPUs of their own, as on two hosts.
+struct Pinned {
+    me: u32,
+    servers: Vec<u32>,
+}
+
+impl Pinned {
+    /// Pins; `None` (and a note) when `taskset` failed.
+    fn new(servers: Vec<u32>) -> Option<Pinned> {
+        // The current-thread runtime runs on the main thread (`block_on` in
+        // `bench_flavour`), whose thread id is the process id.
+        let me = std::process::id();
+        let pinned = Pinned { me, servers };
+        if pin(me, "0", false) && pinned.servers.iter().all(|&p| pin(p, "1", true)) {
+            Some(pinned)
+        } else {
+            eprintln!("rpc-bench: could not pin with taskset; throughput measured unpinned");
+            None
+        }
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let all = format!("0-{}", cpus() - 1);
+        pin(self.me, &all, false);
+        for &p in &self.servers {
+            pin(p, &all, true);
+        }
+    }
 }
 
 /// CPU time per call of the client (this process) and the server, in µs.
@@ -770,6 +824,17 @@ async fn measure(srv: Servers, plan: Plan) -> Result<Figures, BoxErr> {
         None => None,
     };
 
+    // Throughput wants the client and the server busy at once, each on a
+    // vCPU: with the busy loop running, the scheduler keeps them on one.
+    let paused = plan.spin.map(SpinHandle::pause);
+    let pinned = if plan.pin {
+        let mut pids = vec![srv.echo_pid, srv.rpc_pid];
+        pids.extend(srv.tls.as_ref().map(|t| t.1));
+        Pinned::new(pids)
+    } else {
+        None
+    };
+
     // Main baseline: as many caller tasks, an mpsc to a writer task, a FIFO
     // reader, and the simplest echo server (writes back what one read
     // brought in).
@@ -800,6 +865,7 @@ async fn measure(srv: Servers, plan: Plan) -> Result<Figures, BoxErr> {
     let per_frame_tput = echo_pipeline(echo_addr, &req, conc, n, pf, pf).await?;
     echo_tasks(echo_addr, &req, conc, tput_warm).await?;
     let tasks_tput = echo_tasks(echo_addr, &req, conc, n).await?;
+    drop((pinned, paused));
 
     drop(ping);
     client.shutdown().await;
@@ -821,6 +887,10 @@ async fn measure(srv: Servers, plan: Plan) -> Result<Figures, BoxErr> {
 }
 
 fn bench_flavour(flavour: Flavour, plan: Plan, pki: Option<&BenchPki>) -> Result<Figures, BoxErr> {
+    let plan = Plan {
+        pin: plan.pin && flavour == Flavour::Current,
+        ..plan
+    };
     let echo = ServerProc::spawn(ServeKind::Echo, flavour, None)?;
     let rpc = ServerProc::spawn(ServeKind::Rpc, flavour, None)?;
     let tls = match pki {
@@ -860,13 +930,6 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
         Some(f) => vec![f],
         None => vec![Flavour::Current, Flavour::Multi],
     };
-    let plan = Plan {
-        calls: args.calls,
-        warmup: args.warmup,
-        conc: args.concurrency,
-        tput_calls: args.tput_calls,
-        rpc_only: args.rpc_only,
-    };
     let spinner = if args.awake {
         let s = Spinner::start(SPIN_LIMIT_SECS)?;
         std::thread::sleep(Duration::from_millis(200));
@@ -874,12 +937,25 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
     } else {
         None
     };
+    let plan = Plan {
+        calls: args.calls,
+        warmup: args.warmup,
+        conc: args.concurrency,
+        tput_calls: args.tput_calls,
+        rpc_only: args.rpc_only,
+        spin: spinner.as_ref().map(Spinner::handle),
+        pin: !args.no_pin && cpus() >= 2,
+    };
     let pki = if args.tls {
         Some(BenchPki::new()?)
     } else {
         None
     };
-    let state = if args.awake { "awake" } else { "idle" };
+    let state = if args.awake {
+        "awake (loop paused for calls/s)"
+    } else {
+        "idle"
+    };
     // Other work on the machine keeps vCPUs awake too: say how busy it was.
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split_whitespace().next().unwrap_or("?");
@@ -893,7 +969,12 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
         if i > 0 {
             println!();
         }
-        print_table(*f, state, plan.conc, &fig);
+        let state = if plan.pin && *f == Flavour::Current {
+            format!("{state}; calls/s pinned: client CPU 0, servers CPU 1")
+        } else {
+            state.to_owned()
+        };
+        print_table(*f, &state, plan.conc, &fig);
     }
     drop(spinner);
     Ok(())

@@ -2,6 +2,7 @@
 //! rates, and the `--awake` busy loop.
 
 use crate::proc::reap;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -115,9 +116,19 @@ impl Spinner {
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            // Its own group, so that `SpinHandle` can stop `timeout` and the loop.
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start the busy loop (timeout, nice, sh): {e}"))?;
         Ok(Spinner { child })
+    }
+
+    /// A handle that can stop the loop for a while, for a task that does not
+    /// hold the spinner.
+    pub fn handle(&self) -> SpinHandle {
+        SpinHandle {
+            group: self.child.id(),
+        }
     }
 }
 
@@ -127,6 +138,70 @@ impl Drop for Spinner {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+        // A paused loop only acts on the SIGTERM once it runs again.
+        signal_group(self.child.id(), "CONT");
         reap(&mut self.child, Duration::from_secs(2));
     }
+}
+
+/// Stops and restarts a [`Spinner`]'s loop.
+///
+/// Why: on 2 vCPUs the loop counts as a busy CPU to the scheduler, which then
+/// keeps a client and its server child on the other vCPU together (seen with
+/// `ps -L -o psr`: both on one vCPU at about 50 % each, the loop alone on the
+/// other). Figures where both processes should be busy at once (throughput)
+/// are measured with the loop paused.
+#[derive(Debug, Clone, Copy)]
+pub struct SpinHandle {
+    /// `timeout` runs in a process group of its own, the loop inside it.
+    group: u32,
+}
+
+impl SpinHandle {
+    /// Stops the loop (SIGSTOP to its process group) until the guard drops.
+    pub fn pause(self) -> SpinPaused {
+        signal_group(self.group, "STOP");
+        SpinPaused { group: self.group }
+    }
+}
+
+/// Restarts the loop when dropped; see [`SpinHandle::pause`].
+#[derive(Debug)]
+pub struct SpinPaused {
+    group: u32,
+}
+
+impl Drop for SpinPaused {
+    fn drop(&mut self) {
+        signal_group(self.group, "CONT");
+    }
+}
+
+/// Sends `SIG<sig>` to every process of the group `group`.
+fn signal_group(group: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), "--", &format!("-{group}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Pins `tid` (a thread, or with `all` every thread of the process `tid`) to
+/// the CPUs of `cpus` (a `taskset` list such as `1` or `0-1`), with util-linux
+/// `taskset`. Returns false when that failed (no `taskset`, no such thread).
+pub fn pin(tid: u32, cpus: &str, all: bool) -> bool {
+    let mut cmd = Command::new("taskset");
+    if all {
+        cmd.arg("-a");
+    }
+    cmd.args(["-p", "-c", cpus, &tid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Number of CPUs this process may run on.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
