@@ -324,7 +324,7 @@ impl Handler for NodeInner {
                 id,
                 ChunkEvent::Data {
                     offset,
-                    data: data.0,
+                    data: data.0.into(),
                     crc,
                 },
             ),
@@ -336,6 +336,16 @@ impl Handler for NodeInner {
             Message::TransferEnd { id, .. } => self.core.transfers.on_end(conn, id),
             _ => {}
         }
+    }
+
+    fn on_chunk(&self, conn: &Arc<Connection>, chunk: crate::wire::ChunkParts, data: bytes::Bytes) {
+        use crate::transfer::table::ChunkEvent;
+        let ev = ChunkEvent::Data {
+            offset: chunk.offset,
+            data,
+            crc: chunk.crc,
+        };
+        self.core.transfers.on_chunk(conn, chunk.id, ev);
     }
 
     fn on_closed(&self, conn: &Arc<Connection>, reason: &RpcError) {

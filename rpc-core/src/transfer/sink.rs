@@ -81,7 +81,7 @@ impl ChunkSink for FileWriter {
 /// What the writer is given.
 enum Step {
     /// The next bytes.
-    Chunk(Vec<u8>),
+    Chunk(bytes::Bytes),
     /// The value is complete: finish the sink.
     Done,
 }
@@ -176,7 +176,7 @@ impl<S: ChunkSink> WriterSink<S> {
 
     /// Hands the next bytes to the writer, waiting while it is `depth`
     /// chunks behind.
-    pub(crate) async fn write(&mut self, data: Vec<u8>) -> Result<(), RpcError> {
+    pub(crate) async fn write(&mut self, data: bytes::Bytes) -> Result<(), RpcError> {
         if let Some(s) = &mut self.inline {
             return s.write(&data).map_err(|e| self.write_error(&e));
         }
@@ -277,7 +277,7 @@ mod tests {
             let mut sink = WriterSink::memory(size, 2).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(sink.inline.is_some(), size <= INLINE_MEMORY);
             for c in want.chunks(64 << 10) {
-                sink.write(c.to_vec())
+                sink.write(bytes::Bytes::copy_from_slice(c))
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
             }
@@ -286,7 +286,7 @@ mod tests {
 
             let mut dropped = WriterSink::memory(size, 2).unwrap_or_else(|e| panic!("{e}"));
             dropped
-                .write(vec![1; 10])
+                .write(vec![1; 10].into())
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             dropped.abort().await;

@@ -83,7 +83,8 @@ pub(crate) enum ChunkEvent {
     /// Bytes at `offset`, with their CRC-32 as the sender computed it.
     Data {
         offset: u64,
-        data: Vec<u8>,
+        /// A slice of the connection's read buffer, or a decoded chunk.
+        data: bytes::Bytes,
         crc: u32,
     },
     /// The sender refused, or the connection is gone.

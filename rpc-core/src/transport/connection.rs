@@ -35,6 +35,9 @@ pub(crate) trait Handler: Send + Sync + 'static {
     fn on_request(self: Arc<Self>, conn: &Arc<Connection>, req: Request);
     /// A transfer message (chunk request, chunk, refusal, end) from the peer.
     fn on_transfer(&self, conn: &Arc<Connection>, msg: Message);
+    /// A chunk from the peer, its bytes (`chunk.data` of the frame) a slice
+    /// of the read buffer: large chunks skip [`Handler::on_transfer`].
+    fn on_chunk(&self, conn: &Arc<Connection>, chunk: crate::wire::ChunkParts, data: bytes::Bytes);
     /// A lease message (dirty or clean) from the peer.
     fn on_lease(&self, conn: &Arc<Connection>, msg: Message);
     /// The connection is closed; `reason` says why.

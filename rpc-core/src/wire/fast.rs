@@ -2,7 +2,8 @@
 //! request with inline arguments and a successful response with inline
 //! results, and for transfer chunks (whose bytes serde copies out in pieces
 //! through a scratch buffer it zeroes first; chunks are also framed from the
-//! bytes where they lie). Both read and write exactly the CBOR that serde
+//! bytes where they lie, and [`chunk_parts`] lets the reader hand a chunk's
+//! bytes on as a slice of its buffer). Both read and write exactly the CBOR that serde
 //! writes for them (see `codec`'s golden-byte tests and the tests below)
 //! and give up on anything else, leaving it to serde, errors included.
 //! serde's generic path cost about a fifth of each side's CPU per null call
@@ -214,7 +215,9 @@ impl<'a> Cur<'a> {
     }
 
     /// A transfer chunk's fields, in the order serde writes them.
-    fn chunk(&mut self) -> Option<Message> {
+    /// The fields of a chunk; `body_len` is the length of the whole body
+    /// this cursor started on, to say where the data lies in it.
+    fn chunk(&mut self, body_len: usize) -> Option<ChunkParts> {
         if self.head(MAP)? != 4 || self.text()? != "id" {
             return None;
         }
@@ -226,15 +229,16 @@ impl<'a> Cur<'a> {
         if self.text()? != "data" {
             return None;
         }
-        let data = Payload(self.bytes()?.to_vec());
+        let n = self.bytes()?.len();
+        let end = body_len - self.b.len();
         if self.text()? != "crc" {
             return None;
         }
         let crc = u32::try_from(self.uint()?).ok()?;
-        Some(Message::Chunk {
+        Some(ChunkParts {
             id,
             offset,
-            data,
+            data: end - n..end,
             crc,
         })
     }
@@ -440,10 +444,40 @@ pub(crate) fn decode(body: &[u8]) -> Option<Message> {
     let msg = match c.text()? {
         "req" => Message::Request(c.request()?),
         "resp" => Message::Response(c.response()?),
-        "chunk" => c.chunk()?,
+        "chunk" => {
+            let p = c.chunk(body.len())?;
+            Message::Chunk {
+                id: p.id,
+                offset: p.offset,
+                data: Payload(body.get(p.data)?.to_vec()),
+                crc: p.crc,
+            }
+        }
         _ => return None,
     };
     c.b.is_empty().then_some(msg)
+}
+
+/// A chunk frame's fields, its data as where it lies in the body: the
+/// reader hands those bytes on as a slice of its buffer, uncopied.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ChunkParts {
+    pub(crate) id: TransferId,
+    pub(crate) offset: u64,
+    /// The data's bytes within the frame body.
+    pub(crate) data: std::ops::Range<usize>,
+    pub(crate) crc: u32,
+}
+
+/// The parts of `body` if it is a whole chunk message (as [`decode`] reads
+/// it); `None` for anything else.
+pub(crate) fn chunk_parts(body: &[u8]) -> Option<ChunkParts> {
+    let mut c = Cur { b: body };
+    if c.head(MAP)? != 1 || c.text()? != "chunk" {
+        return None;
+    }
+    let p = c.chunk(body.len())?;
+    c.b.is_empty().then_some(p)
 }
 
 #[cfg(test)]
@@ -575,7 +609,14 @@ mod tests {
             assert_eq!(framed, want);
             assert_eq!(decode(&want).as_ref(), Some(&m));
             assert_eq!(decode(&want[..want.len() - 1]), None);
+            // The parts the reader takes without copying name the same bytes.
+            let p = chunk_parts(&want).unwrap_or_else(|| panic!("chunk at {offset}"));
+            assert_eq!((p.id, p.offset, p.crc), (id, offset, crc));
+            assert_eq!(&want[p.data], &data[..]);
+            assert_eq!(chunk_parts(&want[..want.len() - 1]), None);
         }
+        // Other messages are not chunks.
+        assert_eq!(chunk_parts(&serde_bytes_of(&Message::Ping(3))), None);
     }
 
     #[test]

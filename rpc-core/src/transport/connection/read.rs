@@ -5,6 +5,7 @@
 use super::{Connection, Handler, io_reason};
 use crate::error::RpcError;
 use crate::transport::stream::ReadHalf;
+use crate::wire::codec::LEN_PREFIX;
 use crate::wire::{self, Message};
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
@@ -79,6 +80,16 @@ impl Connection {
                     // and hand on: what answers are queued leave first.
                     self.uncork();
                     self.cork();
+                    // A whole chunk: its bytes go on as a slice of this
+                    // buffer, not copied out on this (runtime) thread.
+                    let body = buf.get(LEN_PREFIX..LEN_PREFIX + len);
+                    if let Some(chunk) = body.and_then(wire::chunk_parts) {
+                        let frame = buf.split_to(LEN_PREFIX + len).freeze();
+                        let at = LEN_PREFIX;
+                        let data = frame.slice(at + chunk.data.start..at + chunk.data.end);
+                        handler.on_chunk(self, chunk, data);
+                        continue;
+                    }
                 }
                 match wire::decode_frame(&buf, self.max_frame) {
                     Ok(Some((msg, used))) => {
