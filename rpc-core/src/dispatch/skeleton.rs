@@ -15,6 +15,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+/// Arguments whose encoding is larger than this are decoded on tokio's
+/// blocking pool by [`IncomingCall::arg_owned`]: a large structured value
+/// (pulled in as a transfer) takes milliseconds to decode, which would stop
+/// the runtime thread serving the call (on the current-thread runtime, the
+/// whole node). Same as the size up to which pulled values are copied in
+/// place.
+const DECODE_OFF_RUNTIME: usize = 1 << 20;
+
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -82,7 +90,37 @@ impl IncomingCall {
                 reason: format!("argument `{name}` (#{index}) is missing"),
             });
         };
-        decode_payload(&self.core, p, name).map_err(|e| match e {
+        decode_payload(&self.core, p, name).map_err(|e| self.bad_arg::<T>(e, index, name))
+    }
+
+    /// Decodes argument `index` as [`IncomingCall::arg`] does, a large one on
+    /// the blocking pool, and frees its encoding there too.
+    ///
+    /// # Errors
+    /// As [`IncomingCall::arg`].
+    pub async fn arg_owned<T: DeserializeOwned + Send + 'static>(
+        &mut self,
+        index: usize,
+        name: &str,
+    ) -> Result<T, RpcError> {
+        let p = match self.args.get_mut(index) {
+            Some(p) if p.0.len() > DECODE_OFF_RUNTIME => std::mem::take(p),
+            _ => return self.arg(index, name),
+        };
+        let core = Arc::clone(&self.core);
+        let what = name.to_owned();
+        match tokio::task::spawn_blocking(move || decode_payload::<T>(&core, &p, &what)).await {
+            Ok(r) => r.map_err(|e| self.bad_arg::<T>(e, index, name)),
+            Err(_) => Err(RpcError::BadArguments {
+                method: self.method.clone(),
+                reason: format!("decoding argument `{name}` (#{index}) panicked"),
+            }),
+        }
+    }
+
+    /// A decode error of argument `index` as the caller sees it.
+    fn bad_arg<T>(&self, e: RpcError, index: usize, name: &str) -> RpcError {
+        match e {
             RpcError::Decode { reason, .. } => RpcError::BadArguments {
                 method: self.method.clone(),
                 reason: format!(
@@ -91,7 +129,7 @@ impl IncomingCall {
                 ),
             },
             other => other,
-        })
+        }
     }
 
     /// Takes argument `index`, a byte buffer, out of the call: the bytes stay

@@ -27,13 +27,15 @@ pub(crate) fn server_proxy(t: &RemoteTrait<'_>) -> TokenStream {
         let count = m.args.len();
         let decode = m.args.iter().enumerate().map(|(i, (n, ty))| {
             let n_str = n.to_string();
-            let arg = if is_byte_buffer(ty) {
-                quote! { arg_bytes }
+            // Byte buffers are taken as they are; other values decoded, a
+            // large one off the runtime thread.
+            let take = if is_byte_buffer(ty) {
+                quote! { arg_bytes::<#ty>(#i, #n_str) }
             } else {
-                quote! { arg }
+                quote! { arg_owned::<#ty>(#i, #n_str).await }
             };
             quote! {
-                let #n: #ty = match __call.#arg::<#ty>(#i, #n_str) {
+                let #n: #ty = match __call.#take {
                     ::core::result::Result::Ok(__v) => __v,
                     ::core::result::Result::Err(__e) => {
                         return ::rpc_core::__private::ResponseBody::System(__e);
