@@ -107,6 +107,34 @@ pub(crate) fn encode_payload<T: Serialize + ?Sized>(
     }
 }
 
+/// Encodings larger than this are decoded on tokio's blocking pool by
+/// [`decode_owned`]: a large structured value (pulled in as a transfer) takes
+/// milliseconds to decode, which would stop the runtime thread (on the
+/// current-thread runtime, the whole node). Same as the size up to which
+/// pulled values are copied in place.
+const DECODE_OFF_RUNTIME: usize = 1 << 20;
+
+/// Decodes `p` as [`decode_payload`] does; a large one on the blocking pool,
+/// where its encoding is freed too.
+pub(crate) async fn decode_owned<T: DeserializeOwned + Send + 'static>(
+    core: &Arc<Core>,
+    p: Payload,
+    what: &str,
+) -> Result<T, RpcError> {
+    if p.0.len() <= DECODE_OFF_RUNTIME {
+        return decode_payload(core, &p, what);
+    }
+    let (core, owned) = (Arc::clone(core), what.to_owned());
+    tokio::task::spawn_blocking(move || decode_payload::<T>(&core, &p, &owned))
+        .await
+        .unwrap_or_else(|_| {
+            Err(RpcError::Decode {
+                what: what.to_owned(),
+                reason: "the decoder panicked".into(),
+            })
+        })
+}
+
 /// Decodes CBOR bytes on behalf of `node`.
 pub(crate) fn decode_payload<T: DeserializeOwned>(
     core: &Arc<Core>,

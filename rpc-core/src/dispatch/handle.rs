@@ -3,7 +3,7 @@
 //! remote object on a node shares its [`RemoteObject`], whose drop releases
 //! the lease.
 
-use super::codec::{decode_payload, encode_payload};
+use super::codec::{decode_owned, decode_payload, encode_payload};
 use super::context::call_deadline;
 use super::core::Core;
 use crate::error::RpcError;
@@ -175,17 +175,29 @@ impl RemoteHandle {
         method: &str,
     ) -> Result<T, RpcError> {
         match <[Payload; 1]>::try_from(out) {
-            Ok([p]) => self.decode(&p, "result").map_err(|e| match e {
-                RpcError::Decode { reason, .. } => RpcError::Decode {
-                    what: format!("result of `{method}`"),
-                    reason,
-                },
-                other => other,
-            }),
-            Err(out) => Err(RpcError::Decode {
-                what: format!("result of `{method}`"),
-                reason: format!("expected 1 out argument, got {}", out.len()),
-            }),
+            Ok([p]) => self
+                .decode(&p, "result")
+                .map_err(|e| result_error(e, method)),
+            Err(out) => Err(out_count_error(&out, method)),
+        }
+    }
+
+    /// Decodes the single out argument of a successful call as
+    /// [`RemoteHandle::decode_out`] does, a large one on the blocking pool
+    /// (where its encoding is freed too).
+    ///
+    /// # Errors
+    /// As [`RemoteHandle::decode_out`].
+    pub async fn decode_out_owned<T: DeserializeOwned + Send + 'static>(
+        &self,
+        out: Vec<Payload>,
+        method: &str,
+    ) -> Result<T, RpcError> {
+        match <[Payload; 1]>::try_from(out) {
+            Ok([p]) => decode_owned(&self.obj.core, p, "result")
+                .await
+                .map_err(|e| result_error(e, method)),
+            Err(out) => Err(out_count_error(&out, method)),
         }
     }
 
@@ -335,6 +347,25 @@ impl RemoteHandle {
                     after_ms: timeout.as_millis() as u64,
                 })
             })
+    }
+}
+
+/// A decode error of the result of `method` as the caller sees it.
+fn result_error(e: RpcError, method: &str) -> RpcError {
+    match e {
+        RpcError::Decode { reason, .. } => RpcError::Decode {
+            what: format!("result of `{method}`"),
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// The error for a reply whose out arguments are not exactly one.
+fn out_count_error(out: &[Payload], method: &str) -> RpcError {
+    RpcError::Decode {
+        what: format!("result of `{method}`"),
+        reason: format!("expected 1 out argument, got {}", out.len()),
     }
 }
 

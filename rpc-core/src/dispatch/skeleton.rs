@@ -2,7 +2,7 @@
 //! [`ServerProxy`] (skeleton) receives an [`IncomingCall`] whose arguments
 //! are still opaque bytes, decodes them itself and encodes the reply.
 
-use super::codec::{as_reply, decode_payload, encode_payload};
+use super::codec::{as_reply, decode_owned, decode_payload, encode_payload};
 use super::core::Core;
 use crate::error::RpcError;
 use crate::ids::NodeId;
@@ -14,14 +14,6 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-
-/// Arguments whose encoding is larger than this are decoded on tokio's
-/// blocking pool by [`IncomingCall::arg_owned`]: a large structured value
-/// (pulled in as a transfer) takes milliseconds to decode, which would stop
-/// the runtime thread serving the call (on the current-thread runtime, the
-/// whole node). Same as the size up to which pulled values are copied in
-/// place.
-const DECODE_OFF_RUNTIME: usize = 1 << 20;
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -103,19 +95,13 @@ impl IncomingCall {
         index: usize,
         name: &str,
     ) -> Result<T, RpcError> {
-        let p = match self.args.get_mut(index) {
-            Some(p) if p.0.len() > DECODE_OFF_RUNTIME => std::mem::take(p),
-            _ => return self.arg(index, name),
+        let Some(p) = self.args.get_mut(index) else {
+            return self.arg(index, name);
         };
-        let core = Arc::clone(&self.core);
-        let what = name.to_owned();
-        match tokio::task::spawn_blocking(move || decode_payload::<T>(&core, &p, &what)).await {
-            Ok(r) => r.map_err(|e| self.bad_arg::<T>(e, index, name)),
-            Err(_) => Err(RpcError::BadArguments {
-                method: self.method.clone(),
-                reason: format!("decoding argument `{name}` (#{index}) panicked"),
-            }),
-        }
+        let p = std::mem::take(p);
+        decode_owned(&self.core, p, name)
+            .await
+            .map_err(|e| self.bad_arg::<T>(e, index, name))
     }
 
     /// A decode error of argument `index` as the caller sees it.

@@ -75,10 +75,12 @@ pub(crate) fn client_proxy(t: &RemoteTrait<'_>) -> TokenStream {
                 quote! { __h.encode(&#n, #what)? }
             }
         });
+        // Byte buffers are taken as they are; other results decoded, a large
+        // one off the runtime thread.
         let decode_out = if is_byte_buffer(ok) {
-            quote! { decode_out_bytes }
+            quote! { decode_out_bytes::<#ok>(__out, #method_str) }
         } else {
-            quote! { decode_out }
+            quote! { decode_out_owned::<#ok>(__out, #method_str).await }
         };
         let err_what = format!("error of `{method_str}`");
         let call = if m.idempotent {
@@ -102,7 +104,7 @@ pub(crate) fn client_proxy(t: &RemoteTrait<'_>) -> TokenStream {
                     let __args = ::std::vec![#(#encode),*];
                     ::core::result::Result::Ok(match __h.#call(#method_str, __args).await? {
                         ::rpc_core::__private::Reply::Out(__out) => {
-                            ::core::result::Result::Ok(__h.#decode_out::<#ok>(__out, #method_str)?)
+                            ::core::result::Result::Ok(__h.#decode_out?)
                         }
                         ::rpc_core::__private::Reply::Application(__p) => {
                             ::core::result::Result::Err(__h.decode::<#err>(&__p, #err_what)?)
