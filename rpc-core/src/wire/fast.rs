@@ -3,11 +3,11 @@
 //! results, and for transfer chunks (whose bytes serde copies out in pieces
 //! through a scratch buffer it zeroes first; chunks are also framed from the
 //! bytes where they lie, and [`chunk_parts`] lets the reader hand a chunk's
-//! bytes on as a slice of its buffer). Both read and write exactly the CBOR that serde
-//! writes for them (see `codec`'s golden-byte tests and the tests below)
-//! and give up on anything else, leaving it to serde, errors included.
-//! serde's generic path cost about a fifth of each side's CPU per null call
-//! (rpc-bench, multi-thread runtime).
+//! bytes on as a slice of its buffer). Both read and write exactly the CBOR
+//! that serde writes for them (see `codec`'s golden-byte tests and the tests
+//! below) and give up on anything else, leaving it to serde, errors
+//! included. serde's generic path cost about a fifth of each side's CPU per
+//! null call (rpc-bench, multi-thread runtime).
 
 use super::message::{
     Arg, ArgList, IpcHeader, Message, MessageKind, Payload, Request, RequestHeader, Response,
@@ -214,9 +214,9 @@ impl<'a> Cur<'a> {
         })
     }
 
-    /// A transfer chunk's fields, in the order serde writes them.
-    /// The fields of a chunk; `body_len` is the length of the whole body
-    /// this cursor started on, to say where the data lies in it.
+    /// A transfer chunk's fields, in the order serde writes them; `body_len`
+    /// is the length of the body this cursor started on, to say where the
+    /// data lies in it.
     fn chunk(&mut self, body_len: usize) -> Option<ChunkParts> {
         if self.head(MAP)? != 4 || self.text()? != "id" {
             return None;
