@@ -280,7 +280,9 @@ impl RemoteHandle {
             },
             None => self.obj.cap.clone(),
         };
-        let deadline = tokio::time::Instant::now() + timeout;
+        // One clock read for a call sent at the first try.
+        let mut now = tokio::time::Instant::now();
+        let deadline = now + timeout;
         let trace = Some(super::context::outgoing_trace());
         let mut args = ArgList::new(method, core.transfers.route_out(args, home.node)?);
         let wait = |timeout| Wait {
@@ -294,10 +296,10 @@ impl RemoteHandle {
         // with backoff while the deadline allows, idempotent or not: the
         // first call after a peer restarts or a link heals then succeeds.
         let (conn, body) = loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let left = deadline.saturating_duration_since(now);
             let failed = match core.peers.conn_to(home).await {
                 Ok(conn) => match conn
-                    .call_or_return(target.clone(), args, wait(left), trace)
+                    .call_or_return(target.clone(), args, wait(left), trace, now)
                     .await
                 {
                     Ok(body) => break (conn, body),
@@ -321,6 +323,7 @@ impl RemoteHandle {
             tracing::debug!(method, error = %failed, ?backoff, "request not sent; trying again");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+            now = tokio::time::Instant::now();
         };
         let pull = async {
             match body {
