@@ -7,8 +7,8 @@
 //! grace period, so that the receiver's first lease can arrive. An export with
 //! no lease, no grace left and no pin is dropped.
 
-use crate::ids::NodeId;
 use crate::ids::ObjectId;
+use crate::ids::{IdMap, NodeId};
 use crate::registry::classes::ClassInfo;
 use parking_lot::Mutex;
 use parking_lot::RwLock;
@@ -54,7 +54,7 @@ pub(crate) struct Export<S: ?Sized> {
 }
 
 struct Tables<S: ?Sized> {
-    by_id: HashMap<ObjectId, Arc<Export<S>>>,
+    by_id: IdMap<ObjectId, Arc<Export<S>>>,
     by_key: HashMap<usize, ObjectId>,
 }
 
@@ -69,7 +69,7 @@ impl<S: ?Sized> Default for ExportTable<S> {
     fn default() -> Self {
         ExportTable {
             tables: RwLock::new(Tables {
-                by_id: HashMap::new(),
+                by_id: IdMap::default(),
                 by_key: HashMap::new(),
             }),
         }

@@ -13,14 +13,13 @@
 
 use crate::budget::Grant;
 use crate::error::RpcError;
-use crate::ids::{CallId, Capability, Identity, NodeId};
+use crate::ids::{CallId, Capability, IdMap, Identity, NodeId};
 use crate::transfer::Transfers;
 use crate::transport::stream::{ReadHalf, WriteHalf};
 use crate::wire::{
     ArgList, Hello, IpcHeader, Message, MessageKind, Request, RequestHeader, Response, ResponseBody,
 };
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -79,11 +78,11 @@ pub(crate) struct Connection {
     next_call: AtomicU64,
     /// Our calls waiting for a response; the reader task completes them and
     /// fails them all when the connection closes.
-    pending: Mutex<HashMap<CallId, oneshot::Sender<CallResult>>>,
+    pending: Mutex<IdMap<CallId, oneshot::Sender<CallResult>>>,
     /// Requests of the peer running here, so that a cancel can abort them. The
     /// entry is reserved (None) before the task is spawned, so the count limit
     /// and the task's own removal at its end cannot race.
-    inflight: Mutex<HashMap<CallId, Option<AbortHandle>>>,
+    inflight: Mutex<IdMap<CallId, Option<AbortHandle>>>,
     /// The accepting node's connection slot (per address and in total),
     /// given back on close.
     permit: Mutex<Option<Grant<IpAddr>>>,
@@ -155,8 +154,8 @@ impl Connection {
                 drained: Notify::new(),
             },
             next_call: AtomicU64::new(1),
-            pending: Mutex::new(HashMap::new()),
-            inflight: Mutex::new(HashMap::new()),
+            pending: Mutex::new(IdMap::default()),
+            inflight: Mutex::new(IdMap::default()),
             closed: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             permit: Mutex::new(permit),

@@ -9,7 +9,7 @@ use crate::budget::Grant;
 use crate::config::Config;
 use crate::credentials::CertIdentity;
 use crate::error::RpcError;
-use crate::ids::{ComHandle, Identity, NodeId};
+use crate::ids::{ComHandle, IdMap, Identity, NodeId};
 use crate::transport::address::Advertised;
 use crate::transport::connection::{Connection, Handler, Traffic};
 use crate::transport::handshake::{self, LocalHello};
@@ -43,7 +43,7 @@ pub(crate) struct Peers {
     /// Byte counters shared by every connection.
     traffic: Arc<Traffic>,
     /// Open connections by peer; short lookups only, never held across an await.
-    conns: Mutex<HashMap<NodeId, Arc<Connection>>>,
+    conns: Mutex<IdMap<NodeId, Arc<Connection>>>,
     /// One lock per address being dialed, so that concurrent first calls to
     /// one address share its connection; removed when the dial is done.
     /// The map's own lock is held for lookups only.
@@ -82,7 +82,7 @@ impl Peers {
             advertised: Advertised::default(),
             handler,
             traffic: Arc::default(),
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(IdMap::default()),
             dialing: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
         }
