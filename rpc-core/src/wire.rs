@@ -7,5 +7,5 @@ mod fast;
 pub mod message;
 
 pub use codec::{FrameError, decode_frame, encode_frame};
-pub(crate) use fast::{ChunkParts, chunk_parts, encode_chunk};
+pub(crate) use fast::{chunk_parts, encode_chunk};
 pub use message::*;

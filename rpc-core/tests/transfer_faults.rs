@@ -126,42 +126,24 @@ async fn bad_chunk_requests_are_refused() {
         } => {}
         other => panic!("expected a refusal, got {other:?}"),
     };
+    // Ten bytes of transfer `id` at `offset`.
+    let ask = |id, offset| Message::ChunkRequest {
+        id,
+        offset,
+        len: 10,
+    };
     // Past the end.
-    owner
-        .send(&Message::ChunkRequest {
-            id: meta.id,
-            offset: meta.size,
-            len: 10,
-        })
-        .await;
+    owner.send(&ask(meta.id, meta.size)).await;
     refused(owner.recv().await);
     // A transfer that does not exist.
-    owner
-        .send(&Message::ChunkRequest {
-            id: TransferId::random(),
-            offset: 0,
-            len: 10,
-        })
-        .await;
+    owner.send(&ask(TransferId::random(), 0)).await;
     refused(owner.recv().await);
     // Another node asking for this node's transfer.
     let mut thief = Raw::connect(&addr).await;
-    thief
-        .send(&Message::ChunkRequest {
-            id: meta.id,
-            offset: 0,
-            len: 10,
-        })
-        .await;
+    thief.send(&ask(meta.id, 0)).await;
     refused(thief.recv().await);
     // The owner still gets its bytes, then frees the transfer.
-    owner
-        .send(&Message::ChunkRequest {
-            id: meta.id,
-            offset: 0,
-            len: 10,
-        })
-        .await;
+    owner.send(&ask(meta.id, 0)).await;
     match owner.recv().await {
         Message::Chunk { data, .. } => assert_eq!(data.0.len(), 10),
         other => panic!("unexpected {other:?}"),

@@ -319,15 +319,7 @@ impl Handler for NodeInner {
                 offset,
                 data,
                 crc,
-            } => self.core.transfers.on_chunk(
-                conn,
-                id,
-                ChunkEvent::Data {
-                    offset,
-                    data: data.0.into(),
-                    crc,
-                },
-            ),
+            } => self.on_chunk(conn, id, offset, data.0.into(), crc),
             Message::ChunkError { id, error } => {
                 self.core
                     .transfers
@@ -338,14 +330,17 @@ impl Handler for NodeInner {
         }
     }
 
-    fn on_chunk(&self, conn: &Arc<Connection>, chunk: crate::wire::ChunkParts, data: bytes::Bytes) {
+    fn on_chunk(
+        &self,
+        conn: &Arc<Connection>,
+        id: crate::ids::TransferId,
+        offset: u64,
+        data: bytes::Bytes,
+        crc: u32,
+    ) {
         use crate::transfer::table::ChunkEvent;
-        let ev = ChunkEvent::Data {
-            offset: chunk.offset,
-            data,
-            crc: chunk.crc,
-        };
-        self.core.transfers.on_chunk(conn, chunk.id, ev);
+        let ev = ChunkEvent::Data { offset, data, crc };
+        self.core.transfers.on_chunk(conn, id, ev);
     }
 
     fn on_closed(&self, conn: &Arc<Connection>, reason: &RpcError) {

@@ -13,12 +13,13 @@
 
 use crate::budget::Grant;
 use crate::error::RpcError;
-use crate::ids::{CallId, Capability, IdMap, Identity, NodeId};
+use crate::ids::{CallId, Capability, IdMap, Identity, NodeId, TransferId};
 use crate::transfer::Transfers;
 use crate::transport::stream::{ReadHalf, WriteHalf};
 use crate::wire::{
     ArgList, Hello, IpcHeader, Message, MessageKind, Request, RequestHeader, Response, ResponseBody,
 };
+use bytes::Bytes;
 use parking_lot::Mutex;
 use std::io;
 use std::net::IpAddr;
@@ -34,9 +35,10 @@ pub(crate) trait Handler: Send + Sync + 'static {
     fn on_request(self: Arc<Self>, conn: &Arc<Connection>, req: Request);
     /// A transfer message (chunk request, chunk, refusal, end) from the peer.
     fn on_transfer(&self, conn: &Arc<Connection>, msg: Message);
-    /// A chunk from the peer, its bytes (`chunk.data` of the frame) a slice
-    /// of the read buffer: large chunks skip [`Handler::on_transfer`].
-    fn on_chunk(&self, conn: &Arc<Connection>, chunk: crate::wire::ChunkParts, data: bytes::Bytes);
+    /// A chunk of transfer `id` from the peer: `data` at `offset`, with the
+    /// sender's CRC-32. The reader hands large chunks here directly, their
+    /// bytes a slice of its buffer.
+    fn on_chunk(&self, conn: &Arc<Connection>, id: TransferId, offset: u64, data: Bytes, crc: u32);
     /// A lease message (dirty or clean) from the peer.
     fn on_lease(&self, conn: &Arc<Connection>, msg: Message);
     /// The connection is closed; `reason` says why.

@@ -85,9 +85,9 @@ impl Connection {
                     let body = buf.get(LEN_PREFIX..LEN_PREFIX + len);
                     if let Some(chunk) = body.and_then(wire::chunk_parts) {
                         let frame = buf.split_to(LEN_PREFIX + len).freeze();
-                        let at = LEN_PREFIX;
-                        let data = frame.slice(at + chunk.data.start..at + chunk.data.end);
-                        handler.on_chunk(self, chunk, data);
+                        let data =
+                            frame.slice(LEN_PREFIX + chunk.data.start..LEN_PREFIX + chunk.data.end);
+                        handler.on_chunk(self, chunk.id, chunk.offset, data, chunk.crc);
                         continue;
                     }
                 }
