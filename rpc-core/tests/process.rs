@@ -277,11 +277,18 @@ async fn a_partly_written_file_is_removed_when_the_sender_dies() {
     let dst = dir.path().join("dst");
     let d = dst.clone();
     let save = tokio::spawn(async move { blob.save_to(&d).await });
-    let d = dst.clone();
-    wait_until("bytes on disk", move || {
-        std::fs::metadata(&d).is_ok_and(|m| m.len() > 0)
-    })
-    .await;
+    let t0 = std::time::Instant::now();
+    while !std::fs::metadata(&dst).is_ok_and(|m| m.len() > 0) {
+        // A save that ended before its first bytes show has its reason.
+        if save.is_finished() {
+            panic!("the save ended before any bytes: {:?}", save.await);
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "timed out waiting for bytes on disk"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     server.proc.kill9();
     let err = save.await.unwrap().unwrap_err();
     assert!(
