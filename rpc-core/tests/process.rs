@@ -283,8 +283,10 @@ async fn a_partly_written_file_is_removed_when_the_sender_dies() {
         if save.is_finished() {
             panic!("the save ended before any bytes: {:?}", save.await);
         }
+        // Longer than the transfer timeout (30 s): a pull that gets no
+        // chunk at all ends first, with its own error.
         assert!(
-            t0.elapsed() < std::time::Duration::from_secs(30),
+            t0.elapsed() < std::time::Duration::from_secs(40),
             "timed out waiting for bytes on disk"
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
