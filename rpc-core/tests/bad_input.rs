@@ -316,3 +316,70 @@ async fn unreachable_peer_is_not_sent() {
     assert!(matches!(err, RpcError::Unreachable { .. }), "{err:?}");
     assert!(err.is_not_sent());
 }
+
+/// A peer that shuts down sends a close frame saying its unanswered calls
+/// did not run, then goes. When a write on its reset socket fails before
+/// that frame is read (here: the reader is paused, as the peer does not
+/// read what it is sent), the calls still pending must learn what the
+/// frame says, not "lost, may have run".
+#[tokio::test]
+async fn a_failed_write_does_not_hide_the_peers_close_frame() {
+    // A capability of a Calc whose home is the raw peer below.
+    let (_real, real_addr, _) = calc_server().await;
+    let real: CalcRef = Node::new(Config::default())
+        .lookup(&real_addr, "calc")
+        .await
+        .unwrap();
+    let client = Node::new(Config {
+        large_threshold: 1 << 20,
+        max_queued_bytes: 256 << 10,
+        ..Config::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer = NodeId::random();
+    let mut cap = real.capability().unwrap().clone();
+    cap.home.node = peer;
+    cap.home.addr = Some(listener.local_addr().unwrap().to_string());
+    let calc: CalcRef = client.resolve(cap).unwrap();
+
+    // 32 calls of 512 KiB each: more than both socket buffers hold, so
+    // the client's queue passes its limit and its reader pauses.
+    let calls: Vec<_> = (0..32)
+        .map(|_| {
+            let c = calc.with_timeout(Duration::from_secs(2));
+            tokio::spawn(async move {
+                c.echo_bytes(serde_bytes::ByteBuf::from(vec![7u8; 512 << 10]))
+                    .await
+            })
+        })
+        .collect();
+    let Ok(accepted) = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await
+    else {
+        let first = calls.into_iter().next().unwrap().await;
+        panic!(
+            "the client did not dial: {:?}",
+            first.map(|r| r.map(|b| b.len()))
+        );
+    };
+    let (mut s, _) = accepted.unwrap();
+    drop(listener);
+    match raw::recv_within(&mut s, Duration::from_secs(10)).await {
+        Some(Message::Hello(_)) => {}
+        other => panic!("expected a hello, got {other:?}"),
+    }
+    raw::send_on(&mut s, &raw::hello(peer)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Shut down having read no request: none of them ran.
+    raw::send_on(&mut s, &Message::Close(RpcError::Shutdown)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Unread requests in its buffer: the kernel resets the connection.
+    drop(s);
+    for call in calls {
+        let r = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .unwrap()
+            .unwrap();
+        let err = r.unwrap_err();
+        assert!(err.is_not_sent(), "{err:?}");
+    }
+}

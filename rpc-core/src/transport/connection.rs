@@ -154,6 +154,7 @@ impl Connection {
                 state: Mutex::new(WriteState::default()),
                 wake: Notify::new(),
                 drained: Notify::new(),
+                failed: Notify::new(),
             },
             next_call: AtomicU64::new(1),
             pending: Mutex::new(IdMap::default()),
@@ -238,7 +239,9 @@ impl Connection {
 
     /// True once the connection is closed.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.lock().is_some()
+        // A connection whose writes failed takes no calls while its reader
+        // reads the peer's last words.
+        self.closed.lock().is_some() || self.writer.state.lock().failed.is_some()
     }
 
     /// Number of our calls waiting for an answer on this connection.

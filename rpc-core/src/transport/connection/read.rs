@@ -15,6 +15,11 @@ use tokio::io::AsyncReadExt;
 /// Requests decoded from one read before the reader lets them run.
 const REQUESTS_PER_YIELD: u32 = 16;
 
+/// How long the reader reads on after a write failed, for a close frame
+/// the peer sent before its socket went. It is normally read at once: the
+/// peer's frames came before the failure.
+const LAST_WORDS: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Frames above this size flush the answers corked before them.
 const CORK_FRAME_LIMIT: usize = 16 * 1024;
 
@@ -58,6 +63,8 @@ impl Connection {
     ) -> RpcError {
         let mut buf = BytesMut::with_capacity(crate::config::READ_BUFFER);
         let mut since_yield = 0;
+        // Set once a write failed: until then the peer's last frames are read.
+        let mut last_words = None;
         loop {
             // Decode every whole frame in the buffer. Requests run inline
             // as far as they can without waiting; their answers are corked
@@ -139,6 +146,14 @@ impl Connection {
                 r = rd.read_buf(&mut buf) => r,
                 () = self.stop.cancelled() => {
                     return self.closed.lock().clone().unwrap_or(RpcError::Shutdown);
+                }
+                () = self.writer.failed.notified(), if last_words.is_none() => {
+                    last_words = Some(tokio::time::Instant::now() + LAST_WORDS);
+                    continue;
+                }
+                () = tokio::time::sleep_until(last_words.unwrap_or_else(tokio::time::Instant::now)),
+                    if last_words.is_some() => {
+                    return self.write_failure().unwrap_or(RpcError::Shutdown);
                 }
             };
             self.last_rx_ms.store(self.now_ms(), Ordering::Relaxed);

@@ -40,6 +40,10 @@ pub(super) struct WriteState {
     /// frame last): refuse new frames, and the writer closes it with this
     /// reason when the queue is empty.
     pub(super) closing: Option<RpcError>,
+    /// The socket refused a write (the peer closed or reset it): nothing
+    /// more is written, and the reader reads the peer's last words before
+    /// the connection closes with this, or with what they say.
+    pub(super) failed: Option<RpcError>,
 }
 
 pub(super) struct Writer {
@@ -52,6 +56,9 @@ pub(super) struct Writer {
     /// Told when the bytes waiting for the peer fell below half the limit:
     /// the reader waits on it while the peer does not read.
     pub(super) drained: Notify,
+    /// Told when a write failed (see [`WriteState::failed`]): the reader
+    /// then gives the peer a moment to finish, not forever.
+    pub(super) failed: Notify,
 }
 
 impl Connection {
@@ -163,10 +170,7 @@ impl Connection {
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        self.close(&RpcError::ConnectionLost {
-                            peer: self.peer_name(),
-                            reason: io_reason(&e),
-                        });
+                        self.write_failed(&e);
                         if own_unsent && off == 0 {
                             return Err(RpcError::Unreachable {
                                 peer: self.peer_name(),
@@ -184,10 +188,7 @@ impl Connection {
                     Ok(done) => done,
                     Err(e) => {
                         drop(st);
-                        self.close(&RpcError::ConnectionLost {
-                            peer: self.peer_name(),
-                            reason: io_reason(&e),
-                        });
+                        self.write_failed(&e);
                         return Ok(());
                     }
                 };
@@ -253,10 +254,7 @@ impl Connection {
                 };
                 self.maybe_drained(backlog);
                 if let Err(e) = wrote {
-                    self.close(&RpcError::ConnectionLost {
-                        peer: self.peer_name(),
-                        reason: io_reason(&e),
-                    });
+                    self.write_failed(&e);
                     return;
                 }
             }
@@ -279,6 +277,45 @@ impl Connection {
             }
         }
         std::future::poll_fn(|cx| sock.poll_flush(cx)).await
+    }
+
+    /// The socket refused a write. Writing stops, and what was queued is
+    /// dropped (it never left). The connection is not closed yet: a peer
+    /// that shut down sent a close frame before its socket went, which
+    /// says whether the calls still pending here ran, and the reader may
+    /// not have read it; it reads on for a moment (see
+    /// [`WriteState::failed`]). Calls made meanwhile are refused as not sent.
+    fn write_failed(&self, e: &io::Error) {
+        let lost = RpcError::ConnectionLost {
+            peer: self.peer_name(),
+            reason: io_reason(e),
+        };
+        {
+            let mut st = self.writer.state.lock();
+            if st.closed {
+                return;
+            }
+            if let Some(ours) = st.closing.take() {
+                // We were closing anyway: nothing more to learn from the peer.
+                drop(st);
+                self.close(&ours);
+                return;
+            }
+            st.closed = true;
+            st.failed = Some(lost);
+            st.writing = false;
+            st.queue = Vec::new();
+            st.bulk.clear();
+            st.bulk_bytes = 0;
+            st.in_writer = 0;
+        }
+        self.writer.drained.notify_waiters();
+        self.writer.failed.notify_one();
+    }
+
+    /// Why writing failed, if it did (see [`WriteState::failed`]).
+    pub(super) fn write_failure(&self) -> Option<RpcError> {
+        self.writer.state.lock().failed.clone()
     }
 
     /// Sends `Close(err)` after what is queued, then closes: the peer learns
