@@ -35,10 +35,11 @@ async fn table_and_cell_references_survive_a_restart() {
     within(server.shutdown()).await;
     // While it is down, calls are tried again until their deadline, then
     // fail as not sent.
-    assert!(matches!(
-        within(people.with_timeout(Duration::from_millis(500)).count()).await,
-        Err(DbError::Rpc(e)) if e.is_not_sent()
-    ));
+    let down = within(people.with_timeout(Duration::from_millis(500)).count()).await;
+    assert!(
+        matches!(&down, Err(DbError::Rpc(e)) if e.is_not_sent()),
+        "{down:?}"
+    );
     let server = start_server_at(dir.path(), &addr).await;
     assert_eq!(server.node().id(), node_id, "the node id is persisted");
 
