@@ -154,6 +154,7 @@ impl Connection {
                 state: Mutex::new(WriteState::default()),
                 wake: Notify::new(),
                 drained: Notify::new(),
+                failure: std::sync::OnceLock::new(),
                 failed: Notify::new(),
             },
             next_call: AtomicU64::new(1),
@@ -241,7 +242,7 @@ impl Connection {
     pub(crate) fn is_closed(&self) -> bool {
         // A connection whose writes failed takes no calls while its reader
         // reads the peer's last words.
-        self.closed.lock().is_some() || self.writer.state.lock().failed.is_some()
+        self.writer.failure.get().is_some() || self.closed.lock().is_some()
     }
 
     /// Number of our calls waiting for an answer on this connection.

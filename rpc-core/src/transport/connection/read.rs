@@ -63,8 +63,16 @@ impl Connection {
     ) -> RpcError {
         let mut buf = BytesMut::with_capacity(crate::config::READ_BUFFER);
         let mut since_yield = 0;
-        // Set once a write failed: until then the peer's last frames are read.
-        let mut last_words = None;
+        // Made once, not on every read: a future polled anew per read
+        // registers with its notifier (or reads the clock) each time.
+        let stopped = self.stop.cancelled();
+        tokio::pin!(stopped);
+        let write_failed = self.writer.failed.notified();
+        tokio::pin!(write_failed);
+        // Armed once a write failed: until then the peer's last frames are read.
+        let last_words = tokio::time::sleep(LAST_WORDS);
+        tokio::pin!(last_words);
+        let mut failing = false;
         loop {
             // Decode every whole frame in the buffer. Requests run inline
             // as far as they can without waiting; their answers are corked
@@ -144,15 +152,15 @@ impl Connection {
             }
             let read = tokio::select! {
                 r = rd.read_buf(&mut buf) => r,
-                () = self.stop.cancelled() => {
+                () = &mut stopped => {
                     return self.closed.lock().clone().unwrap_or(RpcError::Shutdown);
                 }
-                () = self.writer.failed.notified(), if last_words.is_none() => {
-                    last_words = Some(tokio::time::Instant::now() + LAST_WORDS);
+                () = &mut write_failed, if !failing => {
+                    failing = true;
+                    last_words.as_mut().reset(tokio::time::Instant::now() + LAST_WORDS);
                     continue;
                 }
-                () = tokio::time::sleep_until(last_words.unwrap_or_else(tokio::time::Instant::now)),
-                    if last_words.is_some() => {
+                () = &mut last_words, if failing => {
                     return self.write_failure().unwrap_or(RpcError::Shutdown);
                 }
             };

@@ -40,10 +40,6 @@ pub(super) struct WriteState {
     /// frame last): refuse new frames, and the writer closes it with this
     /// reason when the queue is empty.
     pub(super) closing: Option<RpcError>,
-    /// The socket refused a write (the peer closed or reset it): nothing
-    /// more is written, and the reader reads the peer's last words before
-    /// the connection closes with this, or with what they say.
-    pub(super) failed: Option<RpcError>,
 }
 
 pub(super) struct Writer {
@@ -56,8 +52,13 @@ pub(super) struct Writer {
     /// Told when the bytes waiting for the peer fell below half the limit:
     /// the reader waits on it while the peer does not read.
     pub(super) drained: Notify,
-    /// Told when a write failed (see [`WriteState::failed`]): the reader
-    /// then gives the peer a moment to finish, not forever.
+    /// Set when the socket refused a write (the peer closed or reset it):
+    /// nothing more is written, and the reader reads the peer's last words
+    /// before the connection closes with this, or with what they say. Read
+    /// without a lock: every call asks whether the connection is usable.
+    pub(super) failure: std::sync::OnceLock<RpcError>,
+    /// Told when a write failed: the reader then gives the peer a moment to
+    /// finish, not forever.
     pub(super) failed: Notify,
 }
 
@@ -284,7 +285,7 @@ impl Connection {
     /// that shut down sent a close frame before its socket went, which
     /// says whether the calls still pending here ran, and the reader may
     /// not have read it; it reads on for a moment (see
-    /// [`WriteState::failed`]). Calls made meanwhile are refused as not sent.
+    /// [`Writer::failure`]). Calls made meanwhile are refused as not sent.
     fn write_failed(&self, e: &io::Error) {
         let lost = RpcError::ConnectionLost {
             peer: self.peer_name(),
@@ -302,7 +303,7 @@ impl Connection {
                 return;
             }
             st.closed = true;
-            st.failed = Some(lost);
+            let _ = self.writer.failure.set(lost);
             st.writing = false;
             st.queue = Vec::new();
             st.bulk.clear();
@@ -313,9 +314,9 @@ impl Connection {
         self.writer.failed.notify_one();
     }
 
-    /// Why writing failed, if it did (see [`WriteState::failed`]).
+    /// Why writing failed, if it did (see [`Writer::failure`]).
     pub(super) fn write_failure(&self) -> Option<RpcError> {
-        self.writer.state.lock().failed.clone()
+        self.writer.failure.get().cloned()
     }
 
     /// Sends `Close(err)` after what is queued, then closes: the peer learns
