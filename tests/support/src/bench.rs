@@ -135,9 +135,7 @@ impl Spinner {
 impl Drop for Spinner {
     fn drop(&mut self) {
         // SIGTERM, which `timeout` passes on to the loop; SIGKILL would orphan it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        signal(&self.child.id().to_string(), "TERM");
         // A paused loop only acts on the SIGTERM once it runs again.
         signal_group(self.child.id(), "CONT");
         reap(&mut self.child, Duration::from_secs(2));
@@ -179,8 +177,13 @@ impl Drop for SpinPaused {
 
 /// Sends `SIG<sig>` to every process of the group `group`.
 fn signal_group(group: u32, sig: &str) {
+    signal(&format!("-{group}"), sig);
+}
+
+/// Sends `SIG<sig>` to `target`, as `kill` names it (a pid, or `-group`).
+fn signal(target: &str, sig: &str) {
     let _ = Command::new("kill")
-        .args([&format!("-{sig}"), "--", &format!("-{group}")])
+        .args([&format!("-{sig}"), "--", target])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
