@@ -385,8 +385,8 @@ async fn a_large_argument_pulled_with_progress_outlives_the_default_deadline() {
         ..Config::default()
     });
     let calc: CalcRef = client.lookup(&addr, "calc").await.unwrap();
-    // 16 chunks of 64 KiB at 40 ms each: about 640 ms of steady progress.
-    let size = 16 * 64 * 1024;
+    // 16 chunks at 40 ms each: about 640 ms of steady progress.
+    let size = 16 * Config::default().chunk_size as u64;
     let slow = || {
         rpc_core::Blob::from_reader(
             Arc::new(SlowSource {

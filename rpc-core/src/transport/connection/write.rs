@@ -378,8 +378,8 @@ impl Connection {
         data: &[u8],
         crc: u32,
     ) -> Result<(), RpcError> {
-        // Sized once: a 64 KiB chunk grown by doubling would end in a
-        // 128 KiB buffer, which malloc maps fresh (zeroed) for every chunk.
+        // Sized once: a chunk grown by doubling would end in a buffer of
+        // twice its size, which malloc maps fresh (zeroed) for every chunk.
         let mut frame = Vec::with_capacity(data.len() + 128);
         wire::codec::frame_with(&mut frame, self.max_send, |out| {
             wire::encode_chunk(out, id, offset, data, crc);
