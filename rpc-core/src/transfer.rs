@@ -50,6 +50,25 @@ fn whole_checksum(bytes: &[u8]) -> Option<u32> {
     (bytes.len() <= WHOLE_CHECKSUM_LIMIT).then(|| crc32fast::hash(bytes))
 }
 
+/// Values from this size up are freed on the blocking pool: unmapping a
+/// touched 512 MiB takes about 30 ms here, which on the connection's reader
+/// (where a transfer's end is handled) or on a caller's task (which drops
+/// its `Blob` when the call returns) stalled every call on that worker.
+pub(crate) const FREE_OFF_RUNTIME: usize = 8 << 20;
+
+/// Takes the bytes out of `bytes` and frees them on the blocking pool if
+/// this is their last holder, they are large and a runtime is at hand;
+/// otherwise leaves them to be dropped where they are.
+fn free_off_runtime(bytes: &mut Arc<Vec<u8>>) {
+    if bytes.len() >= FREE_OFF_RUNTIME
+        && Arc::strong_count(bytes) == 1
+        && let Ok(rt) = tokio::runtime::Handle::try_current()
+    {
+        let bytes = std::mem::take(bytes);
+        drop(rt.spawn_blocking(move || drop(bytes)));
+    }
+}
+
 /// Bytes a chunk frame needs besides its data (envelope, ids, CRC), with room to spare.
 const CHUNK_FRAME_OVERHEAD: usize = 256;
 
@@ -217,4 +236,66 @@ pub(crate) fn take_error() -> Option<RpcError> {
 /// The scope set by [`with_scope`] on this thread.
 fn scope() -> Option<(Arc<Transfers>, Option<NodeId>)> {
     SCOPE.with(|c| c.borrow().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Weak;
+
+    /// Drops a large, a small and a shared value, each wrapped by `wrap`,
+    /// while the blocking pool's only thread is busy: the large one must
+    /// outlive its drop (it is queued for the pool) and be freed once the
+    /// pool is free; the others go where they are dropped (the shared one
+    /// with its last holder).
+    fn large_values_are_freed_off_the_runtime<T>(wrap: fn(Arc<Vec<u8>>) -> T) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .enable_time()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        rt.block_on(async {
+            let (gate, wait) = std::sync::mpsc::channel::<()>();
+            let busy = tokio::task::spawn_blocking(move || wait.recv());
+            let large = Arc::new(vec![7u8; FREE_OFF_RUNTIME]);
+            let small = Arc::new(vec![7u8; 1024]);
+            let shared = Arc::new(vec![7u8; FREE_OFF_RUNTIME]);
+            let (wl, ws, wsh): (Weak<_>, Weak<_>, Weak<_>) = (
+                Arc::downgrade(&large),
+                Arc::downgrade(&small),
+                Arc::downgrade(&shared),
+            );
+            drop(wrap(large));
+            drop(wrap(small));
+            drop(wrap(Arc::clone(&shared)));
+            assert!(wl.upgrade().is_some(), "freed on the dropping thread");
+            assert!(ws.upgrade().is_none());
+            assert!(wsh.upgrade().is_some());
+            drop(shared);
+            assert!(wsh.upgrade().is_none());
+            gate.send(()).unwrap_or_else(|e| panic!("{e}"));
+            let _ = busy.await;
+            for _ in 0..2000 {
+                if wl.upgrade().is_none() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            panic!("the large value was never freed");
+        });
+    }
+
+    /// The last holder is a transfer: its end is handled on the
+    /// connection's reader.
+    #[test]
+    fn a_large_value_kept_for_a_transfer_is_freed_off_the_runtime() {
+        large_values_are_freed_off_the_runtime(table::Source::Memory);
+    }
+
+    /// The last holder is the caller's blob, dropped on its task when the
+    /// call returns.
+    #[test]
+    fn a_large_blob_is_freed_off_the_runtime() {
+        large_values_are_freed_off_the_runtime(Blob::from_shared);
+    }
 }

@@ -386,18 +386,23 @@ fn copy_with_crc(
 
 impl Drop for Blob {
     fn drop(&mut self) {
-        // Tell the sender at once when a remote blob is dropped unread.
-        if let BlobRepr::Remote {
-            meta,
-            hub,
-            pulled: false,
-        } = &self.repr
-            && let Ok(conn) = hub.conn_for(meta)
-        {
-            let _ = conn.send(&Message::TransferEnd {
-                id: meta.id,
-                ok: false,
-            });
+        match &mut self.repr {
+            // A caller's blob is dropped on its task when the call returns.
+            BlobRepr::Bytes(b) => super::free_off_runtime(b),
+            // Tell the sender at once when a remote blob is dropped unread.
+            BlobRepr::Remote {
+                meta,
+                hub,
+                pulled: false,
+            } => {
+                if let Ok(conn) = hub.conn_for(meta) {
+                    let _ = conn.send(&Message::TransferEnd {
+                        id: meta.id,
+                        ok: false,
+                    });
+                }
+            }
+            _ => {}
         }
     }
 }

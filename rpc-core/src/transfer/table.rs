@@ -27,20 +27,10 @@ pub(crate) enum Source {
     Reader(Arc<dyn super::sink::ReadAt>),
 }
 
-/// Values from this size up are freed on the blocking pool: unmapping a
-/// touched 512 MiB takes about 30 ms here, which on the connection's reader
-/// (where a transfer's end is handled) stalled every call on it.
-const FREE_OFF_RUNTIME: usize = 8 << 20;
-
 impl Drop for Source {
     fn drop(&mut self) {
-        if let Source::Memory(bytes) = self
-            && bytes.len() >= FREE_OFF_RUNTIME
-            && Arc::strong_count(bytes) == 1
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
-        {
-            let bytes = std::mem::take(bytes);
-            drop(rt.spawn_blocking(move || drop(bytes)));
+        if let Source::Memory(bytes) = self {
+            super::free_off_runtime(bytes);
         }
     }
 }
@@ -313,53 +303,5 @@ impl Transfers {
     /// (outgoing, incoming) transfers open now.
     pub(crate) fn counts(&self) -> (usize, usize) {
         (self.outgoing.lock().len(), self.incoming.lock().len())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A large value whose last holder is a transfer is freed on the
-    /// blocking pool, not on the thread that ends the transfer (the
-    /// connection's reader); a small one, and a shared one, where dropped.
-    #[test]
-    fn a_large_value_is_freed_off_the_runtime() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .max_blocking_threads(1)
-            .enable_time()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        rt.block_on(async {
-            // The pool's only thread waits for the gate: what is queued
-            // behind it has not run.
-            let (gate, wait) = std::sync::mpsc::channel::<()>();
-            let busy = tokio::task::spawn_blocking(move || wait.recv());
-            let large = Arc::new(vec![7u8; FREE_OFF_RUNTIME]);
-            let small = Arc::new(vec![7u8; 1024]);
-            let shared = Arc::new(vec![7u8; FREE_OFF_RUNTIME]);
-            let (wl, ws, wsh) = (
-                Arc::downgrade(&large),
-                Arc::downgrade(&small),
-                Arc::downgrade(&shared),
-            );
-            drop(Source::Memory(large));
-            drop(Source::Memory(small));
-            drop(Source::Memory(Arc::clone(&shared)));
-            assert!(wl.upgrade().is_some(), "freed on the dropping thread");
-            assert!(ws.upgrade().is_none());
-            assert!(wsh.upgrade().is_some());
-            drop(shared);
-            assert!(wsh.upgrade().is_none());
-            gate.send(()).unwrap_or_else(|e| panic!("{e}"));
-            let _ = busy.await;
-            for _ in 0..2000 {
-                if wl.upgrade().is_none() {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-            panic!("the large value was never freed");
-        });
     }
 }
