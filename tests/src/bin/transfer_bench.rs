@@ -47,7 +47,8 @@
 //! 3. Latency of sequential null calls on the transfer's connection: idle,
 //!    then while a transfer of each kind runs concurrently: p50, p99, max,
 //!    and the share of the transfer's time the caller spent in calls of
-//!    5 ms or more.
+//!    5 ms or more. Each measurement starts half a second after the
+//!    previous transfer, once its value was freed.
 
 use clap::{Parser, ValueEnum};
 use rpc_core::{Blob, Config, Node, RpcError, remote};
@@ -634,9 +635,11 @@ async fn measure(
     }
 
     // Latency on the transfer's connection: idle, then during each transfer.
+    tokio::time::sleep(SETTLE).await;
     pings(&x, n_pings / 10).await?;
     fig.idle = summarize(pings(&x, n_pings).await?);
     for (i, &v) in variants.iter().enumerate() {
+        tokio::time::sleep(SETTLE).await;
         let (x2, files2) = (x.clone(), files.clone());
         let mem = v.in_memory().then(|| data.to_vec());
         let job = tokio::spawn(async move { transfer(&x2, v, mem, &files2, "lat").await });
@@ -671,6 +674,13 @@ async fn measure(
     }
     Ok(fig)
 }
+
+/// Pause before each latency measurement, so that the previous transfer's
+/// value is freed first: unmapping 1 GiB takes 50-100 ms on this VM, and
+/// stalls every thread of the process that maps memory meanwhile (the
+/// kernel's mmap lock), wherever it is freed. That cost belongs to the
+/// transfer that made the value, not to the one measured next.
+const SETTLE: Duration = Duration::from_millis(500);
 
 /// Peak RSS above idle, in KiB, of one variant's server and client processes.
 #[derive(Debug, Clone, Copy)]
