@@ -65,8 +65,64 @@ fn free_off_runtime(bytes: &mut Arc<Vec<u8>>) {
         && let Ok(rt) = tokio::runtime::Handle::try_current()
     {
         let bytes = std::mem::take(bytes);
-        drop(rt.spawn_blocking(move || drop(bytes)));
+        drop(rt.spawn_blocking(move || free_in_steps(bytes)));
     }
+}
+
+/// Bytes given back to the system per step by [`free_in_steps`].
+const FREE_STEP: usize = 8 << 20;
+
+/// Pause between two steps of [`free_in_steps`]: long enough for a thread
+/// woken on the lock to take it (after a mere yield, the next step took it
+/// again first, and a waiting `mmap` still waited up to 16 ms).
+const FREE_PAUSE: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Frees `bytes` (if this is their last holder) a [`FREE_STEP`] at a time
+/// from the end, on a blocking thread. Unmapping holds the kernel's mmap
+/// lock: one unmap of a touched 1 GiB held it for 60-110 ms here, and every
+/// thread of the process that mapped memory meanwhile (malloc growing a
+/// buffer) waited that long. In steps, an `mmap` in a test program waited
+/// 0.5-0.7 ms at most, against 60-64 ms, and the free took 80 ms instead of
+/// 60. glibc and musl shrink a large block in place (mremap). An allocator
+/// that keeps the memory of a shrunk block (the first step gave nothing
+/// back), or moves the block (it was copied), gets the rest dropped at once.
+fn free_in_steps(bytes: Arc<Vec<u8>>) {
+    let Ok(mut v) = Arc::try_unwrap(bytes) else {
+        return;
+    };
+    let mut first = true;
+    while v.capacity() > FREE_STEP {
+        let (at, cap) = (v.as_ptr(), v.capacity());
+        let before = first.then(resident_pages).flatten();
+        let keep = cap - FREE_STEP;
+        v.truncate(keep);
+        v.shrink_to(keep);
+        if v.as_ptr() != at || v.capacity() >= cap {
+            break;
+        }
+        if first {
+            first = false;
+            let given = before
+                .zip(resident_pages())
+                .map(|(b, a)| b.saturating_sub(a));
+            if given.is_none_or(|pages| pages < (FREE_STEP / 4096 / 2) as u64) {
+                break;
+            }
+        }
+        std::thread::sleep(FREE_PAUSE);
+    }
+}
+
+/// Pages of memory this process has resident (Linux), to see whether a
+/// shrunk block gave its memory back. (Counted as 4 KiB pages above: with
+/// larger pages the check errs towards dropping the value at once.)
+fn resident_pages() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Bytes a chunk frame needs besides its data (envelope, ids, CRC), with room to spare.
@@ -283,6 +339,21 @@ mod tests {
             }
             panic!("the large value was never freed");
         });
+    }
+
+    /// A value freed in steps is gone at the end, whatever its size; a
+    /// shared one is left to its other holder.
+    #[test]
+    fn a_value_freed_in_steps_is_gone() {
+        for size in [0, 1000, FREE_STEP, 3 * FREE_STEP + 12345] {
+            let v = Arc::new(vec![7u8; size]);
+            let w = Arc::downgrade(&v);
+            free_in_steps(v);
+            assert!(w.upgrade().is_none(), "size {size}");
+        }
+        let v = Arc::new(vec![7u8; 2 * FREE_STEP]);
+        free_in_steps(Arc::clone(&v));
+        assert_eq!(v.len(), 2 * FREE_STEP);
     }
 
     /// The last holder is a transfer: its end is handled on the
