@@ -141,6 +141,32 @@ async fn hundreds_of_mebibytes_both_ways() {
     no_transfers_left(&[&server, &client]).await;
 }
 
+/// Each node asks for chunks of its own size: one configured with small
+/// chunks still serves the default (larger) requests of its peers, and
+/// pulls from them in its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_with_different_chunk_sizes_exchange_values() {
+    let small = Config {
+        chunk_size: 16 << 10,
+        ..Config::default()
+    };
+    assert!(Config::default().chunk_size > 4 * small.chunk_size);
+    let (server, addr, _) = calc_server_with(small.clone()).await;
+    let (client, calc) = client_for(&addr).await;
+    let n = 3 << 20;
+    let data = pattern(n, 17);
+    // Pulled by the small-chunk server, then by the default client.
+    let back = calc.echo_bytes(ByteBuf::from(data.clone())).await.unwrap();
+    assert!(back.as_slice() == data.as_slice());
+    // And the other way round: a small-chunk client, a default server.
+    let (server2, addr2, _) = calc_server().await;
+    let client2 = Node::new(small);
+    let calc2: common::CalcRef = client2.lookup(&addr2, "calc").await.unwrap();
+    let back = calc2.echo_bytes(ByteBuf::from(data.clone())).await.unwrap();
+    assert!(back.as_slice() == data.as_slice());
+    no_transfers_left(&[&server, &client, &server2, &client2]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_calls_keep_flowing_during_transfers() {
     let (server, addr, _) = calc_server().await;

@@ -311,7 +311,7 @@ impl Handler for NodeInner {
         use crate::wire::Message;
         match msg {
             Message::ChunkRequest { id, offset, len } => {
-                let max = u32::try_from(self.core.config.chunk_size.max(1) * 4).unwrap_or(u32::MAX);
+                let max = crate::transfer::serve::largest_served_chunk(self.core.config.chunk_size);
                 self.core.transfers.on_request(conn, id, offset, len, max);
             }
             Message::Chunk {

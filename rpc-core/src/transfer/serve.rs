@@ -28,9 +28,19 @@ fn send_chunk(conn: &Connection, id: TransferId, offset: u64, data: &[u8]) {
 pub(crate) type ChunkRequest = (Arc<Connection>, u64, u32);
 
 /// Chunk requests one transfer queues at most; more are refused. A puller
-/// keeps its window in flight (8 by default), so only a peer that asks
+/// keeps its window in flight (2 by default), so only a peer that asks
 /// without reading what it is sent comes near it.
 pub(crate) const MAX_QUEUED_REQUESTS: usize = 1024;
+
+/// The largest chunk a node configured with `chunk_size` serves in one
+/// frame: four of its own chunks, and never less than four default ones,
+/// so that a node set to small chunks still serves peers that ask in the
+/// default size. A chunk served past the send queue's limit is the most
+/// that a peer that does not read can add to it.
+pub(crate) fn largest_served_chunk(chunk_size: usize) -> u32 {
+    let most = chunk_size.max(crate::config::CHUNK_SIZE).saturating_mul(4);
+    u32::try_from(most).unwrap_or(u32::MAX)
+}
 
 /// Serves the chunk requests of one transfer in order on the blocking pool
 /// (see [`super::serial::Serial`]): copying, reading from disk,
