@@ -54,7 +54,7 @@ fn whole_checksum(bytes: &[u8]) -> Option<u32> {
 /// touched 512 MiB takes about 30 ms here, which on the connection's reader
 /// (where a transfer's end is handled) or on a caller's task (which drops
 /// its `Blob` when the call returns) stalled every call on that worker.
-pub(crate) const FREE_OFF_RUNTIME: usize = 8 << 20;
+const FREE_OFF_RUNTIME: usize = 8 << 20;
 
 /// Takes the bytes out of `bytes` and frees them on the blocking pool if
 /// this is their last holder, they are large and a runtime is at hand;
