@@ -356,6 +356,19 @@ mod tests {
         assert_eq!(v.len(), 2 * FREE_STEP);
     }
 
+    /// A local blob hands back the very bytes it was made of; shared ones
+    /// (kept for a transfer meanwhile) are copied.
+    #[tokio::test]
+    async fn a_local_blob_gives_its_bytes_back_without_a_copy() {
+        let v = vec![7u8; 1 << 20];
+        let at = v.as_ptr();
+        let back = Blob::from_bytes(v).into_bytes().await;
+        assert_eq!(back.map(|b| b.as_ptr()).ok(), Some(at));
+        let shared = Arc::new(vec![7u8; 1000]);
+        let back = Blob::from_shared(Arc::clone(&shared)).into_bytes().await;
+        assert_eq!(back.ok().as_ref(), Some(&*shared));
+    }
+
     /// The last holder is a transfer: its end is handled on the
     /// connection's reader.
     #[test]

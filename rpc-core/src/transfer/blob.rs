@@ -138,7 +138,9 @@ impl Blob {
     /// the node's in-memory limit; I/O errors of a local file.
     pub async fn into_bytes(mut self) -> Result<Vec<u8>, RpcError> {
         match &mut self.repr {
-            BlobRepr::Bytes(b) => Ok(Arc::unwrap_or_clone(Arc::clone(b))),
+            // Taken out, not cloned: a blob that alone holds its bytes
+            // gives them back without a copy.
+            BlobRepr::Bytes(b) => Ok(Arc::unwrap_or_clone(std::mem::take(b))),
             BlobRepr::File { path, .. } => tokio::fs::read(&path)
                 .await
                 .map_err(|e| failed(format!("could not read {}: {e}", path.display()))),
