@@ -88,16 +88,28 @@ pub fn make_data(size: usize) -> Vec<u8> {
 /// reading them through one 64 KiB buffer.
 const KEEP: u64 = 1 << 63;
 
+/// Set in the header instead of a length: the connection echoes each byte
+/// it reads, until the client closes it (see [`PlainPing`]).
+const ECHO: u64 = 1 << 62;
+
 /// Reads a u64 length, then that many bytes, and acknowledges the last one
 /// with one byte. Without `KEEP` in the header the bytes go through one
 /// 64 KiB buffer; with it, into a buffer of their size, freed after the
-/// acknowledgement off the timed path.
+/// acknowledgement off the timed path. With `ECHO` it is a [`PlainPing`]'s
+/// server instead.
 ///
 /// # Errors
 /// I/O errors of the connection.
 pub async fn sink_conn(mut s: TcpStream) -> std::io::Result<()> {
     s.set_nodelay(true)?;
     let head = s.read_u64().await?;
+    if head == ECHO {
+        let mut b = [0u8; 1];
+        while s.read(&mut b).await? == 1 {
+            s.write_all(&b).await?;
+        }
+        return Ok(());
+    }
     let len = head & !KEEP;
     let eof = || std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
     if head & KEEP != 0 {
@@ -145,6 +157,37 @@ pub async fn plain_copy(addr: &str, data: &[u8], keep: bool) -> Result<Duration,
         return Err("tcp server answered something else".into());
     }
     Ok(t.elapsed())
+}
+
+/// A plain TCP round trip of one byte each way, on a connection of its
+/// own to a [`sink_conn`] server: the floor for a null call's latency
+/// between two processes, idle or while they move bulk bytes.
+#[derive(Debug)]
+pub struct PlainPing(TcpStream);
+
+impl PlainPing {
+    /// Opens an echo connection to the plain server at `addr`.
+    ///
+    /// # Errors
+    /// I/O errors of the connection.
+    pub async fn connect(addr: &str) -> std::io::Result<PlainPing> {
+        let mut s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        s.write_u64(ECHO).await?;
+        Ok(PlainPing(s))
+    }
+
+    /// One round trip.
+    ///
+    /// # Errors
+    /// I/O errors, or a server that closed or answered something else.
+    pub async fn ping(&mut self) -> Result<(), BoxErr> {
+        self.0.write_u8(7).await?;
+        if self.0.read_u8().await? != 7 {
+            return Err("echo server answered something else".into());
+        }
+        Ok(())
+    }
 }
 
 /// Writes `data` to `path` and fsyncs it; returns the time it took.

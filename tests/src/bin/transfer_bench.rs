@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! transfer-bench [--size-mib N] [--repeat N] [--pings N] [--runtime current|multi] [--awake]
-//!                [--chunk-kib N] [--window N] [--tls] [--bytes]
+//!                [--chunk-kib N] [--window N] [--tls] [--bytes] [--own-conn-pings]
 //! ```
 //!
 //! Servers run in child processes: this binary re-executed with
@@ -48,7 +48,13 @@
 //!    then while a transfer of each kind runs concurrently: p50, p99, max,
 //!    and the share of the transfer's time the caller spent in calls of
 //!    5 ms or more. Each measurement starts half a second after the
-//!    previous transfer, once its value was freed.
+//!    previous transfer, once its value was freed. With `--own-conn-pings`
+//!    the null calls go over a second connection of their own (what a
+//!    separate bulk connection per peer would give them).
+//! 4. The reference for 3: a plain one-byte tokio TCP echo on a connection
+//!    of its own, idle and during each plain copy (the same two kinds of
+//!    process, the same bytes), so that 3's ratios can be read against what
+//!    this machine gives a plain program.
 
 use clap::{Parser, ValueEnum};
 use rpc_core::{Blob, Config, Node, RpcError, remote};
@@ -60,7 +66,7 @@ use test_support::Proc;
 use test_support::bench::{Flavour, Lat, Spinner, elapsed_ns, mbps, median, summarize};
 use test_support::procfs::{cpu_ns, status_kib};
 use tests::pki::{BenchPki, with_tls};
-use tests::{BoxErr, make_data, plain_copy, write_synced};
+use tests::{BoxErr, PlainPing, make_data, plain_copy, write_synced};
 use tokio::net::TcpListener;
 
 /// Name the rpc server binds its object under.
@@ -313,6 +319,10 @@ struct Args {
     /// bytes), for profiling one of them.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Time the null calls on a second connection of their own instead of
+    /// the transfer's.
+    #[arg(long)]
+    own_conn_pings: bool,
     /// Internal: the served rpc node's TLS credential directory.
     #[arg(long, hide = true)]
     tls_dir: Option<PathBuf>,
@@ -532,6 +542,12 @@ struct Figures {
     tls_mem: Vec<(f64, Option<f64>)>,
     idle: Lat,
     during: Vec<During>,
+    /// Null calls went over a connection of their own.
+    own_conn: bool,
+    /// The plain one-byte echo on its own connection, idle.
+    plain_idle: Lat,
+    /// The plain echo during the plain copy, then during the one kept in memory.
+    plain_during: Vec<During>,
 }
 
 /// Runs `fut` and returns its result with the CPU seconds both processes used.
@@ -549,14 +565,58 @@ async fn with_cpu<T>(
     Ok((r, cpu))
 }
 
-async fn pings(x: &XferRef, n: usize) -> Result<Vec<u64>, BoxErr> {
-    let mut ns = Vec::with_capacity(n);
-    for _ in 0..n {
+/// What times a null round trip: a framework call or the plain echo.
+enum Pinger<'a> {
+    Rpc(&'a XferRef),
+    Plain(&'a mut PlainPing),
+}
+
+impl Pinger<'_> {
+    /// Nanoseconds of one round trip.
+    async fn ping(&mut self) -> Result<u64, BoxErr> {
         let t = Instant::now();
-        x.ping().await?;
-        ns.push(elapsed_ns(t));
+        match self {
+            Pinger::Rpc(x) => x.ping().await?,
+            Pinger::Plain(p) => p.ping().await?,
+        }
+        Ok(elapsed_ns(t))
     }
-    Ok(ns)
+
+    /// `n` sequential round trips.
+    async fn pings(&mut self, n: usize) -> Result<Vec<u64>, BoxErr> {
+        let mut ns = Vec::with_capacity(n);
+        for _ in 0..n {
+            ns.push(self.ping().await?);
+        }
+        Ok(ns)
+    }
+
+    /// Idle latency: a tenth of `n` to warm up, then `n` timed.
+    async fn idle(&mut self, n: usize) -> Result<Lat, BoxErr> {
+        self.pings(n / 10).await?;
+        Ok(summarize(self.pings(n).await?))
+    }
+
+    /// Round trips while `job` (a transfer of `size` bytes) runs, and the
+    /// transfer's own result.
+    async fn during<T: Send + 'static>(
+        &mut self,
+        size: u64,
+        job: tokio::task::JoinHandle<Result<(T, Duration), BoxErr>>,
+    ) -> Result<(T, During), BoxErr> {
+        let mut ns = Vec::new();
+        while !job.is_finished() {
+            ns.push(self.ping().await?);
+        }
+        let (r, d) = job.await??;
+        let slow: u64 = ns.iter().filter(|&&n| n >= 5_000_000).sum();
+        let during = During {
+            lat: summarize(ns),
+            xfer_mbps: Some(mbps(size, d)),
+            slow_share: slow as f64 / d.as_nanos().max(1) as f64,
+        };
+        Ok((r, during))
+    }
 }
 
 /// Throughput rounds and latency, against already running servers.
@@ -566,9 +626,9 @@ async fn measure(
     tls: Option<(String, u32, Config)>,
     data: std::sync::Arc<Vec<u8>>,
     files: Files,
-    args: (usize, usize, Knobs, Vec<Variant>),
+    args: (usize, usize, Knobs, Vec<Variant>, bool),
 ) -> Result<Figures, BoxErr> {
-    let (repeat, n_pings, knobs, variants) = args;
+    let (repeat, n_pings, knobs, variants, own_conn) = args;
     let size = data.len() as u64;
     let client = Node::new(knobs.config());
     let x: XferRef = client.lookup(&rpc.0, XFER_NAME).await?;
@@ -592,6 +652,7 @@ async fn measure(
     let mut fig = Figures {
         variants: vec![Vec::new(); variants.len()],
         during: vec![During::default(); variants.len()],
+        own_conn,
         ..Figures::default()
     };
     let check = |n: u64, what: &str| -> Result<(), BoxErr> {
@@ -634,40 +695,52 @@ async fn measure(
         eprintln!("{line}");
     }
 
-    // Latency on the transfer's connection: idle, then during each transfer.
+    // Latency on the transfer's connection (or one of its own): idle, then
+    // during each transfer.
     tokio::time::sleep(SETTLE).await;
-    pings(&x, n_pings / 10).await?;
-    fig.idle = summarize(pings(&x, n_pings).await?);
+    let own = if own_conn {
+        let node = Node::new(knobs.config());
+        let px: XferRef = node.lookup(&rpc.0, XFER_NAME).await?;
+        Some((node, px))
+    } else {
+        None
+    };
+    let mut pinger = Pinger::Rpc(own.as_ref().map_or(&x, |(_, px)| px));
+    fig.idle = pinger.idle(n_pings).await?;
     for (i, &v) in variants.iter().enumerate() {
         tokio::time::sleep(SETTLE).await;
         let (x2, files2) = (x.clone(), files.clone());
         let mem = v.in_memory().then(|| data.to_vec());
         let job = tokio::spawn(async move { transfer(&x2, v, mem, &files2, "lat").await });
-        let mut ns = Vec::new();
-        while !job.is_finished() {
-            let t = Instant::now();
-            x.ping().await?;
-            ns.push(elapsed_ns(t));
-        }
-        let (n, d) = job.await??;
+        let (n, during) = pinger.during(size, job).await?;
         check(n, v.label())?;
-        let slow: u64 = ns.iter().filter(|&&n| n >= 5_000_000).sum();
-        let slow_share = slow as f64 / d.as_nanos().max(1) as f64;
-        let lat = summarize(ns);
-        fig.during[i] = During {
-            lat,
-            xfer_mbps: Some(mbps(size, d)),
-            slow_share,
-        };
+        fig.during[i] = during;
         eprintln!(
             "latency during {}: {} pings, p99 {:.0} us",
             v.name(),
-            lat.n,
-            lat.p99
+            during.lat.n,
+            during.lat.p99
         );
+    }
+    if let Some((node, px)) = own {
+        drop(px);
+        node.shutdown().await;
     }
     drop(x);
     client.shutdown().await;
+
+    // The reference: a plain echo on its own connection, idle and during
+    // each plain copy.
+    let mut echo = PlainPing::connect(&tcp.0).await?;
+    let mut pinger = Pinger::Plain(&mut echo);
+    fig.plain_idle = pinger.idle(n_pings).await?;
+    for keep in [false, true] {
+        tokio::time::sleep(SETTLE).await;
+        let (addr, d2) = (tcp.0.clone(), std::sync::Arc::clone(&data));
+        let job = tokio::spawn(async move { Ok(((), plain_copy(&addr, &d2, keep).await?)) });
+        let ((), during) = pinger.during(size, job).await?;
+        fig.plain_during.push(during);
+    }
     if let Some((node, x, _)) = tls {
         drop(x);
         node.shutdown().await;
@@ -836,7 +909,13 @@ fn bench(args: &Args) -> Result<(), BoxErr> {
                 .map(|(p, c)| (p.addr.clone(), p.proc.pid(), c.clone())),
             std::sync::Arc::clone(&data),
             files.clone(),
-            (args.repeat, args.pings, knobs, Variant::chosen(args)),
+            (
+                args.repeat,
+                args.pings,
+                knobs,
+                Variant::chosen(args),
+                args.own_conn_pings,
+            ),
         ));
         let fig = rt.block_on(task)??;
         rt.shutdown_timeout(Duration::from_secs(1));
@@ -921,7 +1000,11 @@ fn print_report(fig: &Figures, rss: &[(Variant, Rss)], size: usize, variants: &[
     println!();
     println!(
         "{:<34}{:>8}{:>9}{:>9}{:>10}{:>10}{:>11}",
-        "null call on the same connection",
+        if fig.own_conn {
+            "null call on its own connection"
+        } else {
+            "null call on the same connection"
+        },
         "calls",
         "p50(us)",
         "p99(us)",
@@ -929,7 +1012,7 @@ fn print_report(fig: &Figures, rss: &[(Variant, Rss)], size: usize, variants: &[
         "p99/idle",
         "xfer MB/s"
     );
-    let lrow = |name: &str, d: &During| {
+    let lrow = |name: &str, d: &During, idle: &Lat| {
         let (l, x) = (&d.lat, d.xfer_mbps);
         let x = x.map_or_else(|| "-".into(), |m| format!("{m:.0}"));
         println!(
@@ -938,17 +1021,23 @@ fn print_report(fig: &Figures, rss: &[(Variant, Rss)], size: usize, variants: &[
             l.p50,
             l.p99,
             l.max,
-            l.p99 / fig.idle.p99
+            l.p99 / idle.p99
         );
     };
-    let idle = During {
-        lat: fig.idle,
+    let idle = |lat: Lat| During {
+        lat,
         xfer_mbps: None,
         slow_share: 0.0,
     };
-    lrow("idle", &idle);
+    lrow("idle", &idle(fig.idle), &fig.idle);
     for (v, l) in variants.iter().zip(&fig.during) {
-        lrow(&format!("during {}", v.label()), l);
+        lrow(&format!("during {}", v.label()), l, &fig.idle);
+    }
+    println!("plain echo on its own connection (reference):");
+    lrow("idle", &idle(fig.plain_idle), &fig.plain_idle);
+    let copies = ["during plain tcp copy", "during plain copy, kept"];
+    for (name, l) in copies.iter().zip(&fig.plain_during) {
+        lrow(name, l, &fig.plain_idle);
     }
 
     println!();
@@ -1009,6 +1098,14 @@ fn print_report(fig: &Figures, rss: &[(Variant, Rss)], size: usize, variants: &[
             goal(l.lat.p99 <= 3.0 * fig.idle.p99),
             l.lat.p99 / fig.idle.p99,
             goal(l.slow_share <= 0.01),
+            l.slow_share * 100.0
+        );
+    }
+    for (name, l) in copies.iter().zip(&fig.plain_during) {
+        println!(
+            "  reference, plain echo {name}: max {:.1} ms; p99 {:.2}x its idle; waits >= 5 ms {:.2}%",
+            l.lat.max / 1000.0,
+            l.lat.p99 / fig.plain_idle.p99,
             l.slow_share * 100.0
         );
     }
