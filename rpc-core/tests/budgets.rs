@@ -478,3 +478,79 @@ fn socket2_listener() -> std::net::TcpListener {
     rustix::net::listen(fd, 1).unwrap();
     l
 }
+
+/// A peer that sends requests and then resets its socket without reading
+/// the answers: what the server reads after its write failed (the peer's
+/// last words, read for a close frame) is not run, as its answer could not
+/// be sent; the server goes on serving others.
+#[tokio::test]
+async fn requests_read_after_a_write_failed_are_not_run() {
+    let (server, addr, _) = calc_server_with(Config {
+        max_inflight_per_connection: 4096,
+        ..tight()
+    })
+    .await;
+    let by = Bystander::new(&addr).await;
+    let (_n, cap) = calc_cap(&addr).await;
+    let others = server.stats().connections;
+    let raw = Raw::connect(&addr).await;
+    let (me, them) = (raw.me, raw.server);
+    let frame = |id: u64, method: &str, args: Vec<Arg>| {
+        let m = request_message(me, them, id, &cap, method, args);
+        let mut buf = Vec::new();
+        rpc_core::wire::encode_frame(&m, &mut buf, 1 << 24).unwrap();
+        buf
+    };
+    let mut stream = raw.stream;
+    // 400 requests for 60 KB replies (24 MB), never read: more than the
+    // sockets' buffers and the backlog hold, so the reader pauses.
+    for id in 1..=400u64 {
+        let f = frame(id, "make_bytes", vec![arg(&60_000u64), arg(&1u8)]);
+        stream.write_all(&f).await.unwrap();
+    }
+    let t0 = Instant::now();
+    let paused = loop {
+        let s = server.stats();
+        if s.queued_bytes > 256 * KIB as u64 && s.inflight_requests == 0 {
+            break s.calls_served;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the reader never paused: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // Stable: the reader waits for the peer to read.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        server.stats().calls_served,
+        paused,
+        "the reader did not pause"
+    );
+    // 100 more requests wait unread in the server's socket; then the peer
+    // resets the connection.
+    for id in 1001..=1100u64 {
+        let f = frame(id, "add", vec![arg(&1i64), arg(&2i64)]);
+        stream.write_all(&f).await.unwrap();
+    }
+    stream.set_zero_linger().unwrap();
+    drop(stream);
+    let t0 = Instant::now();
+    while server.stats().connections > others {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the connection stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = server.stats();
+    assert_eq!(
+        after.calls_served,
+        paused,
+        "requests read after the failed write ran ({} more)",
+        after.calls_served - paused
+    );
+    assert_eq!(after.inflight_requests, 0);
+    by.still_served().await;
+}

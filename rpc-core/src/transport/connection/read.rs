@@ -203,7 +203,14 @@ impl Connection {
                 Ok(())
             }
             Message::Request(req) => {
-                Arc::clone(handler).on_request(self, req);
+                // Read among the peer's last words, after a write failed:
+                // its answer cannot be sent, so it does not run.
+                if self.write_failure().is_none() {
+                    Arc::clone(handler).on_request(self, req);
+                } else {
+                    tracing::debug!(peer = ?self.peer, call_id = req.ipc.call_id,
+                        "request after a failed write not run");
+                }
                 Ok(())
             }
             Message::Cancel(ipc) => {
