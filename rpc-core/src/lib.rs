@@ -112,4 +112,4 @@ pub use registry::classes::{
 pub use rpc_macros::remote;
 pub use shutdown::shutdown_signal;
 pub use telemetry::enable_call_metrics;
-pub use transfer::{Blob, ChunkSink, ReadAt};
+pub use transfer::{Blob, ChunkSink, ReadAt, free_bytes};

@@ -69,6 +69,34 @@ fn free_off_runtime(bytes: &mut Arc<Vec<u8>>) {
     }
 }
 
+/// Frees `bytes` if this is their last holder, as [`free_bytes`] does.
+pub(crate) fn free_shared(mut bytes: Arc<Vec<u8>>) {
+    free_off_runtime(&mut bytes);
+}
+
+/// Frees a byte buffer as rpc-core frees the large values it holds, for an
+/// application done with a large received value: from 8 MiB up and inside
+/// a tokio runtime, on the blocking pool and 8 MiB at a time; smaller ones
+/// (or outside a runtime) at once.
+///
+/// Dropping a touched 1 GiB `Vec` unmaps it in one call, which takes
+/// 50-100 ms on a small VM and holds the kernel's mmap lock meanwhile:
+/// every thread of the process that maps memory (any buffer that grows)
+/// waits that long, runtime workers and their calls included, wherever the
+/// drop runs.
+///
+/// ```
+/// # async fn f(blob: rpc_core::Blob) -> Result<(), rpc_core::RpcError> {
+/// let value = blob.into_bytes().await?;
+/// // ... use it ...
+/// rpc_core::free_bytes(value);
+/// # Ok(())
+/// # }
+/// ```
+pub fn free_bytes(bytes: Vec<u8>) {
+    free_shared(Arc::new(bytes));
+}
+
 /// Bytes given back to the system per step by [`free_in_steps`].
 const FREE_STEP: usize = 8 << 20;
 
@@ -299,12 +327,11 @@ mod tests {
     use super::*;
     use std::sync::Weak;
 
-    /// Drops a large, a small and a shared value, each wrapped by `wrap`,
-    /// while the blocking pool's only thread is busy: the large one must
+    /// Lets go of a large, a small and a shared value through `free`, while the blocking pool's only thread is busy: the large one must
     /// outlive its drop (it is queued for the pool) and be freed once the
     /// pool is free; the others go where they are dropped (the shared one
     /// with its last holder).
-    fn large_values_are_freed_off_the_runtime<T>(wrap: fn(Arc<Vec<u8>>) -> T) {
+    fn large_values_are_freed_off_the_runtime(free: fn(Arc<Vec<u8>>)) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .max_blocking_threads(1)
             .enable_time()
@@ -321,9 +348,9 @@ mod tests {
                 Arc::downgrade(&small),
                 Arc::downgrade(&shared),
             );
-            drop(wrap(large));
-            drop(wrap(small));
-            drop(wrap(Arc::clone(&shared)));
+            free(large);
+            free(small);
+            free(Arc::clone(&shared));
             assert!(wl.upgrade().is_some(), "freed on the dropping thread");
             assert!(ws.upgrade().is_none());
             assert!(wsh.upgrade().is_some());
@@ -373,13 +400,19 @@ mod tests {
     /// connection's reader.
     #[test]
     fn a_large_value_kept_for_a_transfer_is_freed_off_the_runtime() {
-        large_values_are_freed_off_the_runtime(table::Source::Memory);
+        large_values_are_freed_off_the_runtime(|v| drop(table::Source::Memory(v)));
     }
 
     /// The last holder is the caller's blob, dropped on its task when the
     /// call returns.
     #[test]
     fn a_large_blob_is_freed_off_the_runtime() {
-        large_values_are_freed_off_the_runtime(Blob::from_shared);
+        large_values_are_freed_off_the_runtime(|v| drop(Blob::from_shared(v)));
+    }
+
+    /// The last holder is a memory store's item, removed or expired.
+    #[test]
+    fn a_large_stored_value_is_freed_off_the_runtime() {
+        large_values_are_freed_off_the_runtime(free_shared);
     }
 }
