@@ -157,11 +157,14 @@ pub(crate) fn remove_if_present(path: &Path) -> Result<(), DataError> {
 }
 
 /// Deletes the files of dropped volatile items (best effort: `tmp/` is
-/// emptied at the next start anyway).
+/// emptied at the next start anyway) and frees their memory.
 pub(crate) fn delete_bodies(bodies: Vec<Body>) {
     for b in bodies {
-        if let Body::File(p) = b {
-            let _ = std::fs::remove_file(p);
+        match b {
+            Body::File(p) => {
+                let _ = std::fs::remove_file(p);
+            }
+            Body::Memory(b) => crate::transfer::free_shared(b),
         }
     }
 }

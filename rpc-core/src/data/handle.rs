@@ -87,10 +87,12 @@ impl DataHandle {
 
 impl Drop for DataHandle {
     fn drop(&mut self) {
-        if self.temporary
-            && let Body::File(p) = &self.body
-        {
-            let _ = std::fs::remove_file(p);
+        match &mut self.body {
+            Body::File(p) if self.temporary => {
+                let _ = std::fs::remove_file(p);
+            }
+            Body::Memory(b) => crate::transfer::free_shared(std::mem::take(b)),
+            Body::File(_) => {}
         }
     }
 }

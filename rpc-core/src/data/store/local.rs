@@ -300,6 +300,9 @@ impl DataInner {
             Ok(())
         })
         .await?;
+        if let Body::Memory(b) = it.body {
+            crate::transfer::free_shared(b);
+        }
         if it.info.mode.is_stored() {
             self.tell_removed(id).await;
         }
