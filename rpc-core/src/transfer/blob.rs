@@ -3,14 +3,13 @@
 //! file on the sending side, pulled into memory or straight into a file on
 //! the receiving side.
 
-use super::sink::{ChunkSink, ReadAt, WriterSink};
+use super::sink::{ChunkSink, FileWriter, ReadAt, WRITEBACK_STEP, WriterSink};
 use super::table::{Progress, Source};
 use super::{Transfers, failed, whole_checksum};
 use crate::error::RpcError;
 use crate::wire::{Message, TransferMeta};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -306,9 +305,11 @@ impl Blob {
                 let bytes = Arc::clone(b);
                 let to = path.to_owned();
                 let r = tokio::task::spawn_blocking(move || {
-                    let mut f = std::fs::File::create(&to)?;
-                    f.write_all(&bytes)?;
-                    f.sync_all()?;
+                    let mut f = FileWriter::create(&to)?;
+                    for c in bytes.chunks(WRITEBACK_STEP as usize) {
+                        f.write(c)?;
+                    }
+                    f.finish()?;
                     Ok((bytes.len() as u64, crc32fast::hash(&bytes)))
                 })
                 .await
@@ -329,9 +330,9 @@ async fn copy_local(from: Arc<dyn ReadAt>, size: u64, path: &Path) -> Result<(u6
     let io = |e: std::io::Error| failed(format!("could not write {}: {e}", path.display()));
     let to = path.to_owned();
     let r = tokio::task::spawn_blocking(move || {
-        let mut out = std::fs::File::create(&to)?;
-        let crc = copy_with_crc(&*from, size, &mut |chunk| out.write_all(chunk))?;
-        out.sync_all()?;
+        let mut out = FileWriter::create(&to)?;
+        let crc = copy_with_crc(&*from, size, &mut |chunk| out.write(chunk))?;
+        out.finish()?;
         Ok((size, crc))
     })
     .await

@@ -65,16 +65,60 @@ impl ChunkSink for Vec<u8> {
     }
 }
 
-/// A file as a [`ChunkSink`]: synced at the end.
-struct FileWriter(std::fs::File);
+/// Bytes a [`FileWriter`] writes before it starts their write-out to disk.
+/// Left to the final sync, the write-out of a large file came after its
+/// transfer instead of during it: the last 0.3-0.5 s of a 1 GiB file
+/// transfer here was the sync. Started every 16 MiB, the disk works while
+/// the bytes arrive.
+pub(crate) const WRITEBACK_STEP: u64 = 16 << 20;
+
+/// A file as a [`ChunkSink`]: written out to disk as it grows, synced at
+/// the end. Every file rpc-core writes goes through one.
+pub(crate) struct FileWriter {
+    file: std::fs::File,
+    /// Bytes written.
+    written: u64,
+    /// Bytes whose write-out was started.
+    started: u64,
+}
+
+impl FileWriter {
+    /// Creates (truncates) the file at `path`.
+    pub(crate) fn create(path: &std::path::Path) -> std::io::Result<FileWriter> {
+        Ok(FileWriter {
+            file: std::fs::File::create(path)?,
+            written: 0,
+            started: 0,
+        })
+    }
+}
 
 impl ChunkSink for FileWriter {
     fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.0.write_all(chunk)
+        self.file.write_all(chunk)?;
+        self.written += chunk.len() as u64;
+        if let Some(len) = std::num::NonZeroU64::new(self.written - self.started)
+            && len.get() >= WRITEBACK_STEP
+        {
+            // POSIX_FADV_DONTNEED starts the write-out of the range's dirty
+            // pages without waiting for it (Linux), and drops only clean
+            // pages: these, dirty or under write-out now, stay cached. It
+            // is the safe call that does this (`sync_file_range` has no
+            // safe binding in rustix or nix). A hint: if it fails, the
+            // final sync does the work and reports real failures.
+            let _ = rustix::fs::fadvise(
+                &self.file,
+                self.started,
+                Some(len),
+                rustix::fs::Advice::DontNeed,
+            );
+            self.started = self.written;
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> std::io::Result<()> {
-        self.0.sync_all()
+        self.file.sync_all()
     }
 }
 
@@ -122,8 +166,8 @@ pub(crate) struct WriterSink<S: ChunkSink = Box<dyn ChunkSink>> {
 impl WriterSink {
     /// Creates (truncates) the file at `path` and starts its writer.
     pub(crate) fn file(path: PathBuf, depth: usize) -> std::io::Result<WriterSink> {
-        let file = std::fs::File::create(&path)?;
-        let mut sink = WriterSink::new(Box::new(FileWriter(file)) as Box<dyn ChunkSink>, depth);
+        let file = FileWriter::create(&path)?;
+        let mut sink = WriterSink::new(Box::new(file) as Box<dyn ChunkSink>, depth);
         sink.path = Some(path);
         Ok(sink)
     }
@@ -294,5 +338,25 @@ mod tests {
             assert!(dropped.finish().await.is_err(), "size {size}");
             assert!(dropped.into_inner().is_none());
         }
+    }
+
+    /// A file writer keeps every byte of uneven writes, and starts the
+    /// write-out of each step it completes.
+    #[test]
+    fn a_file_writer_keeps_every_byte_and_writes_out_in_steps() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("f");
+        let size = 3 * WRITEBACK_STEP as usize + 12_345;
+        let want: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let mut w = FileWriter::create(&path).unwrap_or_else(|e| panic!("{e}"));
+        for c in want.chunks(1_000_003) {
+            w.write(c).unwrap_or_else(|e| panic!("{e}"));
+            assert!(w.written - w.started < WRITEBACK_STEP);
+        }
+        w.finish().unwrap_or_else(|e| panic!("{e}"));
+        assert!(w.started >= 2 * WRITEBACK_STEP, "started at {}", w.started);
+        drop(w);
+        let got = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(got == want, "the file differs");
     }
 }
