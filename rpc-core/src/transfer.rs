@@ -327,10 +327,11 @@ mod tests {
     use super::*;
     use std::sync::Weak;
 
-    /// Lets go of a large, a small and a shared value through `free`, while the blocking pool's only thread is busy: the large one must
-    /// outlive its drop (it is queued for the pool) and be freed once the
-    /// pool is free; the others go where they are dropped (the shared one
-    /// with its last holder).
+    /// Lets go of a large, a small and a shared value through `free`, while
+    /// the blocking pool's only thread is busy: the large one must outlive
+    /// its drop (it is queued for the pool) and be freed once the pool is
+    /// free; the others go where they are dropped (the shared one with its
+    /// last holder).
     fn large_values_are_freed_off_the_runtime(free: fn(Arc<Vec<u8>>)) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .max_blocking_threads(1)

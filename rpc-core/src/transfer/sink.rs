@@ -73,7 +73,7 @@ impl ChunkSink for Vec<u8> {
 pub(crate) const WRITEBACK_STEP: u64 = 16 << 20;
 
 /// A file as a [`ChunkSink`]: written out to disk as it grows, synced at
-/// the end. Every file rpc-core writes goes through one.
+/// the end. Every value rpc-core writes to a file goes through one.
 pub(crate) struct FileWriter {
     file: std::fs::File,
     /// Bytes written.
@@ -102,10 +102,11 @@ impl ChunkSink for FileWriter {
         {
             // POSIX_FADV_DONTNEED starts the write-out of the range's dirty
             // pages without waiting for it (Linux), and drops only clean
-            // pages: these, dirty or under write-out now, stay cached. It
-            // is the safe call that does this (`sync_file_range` has no
-            // safe binding in rustix or nix). A hint: if it fails, the
-            // final sync does the work and reports real failures.
+            // pages: these, dirty or under write-out now, stay cached
+            // (first in line for reclaim). It is the safe call that does
+            // this (`sync_file_range` has no safe binding in rustix or
+            // nix). A hint: if it fails, the final sync does the work and
+            // reports real failures.
             let _ = rustix::fs::fadvise(
                 &self.file,
                 self.started,
