@@ -323,7 +323,7 @@ fn scope() -> Option<(Arc<Transfers>, Option<NodeId>)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::Weak;
 
@@ -332,7 +332,7 @@ mod tests {
     /// its drop (it is queued for the pool) and be freed once the pool is
     /// free; the others go where they are dropped (the shared one with its
     /// last holder).
-    fn large_values_are_freed_off_the_runtime(free: fn(Arc<Vec<u8>>)) {
+    pub(crate) fn large_values_are_freed_off_the_runtime(free: fn(Arc<Vec<u8>>)) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .max_blocking_threads(1)
             .enable_time()
@@ -411,7 +411,8 @@ mod tests {
         large_values_are_freed_off_the_runtime(|v| drop(Blob::from_shared(v)));
     }
 
-    /// The last holder is a memory store's item, removed or expired.
+    /// What a memory store's item goes through when its last holder lets
+    /// go (the store's own paths are in `data::catalogue`'s tests).
     #[test]
     fn a_large_stored_value_is_freed_off_the_runtime() {
         large_values_are_freed_off_the_runtime(free_shared);

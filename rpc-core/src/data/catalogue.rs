@@ -341,6 +341,23 @@ mod tests {
         assert_eq!(c.items.len(), 1);
     }
 
+    /// Expired volatile items in memory are freed off the runtime.
+    #[test]
+    fn expired_memory_bodies_are_freed_off_the_runtime() {
+        crate::transfer::tests::large_values_are_freed_off_the_runtime(|v| {
+            delete_bodies(vec![Body::Memory(v)]);
+        });
+    }
+
+    /// So is a used volatile item's memory, when its handle goes.
+    #[test]
+    fn a_dropped_handle_frees_its_memory_off_the_runtime() {
+        crate::transfer::tests::large_values_are_freed_off_the_runtime(|v| {
+            let info = info(Persistence::Volatile, v.len() as u64);
+            drop(crate::data::DataHandle::new(info, Body::Memory(v), true));
+        });
+    }
+
     #[test]
     fn a_stored_item_reloads_with_its_record() {
         let dir = tempfile::tempdir().unwrap();
