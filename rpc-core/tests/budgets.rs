@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::raw::{Raw, arg, hello, recv_within, request_message, send_on, tcp_from};
+use common::raw::{Raw, arg, frame, hello, recv_within, request_message, send_on, tcp_from};
 use common::*;
 use rpc_core::wire::{Arg, Message, ResponseBody, TransferMeta};
 use rpc_core::{Capability, Config, Node, RemoteRef, RpcError, TransferId};
@@ -203,28 +203,58 @@ async fn calls_in_flight_are_counted_by_call_and_ids_are_not_reused() {
     }
 }
 
+/// A tight server that lets one connection run thousands of calls, a
+/// bystander, and a raw peer that will not read what it is sent.
+struct NonReader {
+    server: Node,
+    by: Bystander,
+    /// The server's "calc", as the raw peer names it.
+    cap: Capability,
+    raw: Raw,
+    /// Connections the server had before the raw peer's.
+    others: usize,
+    _lookup: Node,
+}
+
+impl NonReader {
+    async fn start() -> NonReader {
+        let (server, addr, _) = calc_server_with(Config {
+            max_inflight_per_connection: 4096,
+            ..tight()
+        })
+        .await;
+        let by = Bystander::new(&addr).await;
+        let (_lookup, cap) = calc_cap(&addr).await;
+        let others = server.stats().connections;
+        let raw = Raw::connect(&addr).await;
+        NonReader {
+            server,
+            by,
+            cap,
+            raw,
+            others,
+            _lookup,
+        }
+    }
+
+    /// The frame of request `id` for `method(args)` on "calc".
+    fn request(&self, id: u64, method: &str, args: Vec<Arg>) -> Vec<u8> {
+        let (me, them) = (self.raw.me, self.raw.server);
+        frame(&request_message(me, them, id, &self.cap, method, args))
+    }
+}
+
 #[tokio::test]
 async fn a_peer_that_does_not_read_gets_its_requests_paused() {
-    let (server, addr, _) = calc_server_with(Config {
-        max_inflight_per_connection: 4096,
-        ..tight()
-    })
-    .await;
-    let by = Bystander::new(&addr).await;
-    let (_n, cap) = calc_cap(&addr).await;
-    let raw = Raw::connect(&addr).await;
+    let peer = NonReader::start().await;
     // 2,000 requests for 60 KB replies (120 MB), never reading one.
-    let (me, them) = (raw.me, raw.server);
-    let (_rd, mut wr) = raw.stream.into_split();
     let frames: Vec<Vec<u8>> = (1..=2000u64)
-        .map(|id| {
-            let args = vec![arg(&60_000u64), arg(&1u8)];
-            let m = request_message(me, them, id, &cap, "make_bytes", args);
-            let mut buf = Vec::new();
-            rpc_core::wire::encode_frame(&m, &mut buf, 1 << 24).unwrap();
-            buf
-        })
+        .map(|id| peer.request(id, "make_bytes", vec![arg(&60_000u64), arg(&1u8)]))
         .collect();
+    let NonReader {
+        server, by, raw, ..
+    } = peer;
+    let (_rd, mut wr) = raw.stream.into_split();
     let writer = tokio::spawn(async move {
         for f in frames {
             if wr.write_all(&f).await.is_err() {
@@ -485,27 +515,24 @@ fn socket2_listener() -> std::net::TcpListener {
 /// be sent; the server goes on serving others.
 #[tokio::test]
 async fn requests_read_after_a_write_failed_are_not_run() {
-    let (server, addr, _) = calc_server_with(Config {
-        max_inflight_per_connection: 4096,
-        ..tight()
-    })
-    .await;
-    let by = Bystander::new(&addr).await;
-    let (_n, cap) = calc_cap(&addr).await;
-    let others = server.stats().connections;
-    let raw = Raw::connect(&addr).await;
-    let (me, them) = (raw.me, raw.server);
-    let frame = |id: u64, method: &str, args: Vec<Arg>| {
-        let m = request_message(me, them, id, &cap, method, args);
-        let mut buf = Vec::new();
-        rpc_core::wire::encode_frame(&m, &mut buf, 1 << 24).unwrap();
-        buf
-    };
-    let mut stream = raw.stream;
+    let peer = NonReader::start().await;
     // 400 requests for 60 KB replies (24 MB), never read: more than the
     // sockets' buffers and the backlog hold, so the reader pauses.
-    for id in 1..=400u64 {
-        let f = frame(id, "make_bytes", vec![arg(&60_000u64), arg(&1u8)]);
+    let big: Vec<Vec<u8>> = (1..=400u64)
+        .map(|id| peer.request(id, "make_bytes", vec![arg(&60_000u64), arg(&1u8)]))
+        .collect();
+    let small: Vec<Vec<u8>> = (1001..=1100u64)
+        .map(|id| peer.request(id, "add", vec![arg(&1i64), arg(&2i64)]))
+        .collect();
+    let NonReader {
+        server,
+        by,
+        raw,
+        others,
+        ..
+    } = peer;
+    let mut stream = raw.stream;
+    for f in big {
         stream.write_all(&f).await.unwrap();
     }
     let t0 = Instant::now();
@@ -529,8 +556,7 @@ async fn requests_read_after_a_write_failed_are_not_run() {
     );
     // 100 more requests wait unread in the server's socket; then the peer
     // resets the connection.
-    for id in 1001..=1100u64 {
-        let f = frame(id, "add", vec![arg(&1i64), arg(&2i64)]);
+    for f in small {
         stream.write_all(&f).await.unwrap();
     }
     stream.set_zero_linger().unwrap();

@@ -44,11 +44,16 @@ pub fn hello(node: NodeId) -> Message {
     })
 }
 
-/// Writes `m` as one frame.
-pub async fn send_on(stream: &mut TcpStream, m: &Message) {
+/// `m` as one frame's bytes.
+pub fn frame(m: &Message) -> Vec<u8> {
     let mut buf = Vec::new();
     wire::encode_frame(m, &mut buf, MAX).unwrap();
-    stream.write_all(&buf).await.unwrap();
+    buf
+}
+
+/// Writes `m` as one frame.
+pub async fn send_on(stream: &mut TcpStream, m: &Message) {
+    stream.write_all(&frame(m)).await.unwrap();
 }
 
 /// The next message, or `None` at the end of the stream or after `wait`.
