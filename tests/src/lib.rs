@@ -160,7 +160,7 @@ pub async fn plain_copy(addr: &str, data: &[u8], keep: bool) -> Result<Duration,
 }
 
 /// A plain TCP round trip of one byte each way, on a connection of its
-/// own to a [`sink_conn`] server: the floor for a null call's latency
+/// own to a [`sink_conn`] server: the plain reference for a null call's latency
 /// between two processes, idle or while they move bulk bytes.
 #[derive(Debug)]
 pub struct PlainPing(TcpStream);
