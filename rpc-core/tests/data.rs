@@ -435,6 +435,40 @@ async fn moving_persistent_data_goes_node_to_node_and_updates_the_location() {
     no_transfers_left(&[&a.node, &b.node, &client]).await;
 }
 
+/// `remove` returns before a large file is unlinked (the file system takes
+/// tens of ms to free its blocks): the id's file is set aside at once, so
+/// the same data can come back straight away (a move there and back), and
+/// what was set aside is gone soon after.
+#[tokio::test]
+async fn a_removed_item_can_come_back_at_once_and_its_old_file_goes() {
+    let reg: Arc<Registry> = Arc::default();
+    let dir = tempfile::tempdir().unwrap();
+    let a = data_node(Some(dir.path()), &reg).await;
+    let bytes = pattern(4 * MIB, 5);
+    let r = a
+        .store
+        .put_bytes(bytes.clone(), Persistence::Persistent)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(a.store.remove(r.id()).await.unwrap(), *r.info());
+        assert_eq!(files_in(&dir.path().join("items")), 0);
+        let back = Blob::from_bytes(bytes.clone());
+        assert_eq!(
+            a.store.receive(r.info().clone(), back).await.unwrap(),
+            *r.info()
+        );
+    }
+    let t0 = Instant::now();
+    while files_in(&dir.path().join("tmp")) > 0 {
+        assert!(t0.elapsed() < BOUND, "removed files were left in tmp/");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(files_in(&dir.path().join("items")), 2);
+    let h = a.store.fetch(&r).await.unwrap();
+    assert_eq!(h.read().await.unwrap(), bytes);
+}
+
 #[tokio::test]
 async fn sticky_and_volatile_data_does_not_move() {
     let reg: Arc<Registry> = Arc::default();

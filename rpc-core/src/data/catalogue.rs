@@ -156,6 +156,18 @@ pub(crate) fn remove_if_present(path: &Path) -> Result<(), DataError> {
     }
 }
 
+/// Renames the body `path` of a removed item to `aside` (in `tmp/`, which
+/// the next start empties), so that its own path is free at once and the
+/// slow unlink can follow later. Returns where it went: `None` when there was
+/// no file, or the rename failed and the file was unlinked in place.
+pub(crate) fn move_aside(path: &Path, aside: &Path) -> Result<Option<PathBuf>, DataError> {
+    match std::fs::rename(path, aside) {
+        Ok(()) => Ok(Some(aside.to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(_) => remove_if_present(path).map(|()| None),
+    }
+}
+
 /// Deletes the files of dropped volatile items (best effort: `tmp/` is
 /// emptied at the next start anyway) and frees their memory.
 pub(crate) fn delete_bodies(bodies: Vec<Body>) {

@@ -292,7 +292,8 @@ impl DataStore {
         Ok((dm.info(id).await?, owner))
     }
 
-    /// Removes `id` from this node (and from the location service).
+    /// Removes `id` from this node (and from the location service). Its
+    /// file is set aside at once and unlinked off the caller's time.
     ///
     /// # Errors
     /// [`DataError::NoSuchData`]; [`DataError::Storage`].

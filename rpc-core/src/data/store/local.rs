@@ -287,19 +287,28 @@ impl DataInner {
             .lock()
             .remove(&id)
             .ok_or(DataError::NoSuchData { id })?;
-        let meta = self.layout.as_ref().map(|l| l.meta(id));
+        let files = self
+            .layout
+            .as_ref()
+            .map(|l| (l.meta(id), l.scratch("gone")));
         let body = it.body.clone();
-        blocking(move || {
+        let aside = blocking(move || {
+            let Some((meta, aside)) = files else {
+                return Ok(None);
+            };
             // The `.meta` goes first: without it the item no longer exists.
-            if let Some(meta) = meta {
-                catalogue::remove_if_present(&meta)?;
-            }
-            if let Body::File(path) = body {
-                catalogue::remove_if_present(&path)?;
-            }
-            Ok(())
+            catalogue::remove_if_present(&meta)?;
+            let Body::File(path) = body else {
+                return Ok(None);
+            };
+            catalogue::move_aside(&path, &aside)
         })
         .await?;
+        if let Some(aside) = aside {
+            // Unlinking a large file waits for the file system to free its
+            // blocks (40-60 ms for 256 MiB here); the caller need not.
+            tokio::task::spawn_blocking(move || catalogue::remove_if_present(&aside));
+        }
         if let Body::Memory(b) = it.body {
             crate::transfer::free_shared(b);
         }
