@@ -74,6 +74,21 @@ pub(crate) fn free_shared(mut bytes: Arc<Vec<u8>>) {
     free_off_runtime(&mut bytes);
 }
 
+/// Unlinks the file at `path` on the blocking pool when a runtime is at
+/// hand, at once otherwise; a failure is ignored (what is left is in a
+/// directory emptied at the next start). Unlinking a large file waits for
+/// the file system to free its blocks, 40-60 ms for 256 MiB here: too long
+/// to hold a runtime worker, or a caller that need not wait for it.
+pub(crate) fn unlink_off_runtime(path: std::path::PathBuf) {
+    let unlink = move || {
+        let _ = std::fs::remove_file(path);
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn_blocking(unlink)),
+        Err(_) => unlink(),
+    }
+}
+
 /// Frees a byte buffer as rpc-core frees the large values it holds, for an
 /// application done with a large received value: from 8 MiB up and inside
 /// a tokio runtime, on the blocking pool and 8 MiB at a time; smaller ones
@@ -366,6 +381,40 @@ pub(crate) mod tests {
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
             panic!("the large value was never freed");
+        });
+    }
+
+    /// A file is unlinked on the blocking pool inside a runtime (it is still
+    /// there while the pool's only thread is busy, gone once it is free),
+    /// and at once outside one.
+    #[test]
+    fn files_are_unlinked_off_the_runtime() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (inside, outside) = (dir.path().join("in"), dir.path().join("out"));
+        for p in [&inside, &outside] {
+            std::fs::write(p, b"x").unwrap_or_else(|e| panic!("{e}"));
+        }
+        unlink_off_runtime(outside.clone());
+        assert!(!outside.exists());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .enable_time()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        rt.block_on(async {
+            let (gate, wait) = std::sync::mpsc::channel::<()>();
+            let busy = tokio::task::spawn_blocking(move || wait.recv());
+            unlink_off_runtime(inside.clone());
+            assert!(inside.exists(), "unlinked on the calling thread");
+            gate.send(()).unwrap_or_else(|e| panic!("{e}"));
+            let _ = busy.await;
+            for _ in 0..2000 {
+                if !inside.exists() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            panic!("the file was never unlinked");
         });
     }
 

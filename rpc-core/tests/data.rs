@@ -153,6 +153,16 @@ fn files_in(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |d| d.count())
 }
 
+/// Waits (bounded) until `dir` is empty: files of removed and used-up data
+/// are unlinked on the blocking pool, just after the call that let them go.
+async fn until_empty(dir: &Path) {
+    let t0 = Instant::now();
+    while files_in(dir) > 0 {
+        assert!(t0.elapsed() < BOUND, "files were left in {}", dir.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn no_transfers_left(nodes: &[&Node]) {
     let t0 = Instant::now();
     while nodes
@@ -210,7 +220,7 @@ async fn data_placed_once_and_used_by_many_calls_crosses_the_wire_once() {
     assert!(pulled >= 3 * 4 * MIB as u64, "{pulled}");
     assert!(pulled < 3 * (4 * MIB as u64 + 64 * 1024), "{pulled}");
     assert!(b.store.list().is_empty());
-    assert_eq!(files_in(&other_dir.path().join("tmp")), 0);
+    until_empty(&other_dir.path().join("tmp")).await;
     assert_eq!(files_in(&other_dir.path().join("items")), 0);
     assert_eq!(
         reg.adds.load(Ordering::SeqCst),
@@ -263,7 +273,7 @@ async fn volatile_data_is_used_by_one_call_then_dropped() {
     );
     assert!(dm.list().await.unwrap().is_empty());
     no_transfers_left(&[&s.node, &b.node]).await;
-    assert_eq!(files_in(&dir.path().join("tmp")), 0);
+    until_empty(&dir.path().join("tmp")).await;
 
     // Used locally, it goes the same way.
     let r = s
@@ -276,7 +286,7 @@ async fn volatile_data_is_used_by_one_call_then_dropped() {
     assert_eq!(h.read().await.unwrap(), bytes);
     assert!(!s.store.contains(r.id()));
     drop(h);
-    assert_eq!(files_in(&dir.path().join("tmp")), 0);
+    until_empty(&dir.path().join("tmp")).await;
 }
 
 #[tokio::test]
@@ -298,7 +308,7 @@ async fn unused_volatile_data_expires() {
         s.store.fetch(&r).await.unwrap_err(),
         DataError::NoSuchData { id: r.id() }
     );
-    assert_eq!(files_in(&dir.path().join("tmp")), 0);
+    until_empty(&dir.path().join("tmp")).await;
 }
 
 #[tokio::test]
@@ -459,11 +469,7 @@ async fn a_removed_item_can_come_back_at_once_and_its_old_file_goes() {
             *r.info()
         );
     }
-    let t0 = Instant::now();
-    while files_in(&dir.path().join("tmp")) > 0 {
-        assert!(t0.elapsed() < BOUND, "removed files were left in tmp/");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_empty(&dir.path().join("tmp")).await;
     assert_eq!(files_in(&dir.path().join("items")), 2);
     let h = a.store.fetch(&r).await.unwrap();
     assert_eq!(h.read().await.unwrap(), bytes);

@@ -173,9 +173,7 @@ pub(crate) fn move_aside(path: &Path, aside: &Path) -> Result<Option<PathBuf>, D
 pub(crate) fn delete_bodies(bodies: Vec<Body>) {
     for b in bodies {
         match b {
-            Body::File(p) => {
-                let _ = std::fs::remove_file(p);
-            }
+            Body::File(p) => crate::transfer::unlink_off_runtime(p),
             Body::Memory(b) => crate::transfer::free_shared(b),
         }
     }

@@ -89,7 +89,7 @@ impl Drop for DataHandle {
     fn drop(&mut self) {
         match &mut self.body {
             Body::File(p) if self.temporary => {
-                let _ = std::fs::remove_file(p);
+                crate::transfer::unlink_off_runtime(std::mem::take(p));
             }
             Body::Memory(b) => crate::transfer::free_shared(std::mem::take(b)),
             Body::File(_) => {}

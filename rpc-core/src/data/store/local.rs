@@ -305,9 +305,7 @@ impl DataInner {
         })
         .await?;
         if let Some(aside) = aside {
-            // Unlinking a large file waits for the file system to free its
-            // blocks (40-60 ms for 256 MiB here); the caller need not.
-            tokio::task::spawn_blocking(move || catalogue::remove_if_present(&aside));
+            crate::transfer::unlink_off_runtime(aside);
         }
         if let Body::Memory(b) = it.body {
             crate::transfer::free_shared(b);
