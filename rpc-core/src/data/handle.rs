@@ -87,11 +87,10 @@ impl DataHandle {
 
 impl Drop for DataHandle {
     fn drop(&mut self) {
-        match &mut self.body {
-            Body::File(p) if self.temporary => {
-                crate::transfer::unlink_off_runtime(std::mem::take(p));
-            }
-            Body::Memory(b) => crate::transfer::free_shared(std::mem::take(b)),
+        // An empty path allocates nothing, unlike an empty `Arc`.
+        match std::mem::replace(&mut self.body, Body::File(std::path::PathBuf::new())) {
+            Body::File(p) if self.temporary => crate::transfer::unlink_off_runtime(p),
+            Body::Memory(b) => crate::transfer::free_shared(b),
             Body::File(_) => {}
         }
     }
