@@ -75,10 +75,12 @@ pub(crate) fn free_shared(mut bytes: Arc<Vec<u8>>) {
 }
 
 /// Unlinks the file at `path` on the blocking pool when a runtime is at
-/// hand, at once otherwise; a failure is ignored (what is left is in a
-/// directory emptied at the next start). Unlinking a large file waits for
-/// the file system to free its blocks, 40-60 ms for 256 MiB here: too long
-/// to hold a runtime worker, or a caller that need not wait for it.
+/// hand, at once otherwise. For files under a name no one else will take
+/// and in a directory emptied at the next start (the data store's `tmp/`),
+/// so that a failed or never-run unlink leaves nothing for long. Unlinking
+/// a large file waits for the file system to free its blocks, 40-60 ms for
+/// 256 MiB here: too long to hold a runtime worker, or a caller that need
+/// not wait for it.
 pub(crate) fn unlink_off_runtime(path: std::path::PathBuf) {
     let unlink = move || {
         let _ = std::fs::remove_file(path);
