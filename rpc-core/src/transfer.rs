@@ -344,12 +344,11 @@ pub(crate) mod tests {
     use super::*;
     use std::sync::Weak;
 
-    /// Lets go of a large, a small and a shared value through `free`, while
-    /// the blocking pool's only thread is busy: the large one must outlive
-    /// its drop (it is queued for the pool) and be freed once the pool is
-    /// free; the others go where they are dropped (the shared one with its
-    /// last holder).
-    pub(crate) fn large_values_are_freed_off_the_runtime(free: fn(Arc<Vec<u8>>)) {
+    /// Runs `queue` in a current-thread runtime while the blocking pool's
+    /// only thread is busy, so that what `queue` hands to the pool is still
+    /// undone when it returns; then frees the pool and waits (bounded) for
+    /// `done`, failing with `what` if it never comes.
+    fn while_the_pool_is_busy(queue: impl FnOnce(), done: impl Fn() -> bool, what: &str) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .max_blocking_threads(1)
             .enable_time()
@@ -358,14 +357,31 @@ pub(crate) mod tests {
         rt.block_on(async {
             let (gate, wait) = std::sync::mpsc::channel::<()>();
             let busy = tokio::task::spawn_blocking(move || wait.recv());
-            let large = Arc::new(vec![7u8; FREE_OFF_RUNTIME]);
+            queue();
+            gate.send(()).unwrap_or_else(|e| panic!("{e}"));
+            let _ = busy.await;
+            for _ in 0..2000 {
+                if done() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            panic!("{what}");
+        });
+    }
+
+    /// Lets go of a large, a small and a shared value through `free`, while
+    /// the blocking pool's only thread is busy: the large one must outlive
+    /// its drop (it is queued for the pool) and be freed once the pool is
+    /// free; the others go where they are dropped (the shared one with its
+    /// last holder).
+    pub(crate) fn large_values_are_freed_off_the_runtime(free: fn(Arc<Vec<u8>>)) {
+        let large = Arc::new(vec![7u8; FREE_OFF_RUNTIME]);
+        let wl: Weak<_> = Arc::downgrade(&large);
+        let queue = || {
             let small = Arc::new(vec![7u8; 1024]);
             let shared = Arc::new(vec![7u8; FREE_OFF_RUNTIME]);
-            let (wl, ws, wsh): (Weak<_>, Weak<_>, Weak<_>) = (
-                Arc::downgrade(&large),
-                Arc::downgrade(&small),
-                Arc::downgrade(&shared),
-            );
+            let (ws, wsh): (Weak<_>, Weak<_>) = (Arc::downgrade(&small), Arc::downgrade(&shared));
             free(large);
             free(small);
             free(Arc::clone(&shared));
@@ -374,16 +390,12 @@ pub(crate) mod tests {
             assert!(wsh.upgrade().is_some());
             drop(shared);
             assert!(wsh.upgrade().is_none());
-            gate.send(()).unwrap_or_else(|e| panic!("{e}"));
-            let _ = busy.await;
-            for _ in 0..2000 {
-                if wl.upgrade().is_none() {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-            panic!("the large value was never freed");
-        });
+        };
+        while_the_pool_is_busy(
+            queue,
+            || wl.upgrade().is_none(),
+            "the large value was never freed",
+        );
     }
 
     /// A file is unlinked on the blocking pool inside a runtime (it is still
@@ -398,26 +410,11 @@ pub(crate) mod tests {
         }
         unlink_off_runtime(outside.clone());
         assert!(!outside.exists());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .max_blocking_threads(1)
-            .enable_time()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        rt.block_on(async {
-            let (gate, wait) = std::sync::mpsc::channel::<()>();
-            let busy = tokio::task::spawn_blocking(move || wait.recv());
+        let queue = || {
             unlink_off_runtime(inside.clone());
             assert!(inside.exists(), "unlinked on the calling thread");
-            gate.send(()).unwrap_or_else(|e| panic!("{e}"));
-            let _ = busy.await;
-            for _ in 0..2000 {
-                if !inside.exists() {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-            panic!("the file was never unlinked");
-        });
+        };
+        while_the_pool_is_busy(queue, || !inside.exists(), "the file was never unlinked");
     }
 
     /// A value freed in steps is gone at the end, whatever its size; a
