@@ -287,25 +287,21 @@ impl DataInner {
             .lock()
             .remove(&id)
             .ok_or(DataError::NoSuchData { id })?;
-        let files = self
-            .layout
-            .as_ref()
-            .map(|l| (l.meta(id), l.scratch("gone")));
-        let body = it.body.clone();
-        let aside = blocking(move || {
-            let Some((meta, aside)) = files else {
-                return Ok(None);
-            };
-            // The `.meta` goes first: without it the item no longer exists.
-            catalogue::remove_if_present(&meta)?;
-            let Body::File(path) = body else {
-                return Ok(None);
-            };
-            catalogue::move_aside(&path, &aside)
-        })
-        .await?;
-        if let Some(aside) = aside {
-            crate::transfer::unlink_off_runtime(aside);
+        if let Some(l) = &self.layout {
+            let (meta, aside) = (l.meta(id), l.scratch("gone"));
+            let body = it.body.clone();
+            let aside = blocking(move || {
+                // The `.meta` goes first: without it the item no longer exists.
+                catalogue::remove_if_present(&meta)?;
+                let Body::File(path) = body else {
+                    return Ok(None);
+                };
+                catalogue::move_aside(&path, &aside)
+            })
+            .await?;
+            if let Some(aside) = aside {
+                crate::transfer::unlink_off_runtime(aside);
+            }
         }
         if let Body::Memory(b) = it.body {
             crate::transfer::free_shared(b);
